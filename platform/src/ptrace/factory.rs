@@ -1,0 +1,173 @@
+//! The master stub and the thread that traces it.
+//!
+//! Stub processes are never forked from the sentry: the platform forks one
+//! small *master stub* when it starts (from this dedicated thread, so that
+//! the master's parent-death signal is tied to a thread that lives as long
+//! as the platform), and every stub process is then a fork of the master,
+//! made by injecting `clone` into it. The master shares the sentry's file
+//! descriptor table (`CLONE_FILES`), and so does every stub process: that
+//! is how the sentry's memory file and donated host files reach `mmap` in
+//! a stub. The application can make no system call that would use them.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::stub::{self, InitParams, StubRegion, TASK_TOP};
+use super::tracee::{wait, Stop, Tracee};
+use crate::seccomp::{stub_filter, SockFilter};
+use crate::{sys, Error, Result};
+
+type Reply = mpsc::SyncSender<Result<i32>>;
+
+/// Handle on the factory thread.
+#[derive(Debug)]
+pub(crate) struct Factory {
+    requests: Option<mpsc::Sender<Reply>>,
+    thread: Option<JoinHandle<()>>,
+    /// Host pid of the master stub.
+    pub master: i32,
+}
+
+impl Factory {
+    /// Starts the factory thread, which forks and initialises the master.
+    pub fn start(region: &'static StubRegion) -> Result<Factory> {
+        let (tx, rx) = mpsc::channel::<Reply>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<i32>>(1);
+        let thread = std::thread::Builder::new()
+            .name("rvisor-stub-factory".into())
+            .stack_size(256 << 10)
+            .spawn(move || run(region, rx, ready_tx))
+            .map_err(|e| Error::Os { op: "spawn factory thread", err: e })?;
+        let master = ready_rx.recv().map_err(|_| Error::Internal("factory thread died".into()))??;
+        Ok(Factory { requests: Some(tx), thread: Some(thread), master })
+    }
+
+    /// A new stub process: a fork of the master, idling untraced in
+    /// `pause`. Returns its pid.
+    pub fn new_process(&self) -> Result<i32> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.requests
+            .as_ref()
+            .ok_or_else(|| Error::Internal("factory stopped".into()))?
+            .send(tx)
+            .map_err(|_| Error::Internal("factory thread died".into()))?;
+        rx.recv().map_err(|_| Error::Internal("factory thread died".into()))?
+    }
+}
+
+impl Drop for Factory {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(region: &'static StubRegion, rx: mpsc::Receiver<Reply>, ready: mpsc::SyncSender<Result<i32>>) {
+    stub::unregister_rseq();
+    let master = match fork_master(region) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(master.tid));
+    let flags = u64::try_from(libc::CLONE_FILES | libc::SIGCHLD).unwrap_or(0);
+    for reply in rx {
+        let r = master.inject_clone(region, flags, master.tid).and_then(|pid| {
+            i32::try_from(pid)
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))
+        });
+        let fatal = matches!(r, Err(Error::StubDied { .. }));
+        let _ = reply.send(r);
+        if fatal {
+            break;
+        }
+    }
+    // The platform is gone: so is the master (its children follow through
+    // their parent-death signal).
+    let _ = sys::kill(master.tid, libc::SIGKILL);
+    let _ = sys::wait(master.tid, 0);
+}
+
+/// Forks the master stub from this thread and waits until its `init` has
+/// run.
+fn fork_master(region: &'static StubRegion) -> Result<Tracee> {
+    let filter: Vec<SockFilter> = stub_filter(region.start, region.end);
+    let params = Box::new(InitParams {
+        ppid: u64::try_from(sys::getpid()).unwrap_or(0),
+        fprog_len: u64::try_from(filter.len()).unwrap_or(0),
+        fprog_filter: filter.as_ptr() as u64,
+        stub_start: region.start,
+        stub_end: region.end,
+        top: TASK_TOP,
+        sig_ign: [1, 0, 0, 0], // SIG_IGN
+        sig_dfl: [0; 4],
+        cap_header: [0x2008_0522, 0], // _LINUX_CAPABILITY_VERSION_3, this process
+        cap_data: [0; 6],
+        rlimit_zero: [0, 0],
+        empty_mask: 0,
+        altstack: [0, 2, 0], // SS_DISABLE
+    });
+    let entry = region.addr(region.off.init);
+    let flags = u64::try_from(libc::CLONE_FILES | libc::SIGCHLD).unwrap_or(0);
+    let pid = raw_fork_into_stub(flags, entry, &params);
+    if pid < 0 {
+        return Err(Error::errno("fork master stub", i32::try_from(-pid).unwrap_or(0)));
+    }
+    let pid = i32::try_from(pid).map_err(|_| Error::Internal("bad pid".into()))?;
+    // The child asks to be traced (PTRACE_TRACEME) and stops at `int3`
+    // once it has confined and emptied itself.
+    match wait(pid)? {
+        Stop::Signal(libc::SIGTRAP) => {}
+        other => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::wait(pid, 0);
+            return Err(Error::StubDied { tid: pid, how: format!("master stub init: {}", other.describe()) });
+        }
+    }
+    let opts = usize::try_from(libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD).unwrap_or(0);
+    sys::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts)?;
+    let base = sys::get_regs(pid)?;
+    drop(params);
+    drop(filter);
+    Ok(Tracee { tid: pid, tgid: pid, base })
+}
+
+/// `clone(flags)` from this thread; the child jumps straight to the stub's
+/// `init` with `r12 = params` and never returns to Rust code.
+fn raw_fork_into_stub(flags: u64, entry: u64, params: &InitParams) -> i64 {
+    let ret: i64;
+    // SAFETY: a raw clone without CLONE_VM: the child gets a copy of this
+    // address space and immediately jumps to the stub code (mapped at
+    // `entry` in this process, so in the child too), which makes only raw
+    // system calls from the stub page, reads `params` (copied with the
+    // address space) and unmaps everything but the stub page. No Rust code
+    // and no lock of this process runs in the child. The parent only gets
+    // the return value; rcx and r11 are clobbered by `syscall`.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "jmp r9",
+            "2:",
+            inlateout("rax") libc::SYS_clone => ret,
+            in("rdi") flags,
+            in("rsi") 0u64,
+            in("rdx") 0u64,
+            in("r10") 0u64,
+            in("r8") 0u64,
+            in("r9") entry,
+            in("r12") std::ptr::from_ref(params),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}

@@ -1,0 +1,101 @@
+//! Tests that need the backend's internals: proving the stub's seccomp
+//! filter is in force (not merely installed) means running application code
+//! *without* `PTRACE_SYSEMU`, which the public API never does.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use super::*;
+use crate::{FileRange, Platform, Prot};
+
+const CODE: u64 = 0x10_0000;
+
+/// `mov eax, 39; syscall; jmp .` — getpid from application memory.
+const GETPID_FROM_APP: [u8; 9] = [0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xfe];
+
+fn memfd_with(code: &[u8]) -> OwnedFd {
+    // SAFETY: memfd_create with a static NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(c"t".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: `fd` was just created and nobody else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: plain-value call on our fd.
+    assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) }, 0);
+    // SAFETY: writes `code.len()` bytes from `code`.
+    let n = unsafe { libc::pwrite(fd.as_raw_fd(), code.as_ptr().cast(), code.len(), 0) };
+    assert_eq!(usize::try_from(n).unwrap(), code.len());
+    fd
+}
+
+fn process_of(a: &dyn AddressSpace) -> Arc<StubProcess> {
+    downcast(a).unwrap().inner.clone()
+}
+
+#[test]
+fn syscall_from_application_memory_kills_the_stub() {
+    let p = PtracePlatform::new(Config::default()).unwrap();
+    let a = p.new_address_space().unwrap();
+    let fd = memfd_with(&GETPID_FROM_APP);
+    a.map(CODE, 4096, Prot::READ | Prot::EXEC, FileRange { fd: fd.as_fd(), offset: 0 }).unwrap();
+    let process = process_of(a.as_ref());
+
+    // Positive control: the same call made from the stub page is allowed.
+    let pid = with_binding(&process, None, |b| b.tracee.inject(p.shared.region, 39, [0; 6])).unwrap();
+    assert_eq!(pid, i64::from(process.pid));
+
+    // Now let the application's own `syscall` instruction run for real
+    // (PTRACE_CONT instead of PTRACE_SYSEMU): the filter must kill the stub
+    // process with SIGSYS before the host executes the call.
+    let stop = with_binding(&process, None, |b| {
+        let mut r = b.tracee.base;
+        r.rip = CODE;
+        r.orig_rax = u64::MAX;
+        sys::set_regs(b.tracee.tid, &r)?;
+        sys::ptrace(libc::PTRACE_CONT, b.tracee.tid, 0, 0)?;
+        loop {
+            match wait(b.tracee.tid)? {
+                s @ (Stop::Killed(_) | Stop::Exited(_)) => return Ok(s),
+                // The SIGSYS of SECCOMP_RET_KILL_PROCESS is not reported as
+                // a signal-delivery stop, but be tolerant of stray stops.
+                _ => sys::ptrace(libc::PTRACE_CONT, b.tracee.tid, 0, 0).map(drop)?,
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(stop, Stop::Killed(libc::SIGSYS));
+    // The whole stub process is gone, not just the thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let gone = match std::fs::read_to_string(format!("/proc/{}/stat", process.pid)) {
+            Err(_) => true,
+            Ok(s) => s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+        };
+        if gone {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "stub process survived");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn stub_cannot_be_reached_by_an_untraced_syscall_even_from_a_thread() {
+    // Same proof with a second stub thread: every thread carries the filter.
+    let p = PtracePlatform::new(Config::default()).unwrap();
+    let a = p.new_address_space().unwrap();
+    let fd = memfd_with(&GETPID_FROM_APP);
+    a.map(CODE, 4096, Prot::READ | Prot::EXEC, FileRange { fd: fd.as_fd(), offset: 0 }).unwrap();
+    let process = process_of(a.as_ref());
+    let t = std::thread::spawn(move || {
+        let stop = with_binding(&process, Some(77), |b| {
+            let mut r = b.tracee.base;
+            r.rip = CODE;
+            r.orig_rax = u64::MAX;
+            sys::set_regs(b.tracee.tid, &r)?;
+            sys::ptrace(libc::PTRACE_CONT, b.tracee.tid, 0, 0)?;
+            wait(b.tracee.tid)
+        })
+        .unwrap();
+        assert_eq!(stop, Stop::Killed(libc::SIGSYS));
+    });
+    t.join().unwrap();
+}

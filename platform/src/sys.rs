@@ -1,0 +1,197 @@
+//! Thin wrappers over the host system calls the platform makes. Each
+//! `unsafe` block here is one libc call with plain-value or local-buffer
+//! arguments.
+
+use crate::{Error, Regs, Result};
+
+/// `ptrace(2)` with integer arguments.
+pub fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> Result<i64> {
+    // SAFETY: the requests the platform makes with integer arguments
+    // (SEIZE, INTERRUPT, CONT, SYSEMU, DETACH, SETOPTIONS) read no memory.
+    let r = unsafe { libc::ptrace(req, tid, addr, data) };
+    if r < 0 {
+        Err(Error::os("ptrace"))
+    } else {
+        Ok(r)
+    }
+}
+
+/// `PTRACE_GETREGS`.
+pub fn get_regs(tid: i32) -> Result<Regs> {
+    let mut regs = Regs::default();
+    // SAFETY: GETREGS writes one user_regs_struct, the size and layout of
+    // `Regs` (checked at compile time in arch.rs).
+    let r = unsafe {
+        libc::ptrace(libc::PTRACE_GETREGS, tid, 0usize, std::ptr::from_mut(&mut regs).cast::<libc::c_void>())
+    };
+    if r < 0 {
+        return Err(Error::os("PTRACE_GETREGS"));
+    }
+    Ok(regs)
+}
+
+/// `PTRACE_SETREGS`.
+pub fn set_regs(tid: i32, regs: &Regs) -> Result<()> {
+    // SAFETY: SETREGS reads one user_regs_struct, the layout of `Regs`.
+    let r = unsafe {
+        libc::ptrace(libc::PTRACE_SETREGS, tid, 0usize, std::ptr::from_ref(regs).cast::<libc::c_void>())
+    };
+    if r < 0 {
+        return Err(Error::os("PTRACE_SETREGS"));
+    }
+    Ok(())
+}
+
+/// `PTRACE_GETSIGINFO`.
+pub fn get_siginfo(tid: i32) -> Result<libc::siginfo_t> {
+    // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: GETSIGINFO writes one siginfo_t into `info`.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            tid,
+            0usize,
+            std::ptr::from_mut(&mut info).cast::<libc::c_void>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::os("PTRACE_GETSIGINFO"));
+    }
+    Ok(info)
+}
+
+const NT_X86_XSTATE: usize = 0x202;
+
+/// `PTRACE_GETREGSET(NT_X86_XSTATE)` into `buf`, which is resized to what
+/// the kernel wrote.
+pub fn get_xstate(tid: i32, buf: &mut Vec<u8>) -> Result<()> {
+    buf.resize(crate::arch::xsave_size(), 0);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: the kernel writes at most iov_len bytes at iov_base, which is
+    // `buf`'s storage, and updates iov_len.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            tid,
+            NT_X86_XSTATE,
+            std::ptr::from_mut(&mut iov).cast::<libc::c_void>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::os("PTRACE_GETREGSET"));
+    }
+    let len = iov.iov_len;
+    buf.truncate(len);
+    Ok(())
+}
+
+/// `PTRACE_SETREGSET(NT_X86_XSTATE)` from `buf`.
+pub fn set_xstate(tid: i32, buf: &[u8]) -> Result<()> {
+    let mut iov = libc::iovec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() };
+    // SAFETY: the kernel reads at most iov_len bytes at iov_base (`buf`).
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGSET,
+            tid,
+            NT_X86_XSTATE,
+            std::ptr::from_mut(&mut iov).cast::<libc::c_void>(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::os("PTRACE_SETREGSET"));
+    }
+    Ok(())
+}
+
+/// `waitpid(tid, __WALL | extra)`, retried on `EINTR`. Returns the pid
+/// (0 with `WNOHANG` when nothing changed) and the status.
+pub fn wait(tid: i32, extra: i32) -> Result<(i32, i32)> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes one int into `status`.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | extra) };
+        if r >= 0 {
+            return Ok((r, status));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::Os { op: "waitpid", err: e });
+        }
+    }
+}
+
+/// `tgkill(2)`.
+pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> Result<()> {
+    // SAFETY: plain-value system call.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
+    if r < 0 {
+        return Err(Error::os("tgkill"));
+    }
+    Ok(())
+}
+
+/// `kill(2)`.
+pub fn kill(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: plain-value system call.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r < 0 {
+        return Err(Error::os("kill"));
+    }
+    Ok(())
+}
+
+/// The calling process's host pid.
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no arguments and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// The CPU the calling thread runs on.
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu has no arguments.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
+}
+
+/// Binds thread `tid` to `cpu`.
+pub fn pin_to_cpu(tid: i32, cpu: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(Error::Internal(format!("cpu {cpu} out of range")));
+    }
+    // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: sched_setaffinity reads one cpu_set_t of the given size.
+    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r < 0 {
+        return Err(Error::os("sched_setaffinity"));
+    }
+    Ok(())
+}
+
+/// The CPUs the calling thread may run on.
+pub fn allowed_cpus() -> Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes one cpu_set_t of the given size.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r < 0 {
+        return Err(Error::os("sched_getaffinity"));
+    }
+    let n = usize::try_from(libc::CPU_SETSIZE).unwrap_or(1024);
+    // SAFETY: every index is below CPU_SETSIZE.
+    Ok((0..n).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
+}
+
+/// The thread pointer (FS base) of the calling thread.
+pub fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: on x86_64 Linux the first word of the TCB is its own address
+    // (TLS variant II); reading it through %fs has no side effects.
+    unsafe {
+        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags));
+    }
+    tp
+}

@@ -1,0 +1,333 @@
+//! The ptrace platform, driven with raw machine code in a stub.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+const _SEGV_CODES: () = (); // SEGV_MAPERR = 1, SEGV_ACCERR = 2, FPE_INTDIV = 1 (asm-generic/siginfo.h)
+use common::{addr_of, process_gone, Sandbox, Snippet, CODE, DATA};
+use rvisor_platform::{Event, FileRange, Platform, Prot};
+
+fn expect_syscall(sb: &mut Sandbox, arch: &mut rvisor_platform::ArchState, nr: u64) {
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), arch).expect("switch");
+    assert_eq!(ev, Event::Syscall, "expected a system call, got {ev:?}");
+    assert_eq!(arch.regs.orig_rax, nr);
+}
+
+#[test]
+fn syscall_is_trapped_with_its_registers() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Regs);
+    expect_syscall(&mut sb, &mut arch, 39);
+    assert_eq!(arch.regs.syscall_args(), [0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666]);
+    assert_eq!(arch.regs.rip, addr_of(Snippet::RegsAfter));
+}
+
+#[test]
+fn register_writes_take_effect() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Regs);
+    expect_syscall(&mut sb, &mut arch, 39);
+    // The "result" of getpid; the code then calls exit(rax), which the
+    // platform traps too (nothing reaches the host).
+    arch.regs.rax = 0xabcd;
+    expect_syscall(&mut sb, &mut arch, 60);
+    assert_eq!(arch.regs.rdi, 0xabcd);
+    // rip and other registers set by the sentry are honoured as well.
+    arch.regs.rip = addr_of(Snippet::Regs);
+    expect_syscall(&mut sb, &mut arch, 39);
+}
+
+#[test]
+fn nothing_reaches_the_host_getpid() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Getpid);
+    for i in 0..100u64 {
+        expect_syscall(&mut sb, &mut arch, 39);
+        // The host left rax as the kernel's "no such call" marker: the call
+        // was skipped, not run.
+        assert_eq!(arch.regs.rax.cast_signed(), -i64::from(libc::ENOSYS), "iteration {i}");
+        arch.regs.rax = 1;
+    }
+}
+
+#[test]
+fn injected_mapping_is_visible() {
+    let mut sb = Sandbox::new();
+    sb.set_data_u64(0, 0x1234_5678_9abc_def0);
+    let mut arch = sb.arch_at(Snippet::Read);
+    expect_syscall(&mut sb, &mut arch, 1000);
+    assert_eq!(arch.regs.rdi, 0x1234_5678_9abc_def0);
+    // Writes by the sentry through the memory file are seen at once.
+    sb.set_data_u64(0, 42);
+    expect_syscall(&mut sb, &mut arch, 1000);
+    assert_eq!(arch.regs.rdi, 42);
+    // Writes by the application reach the memory file.
+    let mut arch = sb.arch_at(Snippet::Write);
+    arch.regs.rcx = 0x5151;
+    expect_syscall(&mut sb, &mut arch, 1001);
+    assert_eq!(sb.data_u64(0), 0x5151);
+}
+
+#[test]
+fn fault_reports_the_address() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Read);
+    arch.regs.rbx = 0x1234_5000;
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    match ev {
+        Event::Fault { addr, access, signo, code } => {
+            assert_eq!(addr, 0x1234_5000);
+            assert_eq!(access, None, "ptrace cannot tell the access type");
+            assert_eq!(signo, libc::SIGSEGV);
+            assert_eq!(code, 1);
+        }
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    // The faulting instruction is where rip points.
+    assert_eq!(arch.regs.rip, addr_of(Snippet::Read));
+    // Map the page and resume: the instruction now completes.
+    sb.set_data_u64(8, 77);
+    sb.aspace
+        .map(0x1234_5000, 4096, Prot::READ, FileRange { fd: sb.memfd.as_fd(), offset: 4096 })
+        .expect("map");
+    arch.regs.rbx = 0x1234_5008;
+    expect_syscall(&mut sb, &mut arch, 1000);
+    assert_eq!(arch.regs.rdi, 77);
+}
+
+#[test]
+fn unmap_and_protect_take_effect() {
+    let mut sb = Sandbox::new();
+    sb.set_data_u64(0, 5);
+    let mut arch = sb.arch_at(Snippet::Write);
+    arch.regs.rcx = 9;
+    expect_syscall(&mut sb, &mut arch, 1001);
+    // Read-only: the write faults with SEGV_ACCERR.
+    sb.aspace.protect(DATA, 4096, Prot::READ).expect("protect");
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    assert!(matches!(ev, Event::Fault { addr: DATA, code: 2, .. }), "got {ev:?}");
+    sb.aspace.protect(DATA, 4096, Prot::READ | Prot::WRITE).expect("protect");
+    arch.regs.rcx = 10;
+    expect_syscall(&mut sb, &mut arch, 1001);
+    assert_eq!(sb.data_u64(0), 10);
+    // Unmapped: SEGV_MAPERR.
+    sb.aspace.unmap(DATA, 4096).expect("unmap");
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    assert!(matches!(ev, Event::Fault { addr: DATA, code: 1, .. }), "got {ev:?}");
+}
+
+#[test]
+fn mappings_outside_the_user_range_are_refused() {
+    let sb = Sandbox::new();
+    let top = sb.platform.max_user_address();
+    let fd = FileRange { fd: sb.memfd.as_fd(), offset: 0 };
+    assert!(sb.aspace.map(top, 4096, Prot::READ, fd).is_err(), "stub page must not be replaceable");
+    assert!(sb.aspace.map(top - 4096, 8192, Prot::READ, fd).is_err());
+    assert!(sb.aspace.map(0, 4096, Prot::READ, fd).is_err());
+    assert!(sb.aspace.map(CODE + 1, 4096, Prot::READ, fd).is_err());
+    assert!(sb.aspace.unmap(top, 4096).is_err());
+    assert!(sb.aspace.protect(top, 4096, Prot::READ | Prot::WRITE).is_err());
+}
+
+#[test]
+fn host_signals_are_reported() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Int3);
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    assert!(matches!(ev, Event::Signal(s) if s.signo == libc::SIGTRAP), "got {ev:?}");
+    let mut arch = sb.arch_at(Snippet::Div0);
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    assert!(matches!(ev, Event::Signal(s) if s.signo == libc::SIGFPE && s.code == 1), "got {ev:?}");
+}
+
+#[test]
+fn fs_base_is_part_of_the_state() {
+    let mut sb = Sandbox::new();
+    sb.set_data_u64(16, 0xf5f5);
+    let mut arch = sb.arch_at(Snippet::Fs);
+    arch.regs.fs_base = DATA + 16;
+    expect_syscall(&mut sb, &mut arch, 1002);
+    assert_eq!(arch.regs.rdi, 0xf5f5);
+    assert_eq!(arch.regs.fs_base, DATA + 16);
+}
+
+#[test]
+fn fp_state_is_loaded_and_fetched() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Xmm);
+    // XMM0 lives at byte 160 of the FXSAVE area.
+    arch.fp.bytes_mut()[160..168].copy_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+    arch.regs.rsi = 0xdead_beef;
+    expect_syscall(&mut sb, &mut arch, 1003);
+    assert_eq!(arch.regs.rdi, 0x0102_0304_0506_0708);
+    // The state stays in the stub until asked for…
+    assert_eq!(arch.fp.status(), rvisor_platform::arch::FpStatus::Live);
+    sb.ctx.fetch_fp(&mut arch).expect("fetch");
+    // …and then holds what the application wrote (XMM1 at byte 176).
+    let xmm1 = u64::from_le_bytes(arch.fp.bytes()[176..184].try_into().unwrap());
+    assert_eq!(xmm1, 0xdead_beef);
+}
+
+#[test]
+fn interrupt_stops_a_spinning_thread() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Spin);
+    let handle = sb.ctx.interrupt_handle();
+    for round in 0..3 {
+        let h = handle.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            h.interrupt();
+        });
+        let start = Instant::now();
+        let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+        assert_eq!(ev, Event::Interrupted, "round {round}");
+        assert!(start.elapsed() >= Duration::from_millis(40));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+        // Still spinning where it was.
+        assert_eq!(arch.regs.rip, addr_of(Snippet::Spin));
+    }
+    // An interrupt made while not switching makes the next switch return.
+    handle.interrupt();
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    assert_eq!(ev, Event::Interrupted);
+}
+
+#[test]
+fn stub_process_holds_only_the_stub_page_and_application_mappings() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Getpid);
+    expect_syscall(&mut sb, &mut arch, 39);
+    let pid =
+        sb.aspace.as_any().downcast_ref::<rvisor_platform::ptrace::PtraceAddressSpace>().unwrap().stub_pid();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let stub = sb.platform.stub_page();
+    let mut starts = Vec::new();
+    // The vsyscall page is not a mapping the process can remove; calling
+    // into it is killed by the stub filter (see `vsyscall_kills_the_stub`).
+    for line in maps.lines().filter(|l| !l.ends_with("[vsyscall]")) {
+        let start = u64::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
+        assert!(
+            !line.contains("[vdso]")
+                && !line.contains("[vvar]")
+                && !line.contains("[stack]")
+                && !line.contains("[heap]"),
+            "unexpected mapping in stub: {line}"
+        );
+        starts.push(start);
+    }
+    starts.sort_unstable();
+    assert_eq!(starts, vec![CODE, DATA, stub], "maps:\n{maps}");
+}
+
+#[test]
+fn threads_in_one_address_space_run_concurrently() {
+    let sb = Sandbox::new();
+    let aspace: std::sync::Arc<dyn rvisor_platform::AddressSpace> = std::sync::Arc::from(sb.aspace);
+    let mut handles = Vec::new();
+    for i in 0..4u64 {
+        let aspace = aspace.clone();
+        let mut ctx = sb.platform.new_context().unwrap();
+        handles.push(std::thread::spawn(move || {
+            let mut arch = rvisor_platform::ArchState::new_user();
+            arch.regs.rip = addr_of(Snippet::Regs);
+            for _ in 0..50 {
+                arch.regs.rip = addr_of(Snippet::Regs);
+                let ev = ctx.switch(aspace.as_ref(), &mut arch).unwrap();
+                assert_eq!(ev, Event::Syscall);
+                arch.regs.rax = i;
+                let ev = ctx.switch(aspace.as_ref(), &mut arch).unwrap();
+                assert_eq!(ev, Event::Syscall);
+                assert_eq!(arch.regs.rdi, i);
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn vsyscall_kills_the_stub_instead_of_running_on_the_host() {
+    // The kernel emulates vsyscall calls itself, without a ptrace stop:
+    // only the stub filter (which sees the vsyscall page's address) stands
+    // between the application and a host `time()`.
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Vsyscall);
+    arch.regs.rsp = DATA + 4096;
+    let r = sb.ctx.switch(sb.aspace.as_ref(), &mut arch);
+    assert!(matches!(r, Err(rvisor_platform::Error::StubDied { .. })), "got {r:?}");
+}
+
+/// Run by `stubs_die_with_their_sentry` in a child process: sets up a
+/// platform, prints the stub pids and spins in a stub until killed.
+#[test]
+#[ignore = "helper process of stubs_die_with_their_sentry"]
+fn helper_spin_forever() {
+    if std::env::var_os("RVISOR_PLATFORM_HELPER").is_none() {
+        return;
+    }
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Spin);
+    let pid =
+        sb.aspace.as_any().downcast_ref::<rvisor_platform::ptrace::PtraceAddressSpace>().unwrap().stub_pid();
+    println!("PIDS {} {}", sb.platform.master_pid(), pid);
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    let _ = sb.ctx.switch(sb.aspace.as_ref(), &mut arch);
+    unreachable!("spin returned");
+}
+
+#[test]
+fn stubs_die_with_their_sentry() {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "helper_spin_forever", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("RVISOR_PLATFORM_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let pids = loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "helper ended without printing pids");
+        if let Some((_, rest)) = line.split_once("PIDS ") {
+            let v: Vec<i32> = rest.split_whitespace().map(|p| p.parse().unwrap()).collect();
+            break v;
+        }
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    for &p in &pids {
+        assert!(!process_gone(p), "stub {p} should be alive while its sentry is");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &p in &pids {
+        while !process_gone(p) {
+            assert!(Instant::now() < deadline, "stub {p} outlived its sentry");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn dropping_the_address_space_kills_the_stub() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Getpid);
+    expect_syscall(&mut sb, &mut arch, 39);
+    let pid =
+        sb.aspace.as_any().downcast_ref::<rvisor_platform::ptrace::PtraceAddressSpace>().unwrap().stub_pid();
+    let aspace = std::mem::replace(&mut sb.aspace, sb.platform.new_address_space().unwrap());
+    drop(aspace);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_gone(pid) {
+        assert!(Instant::now() < deadline, "stub {pid} outlived its address space");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,1 +1,17 @@
-//! placeholder
+//! The sentry: rvisor's user-space Linux kernel.
+//!
+//! Application threads run on a platform (see `rvisor-platform`); every
+//! system call they make is handled here, never by the host kernel. See
+//! `../shared/DESIGN.md` for the map.
+#![deny(unsafe_code)]
+
+pub mod boot;
+pub mod fs;
+mod host;
+pub mod kernel;
+pub mod loader;
+pub mod mm;
+pub mod strace;
+pub mod syscalls;
+
+pub use rvisor_syscalls::Errno;

@@ -1,0 +1,132 @@
+//! Command-line arguments (clap). Global flags are runc's (`--root`,
+//! `--log`, `--log-format`, `--debug`, `--systemd-cgroup`) and runsc's
+//! (`--platform`, `--network`, `--strace`, `--debug-log`, `--overlay`); they
+//! may come before or after the verb.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rvisor: runs containers on a user-space Linux kernel.
+#[derive(Debug, Parser)]
+#[command(name = "rvisor", version, about)]
+pub struct Cli {
+    /// Flags of every verb.
+    #[command(flatten)]
+    pub global: Global,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The platform that runs application code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PlatformKind {
+    /// Stub processes traced with PTRACE_SYSEMU.
+    #[default]
+    Ptrace,
+}
+
+/// Global flags.
+#[derive(Clone, Debug, Args)]
+pub struct Global {
+    /// Root directory for container state (runc's --root).
+    #[arg(long, global = true, default_value = "/run/rvisor")]
+    pub root: PathBuf,
+    /// Log file (runc's --log).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Debug logging to standard error (or --log).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Platform running application code.
+    #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
+    pub platform: PlatformKind,
+    /// Network: none, sandbox or host (only none exists so far).
+    #[arg(long, global = true, default_value = "none")]
+    pub network: String,
+    /// Print every system call the sandbox makes, with decoded arguments.
+    #[arg(long, global = true)]
+    pub strace: bool,
+    /// Directory for structured debug logs (one file per process).
+    #[arg(long = "debug-log", global = true)]
+    pub debug_log: Option<PathBuf>,
+    /// Root file system overlay: memory or none.
+    #[arg(long, global = true, default_value = "memory")]
+    pub overlay: String,
+}
+
+/// Verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new sandbox over the host's root file system.
+    Do(DoArgs),
+    /// Internal: the sentry of a sandbox (started by the other verbs).
+    #[command(hide = true)]
+    Boot(BootArgs),
+    /// Create a container (not implemented yet).
+    Create,
+    /// Start a created container (not implemented yet).
+    Start,
+    /// Create and start a container (not implemented yet).
+    Run,
+    /// Print a container's state (not implemented yet).
+    State,
+    /// Signal a container (not implemented yet).
+    Kill,
+    /// Delete a container (not implemented yet).
+    Delete,
+}
+
+impl Command {
+    /// The verb as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Do(_) => "do",
+            Command::Boot(_) => "boot",
+            Command::Create => "create",
+            Command::Start => "start",
+            Command::Run => "run",
+            Command::State => "state",
+            Command::Kill => "kill",
+            Command::Delete => "delete",
+        }
+    }
+}
+
+/// `rvisor do`.
+#[derive(Clone, Debug, Args)]
+pub struct DoArgs {
+    /// Host name inside the sandbox.
+    #[arg(long, default_value = "rvisor")]
+    pub hostname: String,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `rvisor boot` (internal).
+#[derive(Clone, Debug, Args)]
+pub struct BootArgs {
+    /// Descriptor holding the OCI spec (JSON).
+    #[arg(long = "spec-fd")]
+    pub spec_fd: i32,
+    /// Descriptor of the executable.
+    #[arg(long = "exe-fd")]
+    pub exe_fd: i32,
+    /// Path the executable was found at.
+    #[arg(long = "exe-path")]
+    pub exe_path: String,
+    /// Container id.
+    #[arg(long)]
+    pub id: String,
+    /// Die with the parent process (`rvisor do`).
+    #[arg(long = "parent-death-kill")]
+    pub parent_death_kill: bool,
+}

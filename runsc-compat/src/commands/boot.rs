@@ -1,0 +1,122 @@
+//! `rvisor boot`: the sentry process of a sandbox. Started by the other
+//! verbs with the spec and descriptors on inherited descriptors; exits with
+//! the container's status (dying by the same signal if its init was
+//! killed by one).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use oci_spec::runtime::Spec;
+use rvisor_platform::ptrace::{Config, PtracePlatform};
+use rvisor_sentry::boot::{boot, BootConfig, BootError};
+use rvisor_sentry::kernel::{ExitStatus, KernelOptions};
+use rvisor_sentry::Errno;
+
+use super::adopt_fd;
+use crate::cli::{BootArgs, Global};
+
+/// Size of the sandbox's (sparse) memory file.
+const MEMORY_FILE_SIZE: u64 = 256 << 30;
+
+fn dup_stdio(fd: i32) -> anyhow::Result<std::os::fd::OwnedFd> {
+    let b = match fd {
+        0 => rustix::stdio::stdin(),
+        1 => rustix::stdio::stdout(),
+        _ => rustix::stdio::stderr(),
+    };
+    Ok(rustix::io::fcntl_dupfd_cloexec(b, 3)?)
+}
+
+/// Runs the sentry; returns only on errors before the container started
+/// (the exit code), otherwise exits with the container's status.
+pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
+    if a.parent_death_kill {
+        nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL))?;
+        if nix::unistd::getppid().as_raw() == 1 {
+            return Ok(1);
+        }
+    }
+    // Before any thread exists: signals for the sandbox are read from a
+    // signalfd; SIGPIPE stays blocked so host writes fail with EPIPE.
+    let mut mask = SigSet::empty();
+    for s in super::FORWARDED {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGPIPE);
+    mask.thread_block()?;
+    let mut fwd = SigSet::empty();
+    for s in super::FORWARDED {
+        fwd.add(s);
+    }
+    let sigfd = SignalFd::new(&fwd)?;
+
+    let platform = Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?);
+    let mut spec_json = String::new();
+    std::fs::File::from(adopt_fd(a.spec_fd)?).read_to_string(&mut spec_json)?;
+    let spec: Spec = serde_json::from_str(&spec_json).context("spec")?;
+    let exe = adopt_fd(a.exe_fd)?;
+    let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    let options = KernelOptions {
+        strace: g.strace,
+        strace_to_log: g.debug_log.is_some(),
+        hostname: spec.hostname().clone().unwrap_or_else(|| "rvisor".into()),
+    };
+    let cfg = BootConfig {
+        spec,
+        id: a.id.clone(),
+        exe,
+        exe_path: a.exe_path.clone(),
+        stdio,
+        platform,
+        options,
+        memory_size: MEMORY_FILE_SIZE,
+    };
+    let sandbox = match boot(cfg) {
+        Ok(s) => Arc::new(s),
+        Err(BootError::Exec { path, errno }) => {
+            let why = match errno {
+                Errno::ENOEXEC => {
+                    "Exec format error (only static executables run until the files issue lands)"
+                }
+                e => e.description(),
+            };
+            eprintln!("rvisor: {path}: {why}");
+            return Ok(if errno == Errno::ENOENT { 127 } else { 126 });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let s = sandbox.clone();
+    std::thread::Builder::new().name("host-signals".into()).spawn(move || {
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            tracing::debug!(signo = info.ssi_signo, "forwarding host signal");
+            s.forward_signal(i32::try_from(info.ssi_signo).unwrap_or(0));
+        }
+    })?;
+    let status = sandbox.wait();
+    tracing::debug!(?status, "container exited");
+    exit_with(status)
+}
+
+/// Exits with `status`: the same code, or death by the same signal (with
+/// core dumps disabled: the host gets no core file of the sentry).
+fn exit_with(status: ExitStatus) -> ! {
+    match status {
+        ExitStatus::Code(c) => std::process::exit(i32::from(c)),
+        ExitStatus::Signal { sig, .. } => {
+            use nix::sys::resource::{setrlimit, Resource};
+            let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+            let _ = nix::sys::prctl::set_dumpable(false);
+            if let Ok(s) = Signal::try_from(sig) {
+                let mut m = SigSet::empty();
+                m.add(s);
+                let _ = m.thread_unblock();
+                let _ = nix::sys::signal::raise(s);
+                // Still here: the signal does not terminate by default.
+            }
+            std::process::exit(128 + sig)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! One module per verb.
+
+pub mod boot;
+pub mod do_cmd;
+
+use std::os::fd::OwnedFd;
+
+/// Signals forwarded into the sandbox (to the container's init), as runc
+/// forwards them to its init.
+pub const FORWARDED: [nix::sys::signal::Signal; 6] = {
+    use nix::sys::signal::Signal::*;
+    [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
+};
+
+/// Takes ownership of descriptor `fd`, inherited from the process that
+/// started this one and named on the command line.
+#[allow(unsafe_code)]
+pub fn adopt_fd(fd: i32) -> anyhow::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    anyhow::ensure!(fd > 2, "descriptor {fd} is not an inherited one");
+    nix::fcntl::fcntl(
+        // SAFETY: only used for the F_GETFD probe below, while `fd` is open.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .map_err(|e| anyhow::anyhow!("descriptor {fd}: {e}"))?;
+    // SAFETY: the verb's contract: the parent opened `fd` for this process
+    // and named it once on the command line; nothing else here owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

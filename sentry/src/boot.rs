@@ -1,0 +1,188 @@
+//! Starting a sandbox: the kernel, the container, its init process.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use oci_spec::runtime::Spec;
+use rvisor_platform::{ArchState, Platform};
+use rvisor_syscalls::abi::Rlimit;
+use rvisor_syscalls::Errno;
+
+use crate::fs::host::HostFile;
+use crate::fs::{FdTable, File, O_ACCMODE};
+use crate::kernel::creds::Credentials;
+use crate::kernel::thread_group::{RLIM_INFINITY, RLIM_NLIMITS};
+use crate::kernel::{Container, ExitStatus, Kernel, KernelOptions, Task, TaskShared, ThreadGroup};
+use crate::loader::{self, LoadArgs};
+use crate::mm::MemoryManager;
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The spec lacks something the sandbox needs.
+    #[error("invalid spec: {0}")]
+    Spec(String),
+    /// A host resource could not be set up.
+    #[error("{0}: {1}")]
+    Host(&'static str, std::io::Error),
+    /// The program could not be executed.
+    #[error("{path}: {errno}")]
+    Exec {
+        /// The program.
+        path: String,
+        /// Why.
+        errno: Errno,
+    },
+}
+
+/// Everything `boot` needs.
+pub struct BootConfig {
+    /// The OCI spec of the container.
+    pub spec: Spec,
+    /// Container id.
+    pub id: String,
+    /// The executable, opened by the caller (until the gofer serves files).
+    pub exe: OwnedFd,
+    /// The path it was executed as (`AT_EXECFN`).
+    pub exe_path: String,
+    /// The sandbox's stdin, stdout and stderr (host descriptors).
+    pub stdio: [OwnedFd; 3],
+    /// The platform.
+    pub platform: Arc<dyn Platform>,
+    /// Kernel options.
+    pub options: KernelOptions,
+    /// Size of the memory file (sparse).
+    pub memory_size: u64,
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The kernel.
+    pub kernel: Arc<Kernel>,
+    /// The container.
+    pub container: Arc<Container>,
+    /// The container's init process.
+    pub init: Arc<ThreadGroup>,
+}
+
+impl Sandbox {
+    /// Waits for the container's init to end.
+    pub fn wait(&self) -> ExitStatus {
+        self.container.wait()
+    }
+
+    /// Delivers a signal from the host to the container's init process.
+    pub fn forward_signal(&self, sig: i32) {
+        self.init.send_signal(sig);
+    }
+}
+
+fn rlimits(spec: &Spec) -> [Rlimit; RLIM_NLIMITS] {
+    // Linux's defaults for init, then what the spec sets.
+    let mut l = [Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY }; RLIM_NLIMITS];
+    l[3] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY }; // STACK
+    l[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // CORE
+    l[6] = Rlimit { cur: 63_471, max: 63_471 }; // NPROC
+    l[7] = Rlimit { cur: 1024, max: 4096 }; // NOFILE
+    l[8] = Rlimit { cur: 8 << 20, max: 8 << 20 }; // MEMLOCK
+    l[11] = Rlimit { cur: 63_471, max: 63_471 }; // SIGPENDING
+    l[12] = Rlimit { cur: 819_200, max: 819_200 }; // MSGQUEUE
+    l[13] = Rlimit { cur: 0, max: 0 }; // NICE
+    l[14] = Rlimit { cur: 0, max: 0 }; // RTPRIO
+    let names = [
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+    ];
+    let from_spec = spec.process().as_ref().and_then(|p| p.rlimits().clone()).unwrap_or_default();
+    for r in from_spec {
+        let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string));
+        if let Some(i) = name.and_then(|n| names.iter().position(|x| *x == n)) {
+            l[i] = Rlimit { cur: r.soft(), max: r.hard() };
+        }
+    }
+    l
+}
+
+fn stdio_file(fd: OwnedFd) -> Arc<File> {
+    let acc = rustix::fs::fcntl_getfl(&fd).map(|f| f.bits() & O_ACCMODE).unwrap_or(crate::fs::O_RDWR);
+    File::new(Box::new(HostFile::new(fd)), acc)
+}
+
+/// Boots a sandbox running the spec's process.
+pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
+    let kernel = Kernel::new(cfg.platform.clone(), cfg.memory_size, &cfg.options)
+        .map_err(|e| BootError::Host("memory file", e))?;
+    let process = cfg.spec.process().as_ref().ok_or_else(|| BootError::Spec("no process".into()))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(BootError::Spec("process.args is empty".into()));
+    }
+    let container = Container::new(&cfg.id);
+    let user = process.user();
+    let creds = Credentials::new(user.uid(), user.gid(), user.additional_gids().clone().unwrap_or_default());
+    let tgid = kernel.alloc_tid().ok_or_else(|| BootError::Spec("no pid".into()))?;
+    let init = ThreadGroup::new(&kernel, container.clone(), tgid, 0, creds.clone(), rlimits(&cfg.spec));
+    let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
+
+    let mm = Arc::new(
+        MemoryManager::new(cfg.platform.as_ref(), kernel.mf.clone())
+            .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?,
+    );
+    let load_args = LoadArgs {
+        argv: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: process.env().clone().unwrap_or_default().iter().map(|e| e.as_bytes().to_vec()).collect(),
+        execfn: cfg.exe_path.as_bytes().to_vec(),
+        uid: creds.ruid,
+        euid: creds.euid,
+        gid: creds.rgid,
+        egid: creds.egid,
+        stack_limit: init.rlimit(3).cur,
+        randomize: true,
+    };
+    let loaded = loader::load(&mm, &cfg.exe, &load_args, kernel.facts)
+        .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?;
+    drop(cfg.exe);
+
+    let fds = Arc::new(FdTable::default());
+    for (i, fd) in cfg.stdio.into_iter().enumerate() {
+        let n = i32::try_from(i).unwrap_or(0);
+        let _ = fds.install_at(n, stdio_file(fd), false, crate::fs::NR_OPEN);
+    }
+    init.add_task(shared.clone());
+    let comm: Vec<u8> =
+        std::path::Path::new(&args[0]).file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
+    let platform = cfg.platform.clone();
+    std::thread::Builder::new()
+        .name(format!("task-{tgid}"))
+        .spawn(move || {
+            let ctx = match platform.new_context() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("new context: {e}");
+                    shared.tg.task_exited(shared.tid, ExitStatus::Signal { sig: 9, core: false });
+                    return;
+                }
+            };
+            let mut arch = ArchState::new_user();
+            arch.regs.rip = loaded.entry;
+            arch.regs.rsp = loaded.sp;
+            Task::new(shared, ctx, arch, mm, fds, &comm).run();
+        })
+        .map_err(|e| BootError::Host("spawn task thread", e))?;
+    Ok(Sandbox { kernel, container, init })
+}

@@ -1,0 +1,148 @@
+//! Host files the sentry owns and serves to the application: the sandbox's
+//! stdio. Reads and writes wait in `poll` with the task's wake-up eventfd,
+//! so they are interruptible; the host descriptor's own flags are never
+//! changed (it may be the user's terminal), and writes use `write`, not
+//! `pwrite`, so appending redirections keep working.
+
+use std::os::fd::OwnedFd;
+
+use rustix::event::PollFlags;
+use rvisor_syscalls::abi::{Stat, Termios, Winsize};
+use rvisor_syscalls::consts::ioctl as nr;
+use rvisor_syscalls::Errno;
+
+use super::{File, FileOps};
+use crate::kernel::Task;
+
+/// A host file descriptor donated to the sandbox.
+#[derive(Debug)]
+pub struct HostFile {
+    fd: OwnedFd,
+    tty: bool,
+}
+
+fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO)
+}
+
+impl HostFile {
+    /// Wraps `fd`.
+    pub fn new(fd: OwnedFd) -> HostFile {
+        let tty = rustix::termios::isatty(&fd);
+        HostFile { fd, tty }
+    }
+}
+
+impl FileOps for HostFile {
+    fn read(&self, t: &Task, file: &File, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !file.nonblocking() {
+                t.wait_host(&self.fd, PollFlags::IN)?;
+            }
+            let r = match off {
+                Some(o) => rustix::io::pread(&self.fd, &mut *buf, o),
+                None => rustix::io::read(&self.fd, &mut *buf),
+            };
+            match r {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) if !file.nonblocking() => continue,
+                Err(e) => return Err(errno(e)),
+            }
+        }
+    }
+
+    fn write(&self, t: &Task, file: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !file.nonblocking() {
+                t.wait_host(&self.fd, PollFlags::OUT)?;
+            }
+            let r = match off {
+                Some(o) => rustix::io::pwrite(&self.fd, data, o),
+                None => rustix::io::write(&self.fd, data),
+            };
+            match r {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) if !file.nonblocking() => continue,
+                Err(e) => return Err(errno(e)),
+            }
+        }
+    }
+
+    fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
+        use rustix::fs::SeekFrom;
+        let pos = match whence {
+            0 => SeekFrom::Start(u64::try_from(off).map_err(|_| Errno::EINVAL)?),
+            1 => SeekFrom::Current(off),
+            2 => SeekFrom::End(off),
+            _ => return Err(Errno::EINVAL),
+        };
+        rustix::fs::seek(&self.fd, pos).map_err(errno)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        let s = rustix::fs::fstat(&self.fd).map_err(errno)?;
+        Ok(Stat {
+            dev: s.st_dev,
+            ino: s.st_ino,
+            nlink: s.st_nlink,
+            mode: s.st_mode,
+            uid: s.st_uid,
+            gid: s.st_gid,
+            pad0: 0,
+            rdev: s.st_rdev,
+            size: s.st_size,
+            blksize: s.st_blksize,
+            blocks: s.st_blocks,
+            atime: s.st_atime,
+            atime_nsec: i64::try_from(s.st_atime_nsec).unwrap_or(0),
+            mtime: s.st_mtime,
+            mtime_nsec: i64::try_from(s.st_mtime_nsec).unwrap_or(0),
+            ctime: s.st_ctime,
+            ctime_nsec: i64::try_from(s.st_ctime_nsec).unwrap_or(0),
+            unused: [0; 3],
+        })
+    }
+
+    fn ioctl(&self, t: &Task, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        if !self.tty {
+            return Err(Errno::ENOTTY);
+        }
+        match cmd {
+            nr::TCGETS => {
+                let tio = crate::host::tcgets(&self.fd)?;
+                t.mm.write_obj(arg, &tio)?;
+                Ok(0)
+            }
+            nr::TCSETS | nr::TCSETSW | nr::TCSETSF => {
+                let tio: Termios = t.mm.read_obj(arg)?;
+                crate::host::tcsets(&self.fd, cmd, &tio)?;
+                Ok(0)
+            }
+            nr::TIOCGWINSZ => {
+                let w = crate::host::get_winsize(&self.fd)?;
+                t.mm.write_obj(arg, &w)?;
+                Ok(0)
+            }
+            nr::TIOCSWINSZ => {
+                let w: Winsize = t.mm.read_obj(arg)?;
+                crate::host::set_winsize(&self.fd, &w)?;
+                Ok(0)
+            }
+            nr::TIOCGPGRP => {
+                // The sandbox's own process group, not the host's.
+                let pgid = t.tg().pgid.load(std::sync::atomic::Ordering::Relaxed);
+                t.mm.write_obj(arg, &pgid)?;
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The kernel object: what one sandbox shares (platform, memory file, pid
+//! namespace, UTS names, containers) and the processes and threads in it.
+
+pub mod creds;
+pub mod signal;
+pub mod task;
+pub mod thread_group;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::Instant;
+
+use rvisor_platform::Platform;
+
+pub use self::task::{Task, TaskShared};
+pub use self::thread_group::ThreadGroup;
+use crate::loader::AuxvFacts;
+use crate::mm::MemoryFile;
+use crate::strace::Strace;
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Code(u8),
+    /// Killed by a signal.
+    Signal {
+        /// Signal number.
+        sig: i32,
+        /// Whether Linux would have dumped core.
+        core: bool,
+    },
+}
+
+impl ExitStatus {
+    /// The `wait(2)` status word.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => i32::from(c) << 8,
+            ExitStatus::Signal { sig, core } => sig | if core { 0x80 } else { 0 },
+        }
+    }
+
+    /// The status a shell would report (`128 + N` for signal N).
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => i32::from(c),
+            ExitStatus::Signal { sig, .. } => 128 + sig,
+        }
+    }
+}
+
+/// The sandbox's UTS names.
+#[derive(Clone, Debug)]
+pub struct Uts {
+    /// `nodename`.
+    pub hostname: String,
+    /// `domainname`.
+    pub domainname: String,
+}
+
+/// The release string `uname` reports.
+pub const KERNEL_RELEASE: &str = "6.1.0-rvisor";
+/// The version string `uname` reports.
+pub const KERNEL_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC rvisor";
+
+/// A container in the sandbox: its root process and, later, its mount
+/// namespace and gofer connection.
+#[derive(Debug)]
+pub struct Container {
+    /// The OCI id.
+    pub id: String,
+    exit: Mutex<Option<ExitStatus>>,
+    exited: Condvar,
+}
+
+impl Container {
+    /// A container with nothing running yet.
+    pub fn new(id: &str) -> Arc<Container> {
+        Arc::new(Container { id: id.to_string(), exit: Mutex::new(None), exited: Condvar::new() })
+    }
+
+    /// Records that the container's init process ended.
+    pub fn set_exited(&self, status: ExitStatus) {
+        let mut e = self.exit.lock().unwrap_or_else(|p| p.into_inner());
+        if e.is_none() {
+            *e = Some(status);
+        }
+        self.exited.notify_all();
+    }
+
+    /// Waits until the container's init process ends.
+    pub fn wait(&self) -> ExitStatus {
+        let mut e = self.exit.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = *e {
+                return s;
+            }
+            e = self.exited.wait(e).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Options the kernel is booted with.
+#[derive(Clone, Debug, Default)]
+pub struct KernelOptions {
+    /// Print every system call.
+    pub strace: bool,
+    /// Where `--strace` lines go when not to standard error.
+    pub strace_to_log: bool,
+    /// Hostname.
+    pub hostname: String,
+}
+
+/// The sandbox kernel.
+pub struct Kernel {
+    /// The platform running application threads.
+    pub platform: Arc<dyn Platform>,
+    /// The memory file.
+    pub mf: Arc<MemoryFile>,
+    /// UTS names.
+    pub uts: RwLock<Uts>,
+    /// Facts for the auxv.
+    pub facts: AuxvFacts,
+    /// System call tracing, when enabled.
+    pub strace: Option<Strace>,
+    /// When the kernel booted (uptime, `CLOCK_BOOTTIME` offset).
+    pub boot: Instant,
+    mf_size: u64,
+    pids: Mutex<PidTable>,
+    unsupported: Mutex<BTreeSet<u64>>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct PidTable {
+    next: i32,
+    tasks: HashMap<i32, Weak<TaskShared>>,
+    groups: HashMap<i32, Weak<ThreadGroup>>,
+}
+
+/// Largest pid (`/proc/sys/kernel/pid_max` default on 64-bit).
+const PID_MAX: i32 = 4_194_304;
+
+impl Kernel {
+    /// A kernel over `platform`, with a memory file of `mem_size` bytes.
+    pub fn new(
+        platform: Arc<dyn Platform>,
+        mem_size: u64,
+        opts: &KernelOptions,
+    ) -> std::io::Result<Arc<Kernel>> {
+        let mf = Arc::new(MemoryFile::new(mem_size)?);
+        Ok(Arc::new(Kernel {
+            platform,
+            mf,
+            uts: RwLock::new(Uts { hostname: opts.hostname.clone(), domainname: "(none)".into() }),
+            facts: AuxvFacts::detect(),
+            strace: opts.strace.then(|| Strace::new(opts.strace_to_log)),
+            boot: Instant::now(),
+            mf_size: mem_size,
+            pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),
+            unsupported: Mutex::new(BTreeSet::new()),
+        }))
+    }
+
+    /// Size of the memory file: the memory the sandbox may use.
+    pub fn mf_size(&self) -> u64 {
+        self.mf_size
+    }
+
+    /// Allocates a thread id in the sandbox's pid namespace.
+    pub(crate) fn alloc_tid(&self) -> Option<i32> {
+        let mut p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..PID_MAX {
+            let tid = p.next;
+            p.next = if p.next >= PID_MAX { 2 } else { p.next + 1 };
+            let used = p.tasks.get(&tid).is_some_and(|w| w.strong_count() > 0)
+                || p.groups.get(&tid).is_some_and(|w| w.strong_count() > 0);
+            if !used {
+                p.tasks.remove(&tid);
+                p.groups.remove(&tid);
+                return Some(tid);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn register_task(&self, t: &Arc<TaskShared>) {
+        let mut p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        p.tasks.insert(t.tid, Arc::downgrade(t));
+    }
+
+    pub(crate) fn register_group(&self, g: &Arc<ThreadGroup>) {
+        let mut p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        p.groups.insert(g.tgid, Arc::downgrade(g));
+    }
+
+    /// The thread with id `tid`, if it is alive.
+    pub fn task(&self, tid: i32) -> Option<Arc<TaskShared>> {
+        let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        p.tasks.get(&tid).and_then(Weak::upgrade)
+    }
+
+    /// The process with id `tgid`, if it exists.
+    pub fn thread_group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        p.groups.get(&tgid).and_then(Weak::upgrade)
+    }
+
+    /// Number of live threads.
+    pub fn task_count(&self) -> usize {
+        let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        p.tasks.values().filter(|w| w.strong_count() > 0).count()
+    }
+
+    /// Reports an unimplemented system call, once per number.
+    pub fn report_unsupported(&self, nr: u64) {
+        let first = self.unsupported.lock().unwrap_or_else(|e| e.into_inner()).insert(nr);
+        if first {
+            let name = rvisor_syscalls::syscall_name(nr).map_or_else(|| format!("#{nr}"), str::to_string);
+            tracing::warn!(syscall = %name, nr, "unsupported syscall {name}");
+        }
+    }
+
+    /// The unimplemented system calls the sandbox made so far.
+    pub fn unsupported_syscalls(&self) -> Vec<u64> {
+        self.unsupported.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect()
+    }
+}

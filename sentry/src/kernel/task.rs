@@ -1,0 +1,311 @@
+//! Tasks (threads): one host thread in the sentry per application thread,
+//! running the application on the platform and handling what it traps.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rvisor_platform::{ArchState, Context, Event, InterruptHandle};
+use rvisor_syscalls::abi::StackT;
+use rvisor_syscalls::Errno;
+
+use super::signal::{default_action, sig, DefaultAction, SIG_DFL, SIG_IGN};
+use super::{ExitStatus, Kernel, ThreadGroup};
+use crate::fs::FdTable;
+use crate::mm::MemoryManager;
+
+/// The part of a task other tasks and the host-signal thread can reach.
+pub struct TaskShared {
+    /// Thread id in the sandbox's pid namespace.
+    pub tid: i32,
+    /// The process.
+    pub tg: Arc<ThreadGroup>,
+    /// Wakes the task from host waits (an eventfd).
+    wake: OwnedFd,
+    /// Interrupts the task's platform context while it runs.
+    interrupt: Mutex<Option<InterruptHandle>>,
+}
+
+impl std::fmt::Debug for TaskShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskShared").field("tid", &self.tid).finish_non_exhaustive()
+    }
+}
+
+impl TaskShared {
+    /// A new task of `tg` with id `tid`.
+    pub fn new(tid: i32, tg: Arc<ThreadGroup>) -> std::io::Result<Arc<TaskShared>> {
+        let wake = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        let t = Arc::new(TaskShared { tid, tg, wake, interrupt: Mutex::new(None) });
+        t.tg.kernel.register_task(&t);
+        Ok(t)
+    }
+
+    /// Makes the task notice that something happened (an exit, a signal):
+    /// its platform context returns and host waits end.
+    pub fn kick(&self) {
+        if let Some(h) = self.interrupt.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            h.interrupt();
+        }
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    fn drain_wake(&self) {
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.wake, &mut b);
+    }
+}
+
+/// A task, owned by the host thread that runs it. System call handlers get
+/// `&mut Task`.
+pub struct Task {
+    /// Shared state.
+    pub shared: Arc<TaskShared>,
+    /// The kernel.
+    pub kernel: Arc<Kernel>,
+    /// Registers and FP state.
+    pub arch: ArchState,
+    /// The platform context.
+    pub ctx: Box<dyn Context>,
+    /// The address space.
+    pub mm: Arc<MemoryManager>,
+    /// File descriptors.
+    pub fds: Arc<FdTable>,
+    /// Blocked signals.
+    pub sigmask: u64,
+    /// `set_tid_address`.
+    pub clear_child_tid: u64,
+    /// `set_robust_list` head and length.
+    pub robust_list: (u64, u64),
+    /// `sigaltstack`.
+    pub altstack: StackT,
+    /// `comm` (`PR_SET_NAME`), NUL-padded.
+    pub comm: [u8; 16],
+    /// Set when the task must end (its own `exit`).
+    pub exit: Option<ExitStatus>,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task").field("tid", &self.shared.tid).finish_non_exhaustive()
+    }
+}
+
+impl Task {
+    /// A task ready to run `arch` in `mm`.
+    pub fn new(
+        shared: Arc<TaskShared>,
+        ctx: Box<dyn Context>,
+        arch: ArchState,
+        mm: Arc<MemoryManager>,
+        fds: Arc<FdTable>,
+        comm: &[u8],
+    ) -> Task {
+        *shared.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.interrupt_handle());
+        let mut c = [0u8; 16];
+        let n = comm.len().min(15);
+        c[..n].copy_from_slice(&comm[..n]);
+        Task {
+            kernel: shared.tg.kernel.clone(),
+            shared,
+            arch,
+            ctx,
+            mm,
+            fds,
+            sigmask: 0,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            altstack: StackT { sp: 0, flags: 2, pad: 0, size: 0 },
+            comm: c,
+            exit: None,
+        }
+    }
+
+    /// Thread id.
+    pub fn tid(&self) -> i32 {
+        self.shared.tid
+    }
+
+    /// Process id.
+    pub fn tgid(&self) -> i32 {
+        self.shared.tg.tgid
+    }
+
+    /// The process.
+    pub fn tg(&self) -> &Arc<ThreadGroup> {
+        &self.shared.tg
+    }
+
+    /// Whether the task must stop what it is doing (it or its process is
+    /// exiting).
+    pub fn must_stop(&self) -> bool {
+        self.exit.is_some() || self.shared.tg.exiting().is_some()
+    }
+
+    /// Runs the task until it exits.
+    pub fn run(mut self) {
+        loop {
+            if self.must_stop() {
+                break;
+            }
+            let ev = match self.ctx.switch(self.mm.address_space(), &mut self.arch) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::error!(tid = self.tid(), "platform: {e}");
+                    self.shared.tg.begin_exit(ExitStatus::Signal { sig: sig::SIGKILL, core: false });
+                    break;
+                }
+            };
+            match ev {
+                Event::Syscall => self.syscall(),
+                Event::Fault { addr, signo, .. } => {
+                    if let Err(code) = self.mm.handle_fault(addr) {
+                        tracing::debug!(tid = self.tid(), addr, ?code, "fault");
+                        let signo = if signo == sig::SIGBUS { sig::SIGBUS } else { sig::SIGSEGV };
+                        self.force_signal(signo);
+                    }
+                }
+                Event::Signal(hs) => {
+                    tracing::debug!(tid = self.tid(), ?hs, "host signal");
+                    self.force_signal(hs.signo);
+                }
+                Event::Interrupted => {}
+            }
+        }
+        self.exit_task();
+    }
+
+    fn syscall(&mut self) {
+        let nr = self.arch.regs.orig_rax;
+        let args = self.arch.regs.syscall_args();
+        let strace = self.kernel.strace.clone();
+        let pending = strace.as_ref().map(|s| s.enter(self, nr, &args));
+        let r = crate::syscalls::dispatch(self, nr, &args);
+        if let (Some(s), Some(p)) = (strace.as_ref(), pending) {
+            s.exit(self, p, &r);
+        }
+        self.arch.regs.rax = match r {
+            Ok(v) => v,
+            // Until signal delivery can restart calls, an interrupted call
+            // fails with EINTR.
+            Err(e) if e.is_restart() => Errno::EINTR.to_ret(),
+            Err(e) => e.to_ret(),
+        };
+    }
+
+    /// A synchronous signal caused by the task itself (a fault). As on
+    /// Linux, blocking or ignoring it does not help.
+    pub fn force_signal(&mut self, signo: i32) {
+        let act = self.shared.tg.actions.lock().unwrap_or_else(|p| p.into_inner()).get(signo);
+        if act.handler != SIG_DFL && act.handler != SIG_IGN {
+            tracing::warn!(
+                tid = self.tid(),
+                signo,
+                "signal handlers are not supported yet: default action taken"
+            );
+        }
+        let status = match default_action(signo) {
+            DefaultAction::Core => ExitStatus::Signal { sig: signo, core: true },
+            _ => ExitStatus::Signal { sig: signo, core: false },
+        };
+        self.shared.tg.begin_exit(status);
+    }
+
+    /// Sends `signo` to the task's own process (`kill(getpid(), sig)`).
+    pub fn signal_self(&mut self, signo: i32) {
+        self.shared.tg.send_signal(signo);
+    }
+
+    fn exit_task(mut self) {
+        let own = self.exit.unwrap_or(ExitStatus::Code(0));
+        if self.clear_child_tid != 0 && self.shared.tg.exiting().is_none() {
+            // CLONE_CHILD_CLEARTID: the futex wake comes with futexes.
+            let _ = self.mm.write_obj(self.clear_child_tid, &0u32);
+        }
+        *self.shared.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // Dropping the context releases its stub thread.
+        let tg = self.shared.tg.clone();
+        let tid = self.tid();
+        drop(std::mem::replace(&mut self.fds, Arc::new(FdTable::default())));
+        drop(self);
+        tg.task_exited(tid, own);
+    }
+
+    // ------------------------------------------------------------------
+    // Blocking.
+
+    /// Waits until host file `fd` is ready for `events`, or the task must
+    /// stop (`EINTR`). The wait is a `poll` with the task's wake-up eventfd.
+    pub fn wait_host(&self, fd: impl AsFd, events: rustix::event::PollFlags) -> Result<(), Errno> {
+        self.wait_host_until(fd, events, None).map(|_| ())
+    }
+
+    /// Like [`wait_host`](Self::wait_host) with a deadline; `Ok(false)` when
+    /// it passed.
+    pub fn wait_host_until(
+        &self,
+        fd: impl AsFd,
+        events: rustix::event::PollFlags,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Errno> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            if self.must_stop() {
+                return Err(Errno::EINTR);
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    Some(Timespec {
+                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    })
+                }
+            };
+            let mut fds = [PollFd::new(&fd, events), PollFd::new(&self.shared.wake, PollFlags::IN)];
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO)),
+            }
+            let woke = !fds[1].revents().is_empty();
+            let ready = !fds[0].revents().is_empty();
+            if woke {
+                self.shared.drain_wake();
+            }
+            if ready {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Sleeps until `deadline`, or until the task must stop (`EINTR`).
+    pub fn sleep_until(&self, deadline: Instant) -> Result<(), Errno> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            if self.must_stop() {
+                return Err(Errno::EINTR);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let ts = Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Ok(n) if n > 0 => self.shared.drain_wake(),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Program loading: ELF segments into a fresh address space, the initial
+//! stack (argv, envp, auxv), the program break and the `mmap` base.
+
+pub mod elf;
+
+use rvisor_platform::Prot;
+use rvisor_syscalls::consts::auxvec as at;
+use rvisor_syscalls::Errno;
+
+use self::elf::{ElfFile, ElfKind, ExecSource};
+use crate::mm::vma::VmaName;
+use crate::mm::{page_down, page_up, MapRequest, MemoryManager, PAGE};
+
+/// What the loader needs to know about the process it loads for.
+#[derive(Clone, Debug)]
+pub struct LoadArgs {
+    /// `argv`.
+    pub argv: Vec<Vec<u8>>,
+    /// `envp`.
+    pub envp: Vec<Vec<u8>>,
+    /// `AT_EXECFN`: the path the program was executed as.
+    pub execfn: Vec<u8>,
+    /// Credentials for the auxv.
+    pub uid: u32,
+    /// See `uid`.
+    pub euid: u32,
+    /// See `uid`.
+    pub gid: u32,
+    /// See `uid`.
+    pub egid: u32,
+    /// `RLIMIT_STACK` soft limit.
+    pub stack_limit: u64,
+    /// Whether to randomise the layout (ASLR).
+    pub randomize: bool,
+}
+
+/// The result of loading a program.
+#[derive(Clone, Copy, Debug)]
+pub struct Loaded {
+    /// Where execution starts.
+    pub entry: u64,
+    /// Initial stack pointer (pointing at `argc`).
+    pub sp: u64,
+    /// Bottom of the stack VMA.
+    pub stack_start: u64,
+}
+
+/// Limits on `argv` + `envp`, as Linux: a quarter of the stack limit, at
+/// least 128 KiB, and at most 6 MiB (a quarter of 24 MiB: below `_STK_LIM`
+/// worth of pointers).
+fn arg_limit(stack_limit: u64) -> u64 {
+    (stack_limit / 4).clamp(128 << 10, 6 << 20)
+}
+
+/// `MAX_ARG_STRLEN`: one string may be at most 32 pages.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// Host facts that go into every auxv.
+#[derive(Clone, Copy, Debug)]
+pub struct AuxvFacts {
+    /// `AT_HWCAP`.
+    pub hwcap: u64,
+    /// `AT_HWCAP2`.
+    pub hwcap2: u64,
+    /// `AT_MINSIGSTKSZ`.
+    pub minsigstksz: u64,
+}
+
+impl AuxvFacts {
+    /// From the CPU: `AT_HWCAP` is CPUID leaf 1 EDX, as Linux reports it;
+    /// `AT_HWCAP2` says whether `FSGSBASE` is usable (the host kernel
+    /// decides; the sentry's own auxv tells); `AT_MINSIGSTKSZ` is Linux's
+    /// signal frame size for this CPU's xsave area.
+    pub fn detect() -> AuxvFacts {
+        let edx = std::arch::x86_64::__cpuid(1).edx;
+        let hwcap2 = rustix::param::linux_hwcap().1 as u64 & rvisor_syscalls::consts::HWCAP2_FSGSBASE;
+        AuxvFacts { hwcap: u64::from(edx), hwcap2, minsigstksz: min_sigstack_size() }
+    }
+}
+
+/// Linux's `get_sigframe_size()` on x86_64: `sizeof(struct rt_sigframe)`
+/// (440) plus alignment padding (15), the xsave area with its trailing
+/// magic (size + 4) and its alignment padding (63), rounded up to 16.
+pub fn min_sigstack_size() -> u64 {
+    let xsave = rvisor_platform::arch::xsave_size() as u64;
+    (440 + 15 + xsave + 4 + 63).div_ceil(16) * 16
+}
+
+/// `ELF_ET_DYN_BASE` for 47-bit address spaces: where Linux puts the
+/// program break of a static PIE.
+const ELF_ET_DYN_BASE: u64 = (0x7fff_ffff_f000 / 3 * 2) & !(PAGE - 1);
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty());
+    u64::from_le_bytes(b)
+}
+
+fn random_pages(max: u64, randomize: bool) -> u64 {
+    if !randomize || max == 0 {
+        return 0;
+    }
+    (random_u64() % (max / PAGE)) * PAGE
+}
+
+/// Loads the executable `src` into the empty address space `mm`.
+pub fn load(
+    mm: &MemoryManager,
+    src: &dyn ExecSource,
+    args: &LoadArgs,
+    facts: AuxvFacts,
+) -> Result<Loaded, Errno> {
+    let elf = ElfFile::parse(src)?;
+    if elf.interp.is_some() {
+        // Dynamically linked programs need ld.so from the file system,
+        // which the sentry does not serve yet.
+        return Err(Errno::ENOEXEC);
+    }
+    // The stack goes at the top of the user range, randomised by up to
+    // 16 GiB like Linux; mmap placement starts below its growth area.
+    let stack_limit = args.stack_limit.clamp(128 << 10, 1 << 30);
+    let stack_top = page_down(mm.max_addr() - random_pages(16 << 30, args.randomize));
+    let stack_start = stack_top - page_up(stack_limit).ok_or(Errno::ENOMEM)?;
+    let gap = stack_limit.clamp(128 << 20, 1 << 40) + (1 << 20);
+    let mmap_base = page_down(stack_top - gap - random_pages(1 << 40, args.randomize));
+    mm.set_mmap_base(mmap_base);
+
+    let (lo, hi) = elf.span();
+    let bias = match elf.kind {
+        ElfKind::Exec => 0,
+        ElfKind::Dyn => {
+            // Reserve room for the whole image, aligned, then map over it.
+            let align = elf.max_align();
+            let span = page_up(hi - lo).ok_or(Errno::ENOEXEC)?;
+            let req = MapRequest { len: span + align, ..MapRequest::default() };
+            let at = mm.mmap_anon(req, VmaName::None)?;
+            let base = (at + align - 1) & !(align - 1);
+            mm.munmap(at, span + align)?;
+            base - lo
+        }
+    };
+    let name = VmaName::File(String::from_utf8_lossy(&args.execfn).into_owned());
+    let mut end = 0;
+    for p in elf.loads() {
+        let start = page_down(bias + p.vaddr);
+        let seg_end = page_up(bias + p.vaddr + p.memsz).ok_or(Errno::ENOEXEC)?;
+        if seg_end <= start {
+            continue;
+        }
+        let req = MapRequest {
+            addr: start,
+            len: seg_end - start,
+            prot: p.prot(),
+            fixed: true,
+            ..MapRequest::default()
+        };
+        mm.mmap_anon(req, name.clone()).map_err(|e| if e == Errno::ENOMEM { e } else { Errno::ENOEXEC })?;
+        // Like Linux's file mapping: the whole first file page, then the
+        // segment's bytes; the rest reads as zeros (bss).
+        let file_start = page_down(p.offset);
+        let file_end = p.offset + p.filesz;
+        copy_file(mm, src, file_start, file_end, start)?;
+        end = end.max(bias + p.vaddr + p.memsz);
+    }
+    let brk = match elf.kind {
+        ElfKind::Dyn if elf.interp.is_none() => ELF_ET_DYN_BASE,
+        _ => page_up(end).ok_or(Errno::ENOEXEC)?,
+    };
+    mm.set_brk_start(brk + random_pages(32 << 20, args.randomize));
+
+    // The stack.
+    let prot = if elf.exec_stack { Prot::READ | Prot::WRITE | Prot::EXEC } else { Prot::READ | Prot::WRITE };
+    let req = MapRequest {
+        addr: stack_start,
+        len: stack_top - stack_start,
+        prot,
+        fixed: true,
+        ..MapRequest::default()
+    };
+    mm.mmap_anon(req, VmaName::Stack)?;
+    let phdr = elf.phdr_vaddr().map_or(0, |v| v + bias);
+    let entry = elf.entry + bias;
+    let sp = build_stack(
+        mm,
+        stack_top,
+        stack_start,
+        args,
+        facts,
+        &[
+            (u64::from(at::AT_PHDR), phdr),
+            (u64::from(at::AT_PHENT), 56),
+            (u64::from(at::AT_PHNUM), u64::from(elf.phnum)),
+            (u64::from(at::AT_BASE), 0),
+            (u64::from(at::AT_FLAGS), 0),
+            (u64::from(at::AT_ENTRY), entry),
+        ],
+    )?;
+    Ok(Loaded { entry, sp, stack_start })
+}
+
+fn copy_file(mm: &MemoryManager, src: &dyn ExecSource, from: u64, to: u64, addr: u64) -> Result<(), Errno> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut off = from;
+    while off < to {
+        let n = usize::try_from((to - off).min(buf.len() as u64)).map_err(|_| Errno::ENOEXEC)?;
+        elf::read_exact(src, off, &mut buf[..n])?;
+        mm.poke(addr + (off - from), &buf[..n])?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes argv, envp and auxv below `top` and returns the stack pointer.
+fn build_stack(
+    mm: &MemoryManager,
+    top: u64,
+    bottom: u64,
+    args: &LoadArgs,
+    facts: AuxvFacts,
+    elf_aux: &[(u64, u64)],
+) -> Result<u64, Errno> {
+    let total: u64 = args.argv.iter().chain(&args.envp).map(|s| s.len() as u64 + 1).sum::<u64>()
+        + (args.argv.len() + args.envp.len()) as u64 * 8;
+    if total > arg_limit(args.stack_limit)
+        || args.argv.iter().chain(&args.envp).any(|s| s.len() + 1 > MAX_ARG_STRLEN)
+    {
+        return Err(Errno::E2BIG);
+    }
+    let mut sp = top - 8; // a NULL word at the very top, as Linux leaves
+    let push_str = |sp: &mut u64, s: &[u8]| -> Result<u64, Errno> {
+        *sp -= s.len() as u64 + 1;
+        let mut v = s.to_vec();
+        v.push(0);
+        mm.copy_out(*sp, &v)?;
+        Ok(*sp)
+    };
+    // Strings: the executable's path highest, then envp, then argv, each
+    // list in order from low to high addresses.
+    let execfn = push_str(&mut sp, &args.execfn)?;
+    let mut envp = Vec::with_capacity(args.envp.len());
+    for s in args.envp.iter().rev() {
+        envp.push(push_str(&mut sp, s)?);
+    }
+    envp.reverse();
+    let mut argv = Vec::with_capacity(args.argv.len());
+    for s in args.argv.iter().rev() {
+        argv.push(push_str(&mut sp, s)?);
+    }
+    argv.reverse();
+    sp &= !15;
+    let platform = push_str(&mut sp, b"x86_64")?;
+    sp -= 16;
+    sp &= !15;
+    let random = sp;
+    let mut rnd = [0u8; 16];
+    let _ = rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty());
+    mm.copy_out(random, &rnd)?;
+
+    let mut aux: Vec<(u64, u64)> = vec![
+        (u64::from(at::AT_MINSIGSTKSZ), facts.minsigstksz),
+        (u64::from(at::AT_HWCAP), facts.hwcap),
+        (u64::from(at::AT_PAGESZ), PAGE),
+        (u64::from(at::AT_CLKTCK), 100),
+    ];
+    aux.extend_from_slice(elf_aux);
+    aux.extend_from_slice(&[
+        (u64::from(at::AT_UID), u64::from(args.uid)),
+        (u64::from(at::AT_EUID), u64::from(args.euid)),
+        (u64::from(at::AT_GID), u64::from(args.gid)),
+        (u64::from(at::AT_EGID), u64::from(args.egid)),
+        (u64::from(at::AT_SECURE), 0),
+        (u64::from(at::AT_RANDOM), random),
+        (u64::from(at::AT_HWCAP2), facts.hwcap2),
+        (u64::from(at::AT_EXECFN), execfn),
+        (u64::from(at::AT_PLATFORM), platform),
+        (u64::from(at::AT_NULL), 0),
+    ]);
+    let words = 1 + argv.len() + 1 + envp.len() + 1 + aux.len() * 2;
+    let mut table: Vec<u64> = Vec::with_capacity(words);
+    table.push(argv.len() as u64);
+    table.extend(&argv);
+    table.push(0);
+    table.extend(&envp);
+    table.push(0);
+    for (k, v) in aux {
+        table.push(k);
+        table.push(v);
+    }
+    sp -= words as u64 * 8;
+    sp &= !15;
+    if sp < bottom + PAGE {
+        return Err(Errno::E2BIG);
+    }
+    let bytes: Vec<u8> = table.iter().flat_map(|w| w.to_le_bytes()).collect();
+    mm.copy_out(sp, &bytes)?;
+    Ok(sp)
+}

@@ -1,0 +1,232 @@
+//! The memory file: one memfd per sandbox holding all anonymous and
+//! copied application memory. The sentry maps the whole (sparse) file once
+//! for copy-in/out; the platform maps ranges of it into application address
+//! spaces. Freed ranges are punched out so the host gets the pages back.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+use rvisor_syscalls::Errno;
+
+use super::PAGE;
+
+/// First-fit allocator of page-aligned file ranges.
+#[derive(Debug)]
+pub(crate) struct Allocator {
+    /// Free ranges: offset → length, coalesced.
+    free: BTreeMap<u64, u64>,
+}
+
+impl Allocator {
+    pub fn new(size: u64) -> Allocator {
+        let mut free = BTreeMap::new();
+        if size > 0 {
+            free.insert(0, size);
+        }
+        Allocator { free }
+    }
+
+    /// A free range of `len` bytes (page multiple), aligned to `align`.
+    pub fn allocate(&mut self, len: u64, align: u64) -> Option<u64> {
+        debug_assert!(len > 0 && len.is_multiple_of(PAGE) && align.is_power_of_two());
+        let (start, flen, at) = self.free.iter().find_map(|(&s, &l)| {
+            let at = s.checked_add(align - 1)? & !(align - 1);
+            (at.checked_add(len)? <= s + l).then_some((s, l, at))
+        })?;
+        self.free.remove(&start);
+        if at > start {
+            self.free.insert(start, at - start);
+        }
+        let end = at + len;
+        if end < start + flen {
+            self.free.insert(end, start + flen - end);
+        }
+        Some(at)
+    }
+
+    /// Returns `[off, off+len)` to the free set.
+    pub fn free(&mut self, off: u64, len: u64) {
+        let mut start = off;
+        let mut end = off + len;
+        if let Some((&ps, &pl)) = self.free.range(..off).next_back() {
+            debug_assert!(ps + pl <= off, "double free");
+            if ps + pl == off {
+                self.free.remove(&ps);
+                start = ps;
+            }
+        }
+        if let Some(&nl) = self.free.get(&end) {
+            self.free.remove(&end);
+            end += nl;
+        }
+        self.free.insert(start, end - start);
+    }
+
+    /// Total free bytes.
+    #[cfg(test)]
+    pub fn free_bytes(&self) -> u64 {
+        self.free.values().sum()
+    }
+}
+
+/// The sandbox's memory file.
+pub struct MemoryFile {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    size: u64,
+    alloc: Mutex<Allocator>,
+}
+
+impl std::fmt::Debug for MemoryFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryFile").field("size", &self.size).finish()
+    }
+}
+
+// SAFETY: `base` points to a MAP_SHARED mapping owned by this object for its
+// whole life; all access goes through bounds-checked copies.
+unsafe impl Send for MemoryFile {}
+// SAFETY: as above; the allocator is behind a mutex and byte copies from
+// several threads are what shared memory is for.
+unsafe impl Sync for MemoryFile {}
+
+impl MemoryFile {
+    /// A memory file of `size` bytes (sparse: nothing is committed).
+    pub fn new(size: u64) -> std::io::Result<MemoryFile> {
+        let size = size & !(PAGE - 1);
+        let fd = rustix::fs::memfd_create("rvisor-memory", rustix::fs::MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, size)?;
+        let len = usize::try_from(size).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: a fresh shared mapping of our own memfd, at an address the
+        // kernel picks; nothing else refers to it.
+        let p = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::NORESERVE,
+                &fd,
+                0,
+            )?
+        };
+        let base =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
+        Ok(MemoryFile { fd, base, size, alloc: Mutex::new(Allocator::new(size)) })
+    }
+
+    /// The memfd (for mapping ranges into address spaces).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Allocates `len` bytes (a page multiple). The range reads as zeros.
+    pub fn allocate(&self, len: u64) -> Result<u64, Errno> {
+        let align = if len >= super::HUGE_PAGE { super::HUGE_PAGE } else { PAGE };
+        self.alloc.lock().unwrap_or_else(|p| p.into_inner()).allocate(len, align).ok_or(Errno::ENOMEM)
+    }
+
+    /// Frees `[off, off+len)`: its pages go back to the host and it reads
+    /// as zeros when allocated again.
+    pub fn free(&self, off: u64, len: u64) {
+        let _ = rustix::fs::fallocate(
+            &self.fd,
+            rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+            off,
+            len,
+        );
+        self.alloc.lock().unwrap_or_else(|p| p.into_inner()).free(off, len);
+    }
+
+    fn check(&self, off: u64, len: usize) -> usize {
+        let len64 = len as u64;
+        assert!(off.checked_add(len64).is_some_and(|e| e <= self.size), "memory file access out of bounds");
+        usize::try_from(off).unwrap_or(usize::MAX)
+    }
+
+    /// Copies `buf.len()` bytes at `off` into `buf`.
+    pub fn read(&self, off: u64, buf: &mut [u8]) {
+        let o = self.check(off, buf.len());
+        // SAFETY: [off, off+len) lies in the mapping (checked); the mapping
+        // may change concurrently (application threads write it), so only
+        // raw copies are made, never references into it.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(o), buf.as_mut_ptr(), buf.len()) };
+    }
+
+    /// Copies `data` to `off`.
+    pub fn write(&self, off: u64, data: &[u8]) {
+        let o = self.check(off, data.len());
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.as_ptr().add(o), data.len()) };
+    }
+
+    /// Zeroes `len` bytes at `off`.
+    pub fn zero(&self, off: u64, len: usize) {
+        let o = self.check(off, len);
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::write_bytes(self.base.as_ptr().add(o), 0, len) };
+    }
+
+    /// Bytes of host memory the file holds.
+    pub fn committed(&self) -> u64 {
+        rustix::fs::fstat(&self.fd).map(|s| u64::try_from(s.st_blocks).unwrap_or(0) * 512).unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryFile {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping made in `new`; no copies are in
+        // flight (we have `&mut self`).
+        unsafe {
+            let _ = rustix::mm::munmap(self.base.as_ptr().cast(), usize::try_from(self.size).unwrap_or(0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_first_fit_and_coalescing() {
+        let mut a = Allocator::new(16 * PAGE);
+        let x = a.allocate(4 * PAGE, PAGE).unwrap();
+        let y = a.allocate(4 * PAGE, PAGE).unwrap();
+        let z = a.allocate(8 * PAGE, PAGE).unwrap();
+        assert_eq!((x, y, z), (0, 4 * PAGE, 8 * PAGE));
+        assert_eq!(a.allocate(PAGE, PAGE), None);
+        a.free(y, 4 * PAGE);
+        assert_eq!(a.allocate(2 * PAGE, PAGE), Some(4 * PAGE));
+        a.free(x, 4 * PAGE);
+        a.free(z, 8 * PAGE);
+        a.free(4 * PAGE, 2 * PAGE);
+        assert_eq!(a.free_bytes(), 16 * PAGE);
+        assert_eq!(a.free.len(), 1, "fully coalesced: {:?}", a.free);
+    }
+
+    #[test]
+    fn allocator_alignment() {
+        let mut a = Allocator::new(64 * PAGE);
+        a.allocate(PAGE, PAGE).unwrap();
+        let big = a.allocate(16 * PAGE, 16 * PAGE).unwrap();
+        assert_eq!(big % (16 * PAGE), 0);
+        assert_eq!(a.allocate(PAGE, PAGE), Some(PAGE));
+    }
+
+    #[test]
+    fn memory_file_reads_what_was_written_and_zeroes_freed_ranges() {
+        let mf = MemoryFile::new(1 << 30).unwrap();
+        let off = mf.allocate(2 * PAGE).unwrap();
+        mf.write(off + 10, b"hello");
+        let mut b = [0u8; 5];
+        mf.read(off + 10, &mut b);
+        assert_eq!(&b, b"hello");
+        mf.free(off, 2 * PAGE);
+        let off2 = mf.allocate(2 * PAGE).unwrap();
+        assert_eq!(off2, off);
+        mf.read(off2 + 10, &mut b);
+        assert_eq!(b, [0; 5]);
+    }
+}

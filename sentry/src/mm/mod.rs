@@ -1,0 +1,667 @@
+//! Memory management: the VMAs of an address space, the memory-file pages
+//! behind them, the platform address space as a cache of both, and the one
+//! gateway to application memory (copy-in/out).
+//!
+//! - VMAs ([`vma::VmaSet`]) are the application's view: what `mmap`,
+//!   `munmap`, `mprotect`, `brk` and `mremap` manipulate.
+//! - PMAs are the memory behind private anonymous VMAs: ranges of the memory
+//!   file, allocated lazily (on the first fault or write), a 2 MiB window at
+//!   a time. Commit is lazy as on Linux: a PMA costs host memory only for
+//!   the pages actually touched.
+//! - The platform address space maps PMAs on fault, with the VMA's
+//!   protections; a fault on a page already mapped with its VMA's
+//!   protections is a real access violation.
+
+pub mod memfile;
+pub mod vma;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rvisor_platform::{AddressSpace, FileRange, Platform, Prot};
+use rvisor_syscalls::Errno;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+pub use self::memfile::MemoryFile;
+use self::vma::{Vma, VmaFlags, VmaName, VmaSet};
+
+/// Page size.
+pub const PAGE: u64 = 4096;
+/// Allocation and fault-around unit of anonymous memory.
+pub const HUGE_PAGE: u64 = 2 << 20;
+
+/// Rounds down to a page boundary.
+pub fn page_down(v: u64) -> u64 {
+    v & !(PAGE - 1)
+}
+
+/// Rounds up to a page boundary (`None` on overflow).
+pub fn page_up(v: u64) -> Option<u64> {
+    Some(v.checked_add(PAGE - 1)? & !(PAGE - 1))
+}
+
+/// `si_code` of a fault the application must see as `SIGSEGV`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegvCode {
+    /// No mapping at the address.
+    MapErr,
+    /// A mapping that does not allow the access.
+    AccErr,
+}
+
+/// Memory behind a range of an anonymous VMA.
+#[derive(Clone, Copy, Debug)]
+struct Pma {
+    end: u64,
+    /// Offset of the first byte in the memory file.
+    off: u64,
+    /// Protections it is mapped with in the platform address space.
+    mapped: Option<Prot>,
+}
+
+#[derive(Debug, Default)]
+struct MmState {
+    vmas: VmaSet,
+    pmas: BTreeMap<u64, Pma>,
+    brk_start: u64,
+    brk: u64,
+    mmap_base: u64,
+}
+
+/// Flags of an `mmap` request, decoded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MapRequest {
+    /// Address hint or fixed address.
+    pub addr: u64,
+    /// Length (not yet rounded).
+    pub len: u64,
+    /// Protections.
+    pub prot: Prot,
+    /// `MAP_SHARED`.
+    pub shared: bool,
+    /// `MAP_FIXED`: replace whatever is there.
+    pub fixed: bool,
+    /// `MAP_FIXED_NOREPLACE`: fail with `EEXIST` if anything is there.
+    pub noreplace: bool,
+    /// `MAP_GROWSDOWN`.
+    pub growsdown: bool,
+    /// `MAP_POPULATE`.
+    pub populate: bool,
+}
+
+/// An application address space.
+pub struct MemoryManager {
+    aspace: Box<dyn AddressSpace>,
+    mf: Arc<MemoryFile>,
+    min_addr: u64,
+    max_addr: u64,
+    state: Mutex<MmState>,
+}
+
+impl std::fmt::Debug for MemoryManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryManager").finish_non_exhaustive()
+    }
+}
+
+impl MemoryManager {
+    /// A new, empty address space.
+    pub fn new(platform: &dyn Platform, mf: Arc<MemoryFile>) -> Result<MemoryManager, Errno> {
+        let aspace = platform.new_address_space().map_err(|e| {
+            tracing::error!("new address space: {e}");
+            Errno::ENOMEM
+        })?;
+        Ok(MemoryManager {
+            aspace,
+            mf,
+            min_addr: platform.min_user_address(),
+            max_addr: platform.max_user_address(),
+            state: Mutex::new(MmState::default()),
+        })
+    }
+
+    /// The platform address space.
+    pub fn address_space(&self) -> &dyn AddressSpace {
+        self.aspace.as_ref()
+    }
+
+    /// Lowest mappable address.
+    pub fn min_addr(&self) -> u64 {
+        self.min_addr
+    }
+
+    /// One past the highest mappable address.
+    pub fn max_addr(&self) -> u64 {
+        self.max_addr
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MmState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets where top-down `mmap` placement starts (the loader decides).
+    pub fn set_mmap_base(&self, base: u64) {
+        self.lock().mmap_base = base;
+    }
+
+    /// Sets the start of the `brk` area (the loader decides).
+    pub fn set_brk_start(&self, start: u64) {
+        let mut st = self.lock();
+        st.brk_start = start;
+        st.brk = start;
+    }
+
+    fn in_user_range(&self, start: u64, len: u64) -> bool {
+        start >= self.min_addr && start.checked_add(len).is_some_and(|e| e <= self.max_addr)
+    }
+
+    // ------------------------------------------------------------------
+    // Mapping changes.
+
+    /// `mmap` of anonymous memory. Returns the address.
+    pub fn mmap_anon(&self, req: MapRequest, name: VmaName) -> Result<u64, Errno> {
+        if req.len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(req.len).ok_or(Errno::ENOMEM)?;
+        let mut st = self.lock();
+        let start = self.place(&mut st, req, len)?;
+        let mut flags = VmaFlags::empty();
+        if req.shared {
+            flags |= VmaFlags::SHARED;
+        }
+        if req.growsdown {
+            flags |= VmaFlags::GROWSDOWN;
+        }
+        if req.fixed && !req.noreplace {
+            self.unmap_locked(&mut st, start, start + len)?;
+        }
+        st.vmas.insert(Vma { start, end: start + len, prot: req.prot, flags, name });
+        if req.populate && !req.prot.is_empty() {
+            let mut at = start;
+            while at < start + len {
+                let _ = self.fault_locked(&mut st, at);
+                at = (page_down(at) & !(HUGE_PAGE - 1)) + HUGE_PAGE;
+            }
+        }
+        Ok(start)
+    }
+
+    fn place(&self, st: &mut MmState, req: MapRequest, len: u64) -> Result<u64, Errno> {
+        if req.fixed || req.noreplace {
+            if !req.addr.is_multiple_of(PAGE) {
+                return Err(Errno::EINVAL);
+            }
+            if !self.in_user_range(req.addr, len) {
+                return Err(if req.addr < self.min_addr { Errno::EPERM } else { Errno::ENOMEM });
+            }
+            if req.noreplace && st.vmas.intersects(req.addr, req.addr + len) {
+                return Err(Errno::EEXIST);
+            }
+            return Ok(req.addr);
+        }
+        let hint = page_down(req.addr);
+        if hint != 0 && self.in_user_range(hint, len) && !st.vmas.intersects(hint, hint + len) {
+            return Ok(hint);
+        }
+        let base = if st.mmap_base == 0 { self.max_addr } else { st.mmap_base };
+        st.vmas
+            .find_gap_top_down(len, self.min_addr, base)
+            .or_else(|| st.vmas.find_gap_top_down(len, self.min_addr, self.max_addr))
+            .ok_or(Errno::ENOMEM)
+    }
+
+    /// `munmap`.
+    pub fn munmap(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if end > self.max_addr {
+            return Err(Errno::EINVAL);
+        }
+        let mut st = self.lock();
+        self.unmap_locked(&mut st, addr, end)
+    }
+
+    fn unmap_locked(&self, st: &mut MmState, start: u64, end: u64) -> Result<(), Errno> {
+        st.vmas.remove(start, end);
+        let mapped = self.drop_pmas(st, start, end);
+        if mapped {
+            self.platform_unmap(start, end);
+        }
+        Ok(())
+    }
+
+    /// Removes the PMAs in `[start, end)`, freeing their memory. Returns
+    /// whether any was mapped in the platform address space.
+    fn drop_pmas(&self, st: &mut MmState, start: u64, end: u64) -> bool {
+        split_pma(&mut st.pmas, start);
+        split_pma(&mut st.pmas, end);
+        let keys: Vec<u64> = st.pmas.range(start..end).map(|(&k, _)| k).collect();
+        let mut mapped = false;
+        for k in keys {
+            if let Some(p) = st.pmas.remove(&k) {
+                mapped |= p.mapped.is_some();
+                self.mf.free(p.off, p.end - k);
+            }
+        }
+        mapped
+    }
+
+    fn platform_unmap(&self, start: u64, end: u64) {
+        let (s, e) = (start.max(self.min_addr), end.min(self.max_addr));
+        if s < e {
+            if let Err(err) = self.aspace.unmap(s, e - s) {
+                tracing::error!("platform unmap {s:#x}-{e:#x}: {err}");
+            }
+        }
+    }
+
+    /// `mprotect`.
+    pub fn mprotect(&self, addr: u64, len: u64, prot: Prot) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE) {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut st = self.lock();
+        if !st.vmas.protect(addr, end, prot) {
+            return Err(Errno::ENOMEM);
+        }
+        split_pma(&mut st.pmas, addr);
+        split_pma(&mut st.pmas, end);
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (&k, p) in st.pmas.range_mut(addr..end) {
+            if p.mapped.is_some() {
+                p.mapped = Some(prot);
+                match runs.last_mut() {
+                    Some(r) if r.1 == k => r.1 = p.end,
+                    _ => runs.push((k, p.end)),
+                }
+            }
+        }
+        for (s, e) in runs {
+            if let Err(err) = self.aspace.protect(s, e - s, prot) {
+                tracing::error!("platform protect {s:#x}-{e:#x}: {err}");
+                return Err(Errno::ENOMEM);
+            }
+        }
+        Ok(())
+    }
+
+    /// `brk`: returns the new break, or the old one if it cannot move.
+    pub fn brk(&self, new: u64) -> u64 {
+        let mut st = self.lock();
+        let (start, old) = (st.brk_start, st.brk);
+        if new < start {
+            return old;
+        }
+        let (Some(new_end), Some(old_end)) = (page_up(new), page_up(old)) else { return old };
+        if new_end > old_end {
+            let len = new_end - old_end;
+            if !self.in_user_range(old_end, len) || st.vmas.intersects(old_end, new_end) {
+                return old;
+            }
+            st.vmas.insert(Vma {
+                start: old_end,
+                end: new_end,
+                prot: Prot::READ | Prot::WRITE,
+                flags: VmaFlags::empty(),
+                name: VmaName::Heap,
+            });
+        } else if new_end < old_end {
+            let _ = self.unmap_locked(&mut st, new_end, old_end);
+        }
+        st.brk = new;
+        new
+    }
+
+    /// `mremap` (private anonymous memory).
+    pub fn mremap(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed: Option<u64>,
+    ) -> Result<u64, Errno> {
+        if !old.is_multiple_of(PAGE) || new_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+        if old_len == 0 {
+            // Duplicating a shared mapping: not for anonymous private memory.
+            return Err(Errno::EINVAL);
+        }
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        let mut st = self.lock();
+        let vma = st.vmas.find(old).cloned().ok_or(Errno::EFAULT)?;
+        if vma.end < old_end {
+            return Err(Errno::EFAULT);
+        }
+        if let Some(dest) = fixed {
+            if !dest.is_multiple_of(PAGE) || !self.in_user_range(dest, new_len) {
+                return Err(Errno::EINVAL);
+            }
+            let dest_end = dest + new_len;
+            if dest < old_end && old < dest_end {
+                return Err(Errno::EINVAL);
+            }
+            self.unmap_locked(&mut st, dest, dest_end)?;
+            return self.move_locked(&mut st, &vma, old, old_len, new_len, dest);
+        }
+        if new_len <= old_len {
+            self.unmap_locked(&mut st, old + new_len, old_end)?;
+            return Ok(old);
+        }
+        let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+        if vma.end == old_end && self.in_user_range(old, new_len) && !st.vmas.intersects(old_end, grow_end) {
+            st.vmas.insert(Vma { start: old_end, end: grow_end, ..vma });
+            return Ok(old);
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let base = if st.mmap_base == 0 { self.max_addr } else { st.mmap_base };
+        let dest = st
+            .vmas
+            .find_gap_top_down(new_len, self.min_addr, base)
+            .or_else(|| st.vmas.find_gap_top_down(new_len, self.min_addr, self.max_addr))
+            .ok_or(Errno::ENOMEM)?;
+        self.move_locked(&mut st, &vma, old, old_len, new_len, dest)
+    }
+
+    fn move_locked(
+        &self,
+        st: &mut MmState,
+        vma: &Vma,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        dest: u64,
+    ) -> Result<u64, Errno> {
+        let keep = old_len.min(new_len);
+        // Take the PMAs of the part that moves.
+        split_pma(&mut st.pmas, old);
+        split_pma(&mut st.pmas, old + keep);
+        let keys: Vec<u64> = st.pmas.range(old..old + keep).map(|(&k, _)| k).collect();
+        let moved: Vec<(u64, Pma)> =
+            keys.into_iter().filter_map(|k| st.pmas.remove(&k).map(|p| (k, p))).collect();
+        let any_mapped = moved.iter().any(|(_, p)| p.mapped.is_some());
+        self.unmap_locked(st, old, old + old_len)?;
+        if any_mapped {
+            self.platform_unmap(old, old + keep);
+        }
+        st.vmas.insert(Vma { start: dest, end: dest + new_len, ..vma.clone() });
+        for (k, p) in moved {
+            let nk = k - old + dest;
+            st.pmas.insert(nk, Pma { end: p.end - old + dest, off: p.off, mapped: None });
+        }
+        Ok(dest)
+    }
+
+    /// `madvise(MADV_DONTNEED)`: private anonymous pages read as zeros again.
+    pub fn dont_need(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE) {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let mut st = self.lock();
+        if !st.vmas.covers(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        if st.vmas.overlapping(addr, end).any(|v| v.flags.contains(VmaFlags::SHARED)) {
+            // Shared anonymous memory keeps its contents.
+            return Ok(());
+        }
+        if self.drop_pmas(&mut st, addr, end) {
+            self.platform_unmap(addr, end);
+        }
+        Ok(())
+    }
+
+    /// Whether `[addr, addr+len)` is entirely mapped (for `madvise` etc.).
+    pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
+        addr.checked_add(len).is_some_and(|end| self.lock().vmas.covers(addr, end))
+    }
+
+    // ------------------------------------------------------------------
+    // Faults.
+
+    /// Handles an application fault at `addr`: maps the memory if the VMA
+    /// allows some access, or says which `SIGSEGV` the application gets.
+    pub fn handle_fault(&self, addr: u64) -> Result<(), SegvCode> {
+        let mut st = self.lock();
+        self.fault_locked(&mut st, addr)
+    }
+
+    fn fault_locked(&self, st: &mut MmState, addr: u64) -> Result<(), SegvCode> {
+        let vma = st.vmas.find(addr).cloned().ok_or(SegvCode::MapErr)?;
+        if vma.prot.is_empty() {
+            return Err(SegvCode::AccErr);
+        }
+        if let Some((_, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
+            if p.mapped == Some(vma.prot) {
+                // Mapped with everything the VMA allows: the access itself
+                // is what is forbidden (a write to read-only memory…).
+                return Err(SegvCode::AccErr);
+            }
+        }
+        let win = page_down(addr) & !(HUGE_PAGE - 1);
+        let (ws, we) = (win.max(vma.start), (win + HUGE_PAGE).min(vma.end));
+        self.ensure_pmas(st, ws, we).map_err(|_| SegvCode::MapErr)?;
+        split_pma(&mut st.pmas, ws);
+        split_pma(&mut st.pmas, we);
+        // Map what is not mapped yet, in runs contiguous in the file.
+        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        for (&k, p) in st.pmas.range_mut(ws..we) {
+            if p.mapped != Some(vma.prot) {
+                p.mapped = Some(vma.prot);
+                match runs.last_mut() {
+                    Some(r) if r.1 == k && r.2 + (r.1 - r.0) == p.off => r.1 = p.end,
+                    _ => runs.push((k, p.end, p.off)),
+                }
+            }
+        }
+        for (s, e, off) in runs {
+            let file = FileRange { fd: self.mf.fd(), offset: off };
+            if let Err(err) = self.aspace.map(s, e - s, vma.prot, file) {
+                tracing::error!("platform map {s:#x}-{e:#x}: {err}");
+                return Err(SegvCode::MapErr);
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates memory for every part of `[start, end)` that has none.
+    fn ensure_pmas(&self, st: &mut MmState, start: u64, end: u64) -> Result<(), Errno> {
+        let mut gaps = Vec::new();
+        let mut at = start;
+        let first = st.pmas.range(..=start).next_back().filter(|(_, p)| p.end > start).map(|(&k, _)| k);
+        for (&k, p) in st.pmas.range(first.unwrap_or(start)..end) {
+            if k > at {
+                gaps.push((at, k));
+            }
+            at = at.max(p.end);
+        }
+        if at < end {
+            gaps.push((at, end));
+        }
+        for (s, e) in gaps {
+            let off = self.mf.allocate(e - s)?;
+            st.pmas.insert(s, Pma { end: e, off, mapped: None });
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Copy-in/out: the one gateway to application memory.
+
+    /// Visits `[addr, addr+len)` in pieces backed by the memory file,
+    /// checking the application's access rights (`write`: the VMA must be
+    /// writable; otherwise readable). With `force`, rights are not checked
+    /// (the loader writing read-only segments). `f(file_offset, len,
+    /// position)` gets `None` for the offset when reading memory that was
+    /// never touched (it reads as zeros).
+    fn visit(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        force: bool,
+        mut f: impl FnMut(Option<u64>, usize, usize),
+    ) -> Result<(), Errno> {
+        let len64 = u64::try_from(len).map_err(|_| Errno::EFAULT)?;
+        let end = addr.checked_add(len64).ok_or(Errno::EFAULT)?;
+        if len == 0 {
+            return Ok(());
+        }
+        if addr < self.min_addr || end > self.max_addr {
+            return Err(Errno::EFAULT);
+        }
+        let mut st = self.lock();
+        let mut at = addr;
+        while at < end {
+            let vma = st.vmas.find(at).cloned().ok_or(Errno::EFAULT)?;
+            let allowed = if write { vma.prot.contains(Prot::WRITE) } else { !vma.prot.is_empty() };
+            if !allowed && !force {
+                return Err(Errno::EFAULT);
+            }
+            let chunk_end = end.min(vma.end);
+            while at < chunk_end {
+                let pos = usize::try_from(at - addr).map_err(|_| Errno::EFAULT)?;
+                let pma = st.pmas.range(..=at).next_back().filter(|(_, p)| p.end > at).map(|(&k, p)| (k, *p));
+                match pma {
+                    Some((k, p)) => {
+                        let n = p.end.min(chunk_end) - at;
+                        f(Some(p.off + (at - k)), usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos);
+                        at += n;
+                    }
+                    None if !write => {
+                        let next = st.pmas.range(at..).next().map_or(chunk_end, |(&k, _)| k.min(chunk_end));
+                        let n = next - at;
+                        f(None, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos);
+                        at += n;
+                    }
+                    None => {
+                        let win = page_down(at) & !(HUGE_PAGE - 1);
+                        self.ensure_pmas(&mut st, win.max(vma.start), (win + HUGE_PAGE).min(vma.end))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies application memory at `addr` into `buf` (`EFAULT` if any of
+    /// it is unmapped or unreadable).
+    pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let mf = &self.mf;
+        self.visit(addr, buf.len(), false, false, |off, n, pos| match off {
+            Some(o) => mf.read(o, &mut buf[pos..pos + n]),
+            None => buf[pos..pos + n].fill(0),
+        })
+    }
+
+    /// Copies `data` to application memory at `addr` (`EFAULT` if any of it
+    /// is unmapped or not writable).
+    pub fn copy_out(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        let mf = &self.mf;
+        self.visit(addr, data.len(), true, false, |off, n, pos| {
+            if let Some(o) = off {
+                mf.write(o, &data[pos..pos + n]);
+            }
+        })
+    }
+
+    /// Writes `data` at `addr` whatever the protections (the loader filling
+    /// read-only segments). The range must be mapped.
+    pub fn poke(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        let mf = &self.mf;
+        self.visit(addr, data.len(), true, true, |off, n, pos| {
+            if let Some(o) = off {
+                mf.write(o, &data[pos..pos + n]);
+            }
+        })
+    }
+
+    /// Reads a `T` from application memory.
+    pub fn read_obj<T: FromBytes + IntoBytes>(&self, addr: u64) -> Result<T, Errno> {
+        let mut v = T::new_zeroed();
+        self.copy_in(addr, v.as_mut_bytes())?;
+        Ok(v)
+    }
+
+    /// Writes a `T` to application memory.
+    pub fn write_obj<T: IntoBytes + Immutable>(&self, addr: u64, v: &T) -> Result<(), Errno> {
+        self.copy_out(addr, v.as_bytes())
+    }
+
+    /// Reads `len` bytes (the caller bounds `len`).
+    pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let mut v = vec![0u8; len];
+        self.copy_in(addr, &mut v)?;
+        Ok(v)
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the
+    /// NUL). `Err(ENAMETOOLONG)` if no NUL comes within `max` bytes.
+    pub fn read_cstring(&self, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            // Read up to the end of the page, so a string that ends just
+            // before an unmapped page is read without faulting.
+            let page_left = usize::try_from(PAGE - (at % PAGE)).unwrap_or(1);
+            let n = page_left.min(max - out.len());
+            let mut buf = vec![0u8; n];
+            self.copy_in(at, &mut buf)?;
+            if let Some(z) = buf.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..z]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf);
+            at = at.checked_add(n as u64).ok_or(Errno::EFAULT)?;
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+
+    /// The VMAs, for diagnostics and `/proc/PID/maps`.
+    pub fn vmas(&self) -> Vec<Vma> {
+        self.lock().vmas.iter().cloned().collect()
+    }
+
+    /// The current program break.
+    pub fn current_brk(&self) -> u64 {
+        self.lock().brk
+    }
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (&k, p) in &st.pmas {
+            self.mf.free(p.off, p.end - k);
+        }
+    }
+}
+
+/// Splits the PMA containing `addr` (if it strictly contains it).
+fn split_pma(pmas: &mut BTreeMap<u64, Pma>, addr: u64) {
+    let Some((&k, p)) = pmas.range(..addr).next_back() else { return };
+    if p.end <= addr {
+        return;
+    }
+    let tail = Pma { end: p.end, off: p.off + (addr - k), mapped: p.mapped };
+    if let Some(head) = pmas.get_mut(&k) {
+        head.end = addr;
+    }
+    pmas.insert(addr, tail);
+}

@@ -1,1 +1,160 @@
-//! placeholder
+//! Helpers shared by rvisor's integration tests: finding the `rvisor`
+//! binary, building the C test programs, running a program natively and
+//! under `rvisor do`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `rvisor` binary under test: `$RVISOR`, or the one cargo built next
+/// to this test binary (`cargo build -p rvisor` first).
+pub fn rvisor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RVISOR") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<triple>/<profile>/deps/<test> -> target/<triple>/<profile>/rvisor
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join("rvisor");
+    assert!(p.exists(), "{} is missing: run `cargo build -p rvisor` first (or set RVISOR)", p.display());
+    p
+}
+
+/// Where test programs are built.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let d = exe.parent().and_then(Path::parent).expect("target dir").join("compat-programs");
+    std::fs::create_dir_all(&d).expect("create build dir");
+    d
+}
+
+/// The C library a test program is linked with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Libc {
+    /// glibc, static.
+    Glibc,
+    /// musl, static (musl-gcc).
+    Musl,
+}
+
+impl Libc {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Libc::Glibc => "glibc",
+            Libc::Musl => "musl",
+        }
+    }
+
+    fn compiler(self) -> &'static str {
+        match self {
+            Libc::Glibc => "gcc",
+            Libc::Musl => "musl-gcc",
+        }
+    }
+
+    /// Whether the compiler is installed.
+    pub fn available(self) -> bool {
+        Command::new(self.compiler())
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// Source directory of the compatibility programs.
+pub fn compat_src() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
+}
+
+/// Builds `tests/compat/<name>.c` statically with `libc`; returns the binary.
+pub fn build_c(name: &str, libc: Libc) -> PathBuf {
+    let src = compat_src().join(format!("{name}.c"));
+    let out = build_dir().join(format!("{name}-{}", libc.name()));
+    let fresh = out.metadata().and_then(|m| m.modified()).ok().is_some_and(|built| {
+        [src.clone(), compat_src().join("compat.h")]
+            .iter()
+            .all(|s| s.metadata().and_then(|m| m.modified()).is_ok_and(|m| m <= built))
+    });
+    if !fresh {
+        let st = Command::new(libc.compiler())
+            .args(["-static", "-O1", "-Wall", "-Wno-unused-result", "-fno-stack-protector", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run the C compiler");
+        assert!(st.success(), "building {} with {} failed", src.display(), libc.name());
+    }
+    out
+}
+
+/// How a run ended, normalised as a shell reports it: the exit code, or
+/// 128 + N for death by signal N.
+pub fn shell_code(o: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
+}
+
+/// The fixed environment every test program gets (natively and in the
+/// sandbox, which inherits the caller's environment).
+pub fn test_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/root")
+        .env("LANG", "C")
+        .env("COMPAT_A", "1")
+        .env("COMPAT_B", "two words")
+}
+
+/// Runs `prog args` natively.
+pub fn run_native(prog: &Path, args: &[String]) -> Output {
+    let mut c = Command::new(prog);
+    test_env(&mut c).args(args).stdin(Stdio::null());
+    c.output().expect("run natively")
+}
+
+/// Runs `prog args` natively as pid 1 of a throwaway pid and UTS namespace
+/// whose hostname is `hostname` (the host is not changed).
+pub fn run_native_namespaced(prog: &Path, args: &[String], hostname: &str) -> Output {
+    let mut c = Command::new("unshare");
+    test_env(&mut c)
+        .args([
+            "--pid",
+            "--fork",
+            "--uts",
+            "--kill-child",
+            "--",
+            "/bin/sh",
+            "-c",
+            "hostname \"$0\" && exec \"$@\"",
+        ])
+        .arg(hostname)
+        .arg(prog)
+        .args(args)
+        .stdin(Stdio::null());
+    c.output().expect("run unshare")
+}
+
+/// Runs `prog args` under `rvisor [flags] do -- prog args`.
+pub fn run_rvisor(prog: &Path, args: &[String], flags: &[&str]) -> Output {
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(flags).arg("do").arg("--").arg(prog).args(args).stdin(Stdio::null());
+    c.output().expect("run rvisor")
+}
+
+/// Whether this process runs as root (namespaced native runs need it).
+pub fn is_root() -> bool {
+    rustix_free_geteuid() == 0
+}
+
+fn rustix_free_geteuid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(u32::MAX)
+}

@@ -126,6 +126,9 @@ pub struct Kernel {
     pub strace: Option<Strace>,
     /// When the kernel booted (uptime, `CLOCK_BOOTTIME` offset).
     pub boot: Instant,
+    /// CPUs the sandbox has (the sentry's allowed CPUs when it booted,
+    /// before task threads were bound to theirs).
+    pub cpus: usize,
     mf_size: u64,
     pids: Mutex<PidTable>,
     unsupported: Mutex<BTreeSet<u64>>,
@@ -162,6 +165,7 @@ impl Kernel {
             facts: AuxvFacts::detect(),
             strace: opts.strace.then(|| Strace::new(opts.strace_to_log)),
             boot: Instant::now(),
+            cpus: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1),
             mf_size: mem_size,
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),
             unsupported: Mutex::new(BTreeSet::new()),

@@ -78,12 +78,14 @@ impl AuxvFacts {
     }
 }
 
-/// Linux's `get_sigframe_size()` on x86_64: `sizeof(struct rt_sigframe)`
-/// (440) plus alignment padding (15), the xsave area with its trailing
-/// magic (size + 4) and its alignment padding (63), rounded up to 16.
+/// Linux's `get_sigframe_size()` on x86_64 kernels built with ia32
+/// emulation (Debian's and upstream's default): `sizeof(struct
+/// sigframe_ia32)` (736) plus alignment padding (15), the xsave area with
+/// its trailing magic (+4) and the legacy `fregs_state` (+112), and the
+/// xsave alignment padding (63), rounded up to 16.
 pub fn min_sigstack_size() -> u64 {
     let xsave = rvisor_platform::arch::xsave_size() as u64;
-    (440 + 15 + xsave + 4 + 63).div_ceil(16) * 16
+    (736 + 15 + xsave + 4 + 112 + 63).div_ceil(16) * 16
 }
 
 /// `ELF_ET_DYN_BASE` for 47-bit address spaces: where Linux puts the

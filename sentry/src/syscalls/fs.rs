@@ -100,11 +100,14 @@ fn read_iovecs(t: &Task, iov: Addr, cnt: i32) -> Result<Vec<Iovec>, Errno> {
     let n = usize::try_from(cnt).map_err(|_| Errno::EINVAL)?;
     let raw = t.mm.read_bytes(iov, n * 16)?;
     let mut v = Vec::with_capacity(n);
-    let mut total: u64 = 0;
     for c in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
         let len = u64::from_le_bytes(c[8..].try_into().map_err(|_| Errno::EFAULT)?);
-        total = total.checked_add(len).filter(|&s| s <= i64::MAX as u64).ok_or(Errno::EINVAL)?;
+        // Each length must be a valid ssize_t; the total is clipped to
+        // MAX_RW_COUNT by the callers, as Linux does.
+        if i64::try_from(len).is_err() {
+            return Err(Errno::EINVAL);
+        }
         v.push(Iovec { base, len });
     }
     Ok(v)

@@ -70,13 +70,14 @@ fn prot(p: u64) -> Result<Prot, Errno> {
 }
 
 pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: Fd, off: u64) -> SysResult {
-    let prot = prot(prot_bits)?;
-    if prot_bits & (PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
-        return Err(Errno::EINVAL);
-    }
+    // Linux's mmap ignores protection bits it does not know.
+    let prot = prot(prot_bits & (PROT_READ | PROT_WRITE | PROT_EXEC))?;
+    let anonymous = flags & MAP_ANONYMOUS != 0;
     let shared = match flags & 3 {
         MAP_SHARED => true,
         MAP_PRIVATE => false,
+        // Linux accepts the validating type for files only.
+        MAP_SHARED_VALIDATE if anonymous => return Err(Errno::EINVAL),
         MAP_SHARED_VALIDATE => {
             if flags & !MAP_KNOWN != 0 {
                 return Err(Errno::EOPNOTSUPP);
@@ -95,7 +96,7 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
     if off.checked_add(len).is_none() {
         return Err(Errno::EOVERFLOW);
     }
-    if flags & MAP_ANONYMOUS == 0 {
+    if !anonymous {
         // File mappings come with the files issues; the only files now are
         // host stdio, which Linux cannot map either.
         t.fds.get(fd.0)?;

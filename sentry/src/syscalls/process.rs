@@ -325,9 +325,9 @@ pub fn sched_yield(_t: &mut Task) -> SysResult {
     Ok(0)
 }
 
-/// CPUs the sandbox has: those the sentry may run on.
-fn sandbox_cpus() -> usize {
-    std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1)
+/// CPUs the sandbox has: those the sentry could run on when it booted.
+fn sandbox_cpus(t: &Task) -> usize {
+    t.kernel.cpus
 }
 
 pub fn sched_getaffinity(t: &mut Task, pid: i32, len: u64, mask: Addr) -> SysResult {
@@ -337,7 +337,7 @@ pub fn sched_getaffinity(t: &mut Task, pid: i32, len: u64, mask: Addr) -> SysRes
     if pid != 0 && t.kernel.task(pid).is_none() {
         return Err(Errno::ESRCH);
     }
-    let n = sandbox_cpus();
+    let n = sandbox_cpus(t);
     let bytes = n.div_ceil(64) * 8;
     if usize::try_from(len).unwrap_or(usize::MAX) < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
@@ -359,7 +359,7 @@ pub fn sched_setaffinity(t: &mut Task, pid: i32, len: u64, mask: Addr) -> SysRes
     }
     let n = usize::try_from(len.min(128)).unwrap_or(0);
     let m = t.mm.read_bytes(mask, n)?;
-    let cpus = sandbox_cpus();
+    let cpus = sandbox_cpus(t);
     let any = (0..cpus).any(|c| m.get(c / 8).is_some_and(|b| b & (1 << (c % 8)) != 0));
     // Placement is the sentry's: accepted if it leaves a CPU to run on.
     if any {

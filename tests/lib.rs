@@ -68,9 +68,25 @@ pub fn compat_src() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
 }
 
+/// Source directory of other test programs.
+pub fn programs_src() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("programs")
+}
+
+/// Builds `tests/programs/<name>.c` statically with glibc.
+pub fn build_program(name: &str) -> PathBuf {
+    build_from(&programs_src(), name, Libc::Glibc)
+}
+
 /// Builds `tests/compat/<name>.c` statically with `libc`; returns the binary.
 pub fn build_c(name: &str, libc: Libc) -> PathBuf {
-    let src = compat_src().join(format!("{name}.c"));
+    build_from(&compat_src(), name, libc)
+}
+
+fn build_from(dir: &Path, name: &str, libc: Libc) -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let src = dir.join(format!("{name}.c"));
     let out = build_dir().join(format!("{name}-{}", libc.name()));
     let fresh = out.metadata().and_then(|m| m.modified()).ok().is_some_and(|built| {
         [src.clone(), compat_src().join("compat.h")]
@@ -78,13 +94,15 @@ pub fn build_c(name: &str, libc: Libc) -> PathBuf {
             .all(|s| s.metadata().and_then(|m| m.modified()).is_ok_and(|m| m <= built))
     });
     if !fresh {
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let st = Command::new(libc.compiler())
             .args(["-static", "-O1", "-Wall", "-Wno-unused-result", "-fno-stack-protector", "-o"])
-            .arg(&out)
+            .arg(&tmp)
             .arg(&src)
             .status()
             .expect("run the C compiler");
         assert!(st.success(), "building {} with {} failed", src.display(), libc.name());
+        std::fs::rename(&tmp, &out).expect("rename built program");
     }
     out
 }

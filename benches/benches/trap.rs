@@ -18,7 +18,7 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
-use rvisor_benches::{median_per_iter, pin_self, unpin_self, us};
+use rvisor_benches::{median_per_iter, pin_self, raw_floor, unpin_self, us};
 use rvisor_platform::ptrace::{Config, Placement, PtracePlatform};
 use rvisor_platform::{ArchState, Event, FileRange, Platform, Prot};
 
@@ -48,52 +48,6 @@ fn code() -> &'static [u8] {
 
 const ITERS: u64 = 20_000;
 const ROUNDS: usize = 7;
-
-fn raw_floor(child_cpu: usize) -> std::time::Duration {
-    pin_self(0);
-    // SAFETY: fork in a single-threaded benchmark process; the child only
-    // makes raw system calls and never returns.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        // SAFETY: raw calls in the child; the loop never returns.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(child_cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
-            libc::raise(libc::SIGSTOP);
-            std::arch::asm!("2:", "mov eax, 39", "syscall", "jmp 2b", options(noreturn));
-        }
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    // SAFETY: plain-value ptrace call on our stopped tracee.
-    unsafe {
-        libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL)
-    };
-    let d = median_per_iter(ROUNDS, ITERS, |n| {
-        // SAFETY: ptrace on our stopped tracee with local buffers.
-        unsafe {
-            let mut regs: libc::user_regs_struct = std::mem::zeroed();
-            for _ in 0..n {
-                libc::ptrace(libc::PTRACE_SYSEMU, pid, 0, 0);
-                libc::waitpid(pid, &mut status, libc::__WALL);
-                libc::ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs);
-                regs.rax = 1;
-                libc::ptrace(libc::PTRACE_SETREGS, pid, 0, &regs);
-            }
-        }
-    });
-    // SAFETY: killing and reaping our child.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, &mut status, 0);
-    }
-    unpin_self();
-    d
-}
 
 /// Measures in a fresh thread (fresh placement state, full affinity).
 fn platform_round_trip(placement: Placement, pin: bool) -> std::time::Duration {
@@ -139,8 +93,8 @@ fn platform_round_trip_here(placement: Placement, pin: bool) -> std::time::Durat
 }
 
 fn main() {
-    let floor = raw_floor(0);
-    let cross = if rvisor_benches::num_cpus() > 1 { Some(raw_floor(1)) } else { None };
+    let floor = raw_floor(0, ROUNDS, ITERS);
+    let cross = if rvisor_benches::num_cpus() > 1 { Some(raw_floor(1, ROUNDS, ITERS)) } else { None };
     let same = platform_round_trip(Placement::FollowTracer, true);
     let pinned = platform_round_trip(Placement::Pinned, false);
     let follow = platform_round_trip(Placement::FollowTracer, false);

@@ -18,6 +18,7 @@
 //! Backends: [`ptrace`] (stub processes traced with `PTRACE_SYSEMU`).
 
 pub mod arch;
+pub mod fake;
 pub mod ptrace;
 mod seccomp;
 mod sys;

@@ -141,6 +141,10 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
     let prog = &a.command[0];
     let path = match resolve(prog) {
         Ok(p) => p,
+        Err(Unrunnable::NotFound) if prog.contains('/') => {
+            eprintln!("rvisor: {prog}: No such file or directory");
+            return Ok(127);
+        }
         Err(Unrunnable::NotFound) => {
             eprintln!("rvisor: {prog}: command not found");
             return Ok(127);

@@ -106,9 +106,9 @@ fn random_pages(max: u64, randomize: bool) -> u64 {
 }
 
 /// Loads the executable `src` into the empty address space `mm`.
-pub fn load(
+pub fn load<S: ExecSource + ?Sized>(
     mm: &MemoryManager,
-    src: &dyn ExecSource,
+    src: &S,
     args: &LoadArgs,
     facts: AuxvFacts,
 ) -> Result<Loaded, Errno> {
@@ -200,7 +200,13 @@ pub fn load(
     Ok(Loaded { entry, sp, stack_start })
 }
 
-fn copy_file(mm: &MemoryManager, src: &dyn ExecSource, from: u64, to: u64, addr: u64) -> Result<(), Errno> {
+fn copy_file<S: ExecSource + ?Sized>(
+    mm: &MemoryManager,
+    src: &S,
+    from: u64,
+    to: u64,
+    addr: u64,
+) -> Result<(), Errno> {
     let mut buf = vec![0u8; 64 << 10];
     let mut off = from;
     while off < to {
@@ -296,4 +302,88 @@ fn build_stack(
     let bytes: Vec<u8> = table.iter().flat_map(|w| w.to_le_bytes()).collect();
     mm.copy_out(sp, &bytes)?;
     Ok(sp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rvisor_platform::fake::FakePlatform;
+
+    use super::*;
+    use crate::mm::MemoryFile;
+
+    fn args() -> LoadArgs {
+        LoadArgs {
+            argv: vec![b"prog".to_vec(), b"arg one".to_vec()],
+            envp: vec![b"A=1".to_vec()],
+            execfn: b"/bin/prog".to_vec(),
+            uid: 1,
+            euid: 2,
+            gid: 3,
+            egid: 4,
+            stack_limit: 8 << 20,
+            randomize: true,
+        }
+    }
+
+    fn facts() -> AuxvFacts {
+        AuxvFacts { hwcap: 1, hwcap2: 2, minsigstksz: 3 }
+    }
+
+    #[test]
+    fn loads_a_static_image_and_builds_the_stack() {
+        let mf = Arc::new(MemoryFile::new(1 << 30).unwrap());
+        let mm = MemoryManager::new(&FakePlatform::default(), mf).unwrap();
+        let img = elf::tests::tiny_elf();
+        let l = load(&mm, img.as_slice(), &args(), facts()).unwrap();
+        assert_eq!(l.entry, 0x40_1000);
+        assert_eq!(l.sp % 16, 0);
+        let word = |a: u64| mm.read_obj::<u64>(a).unwrap();
+        assert_eq!(word(l.sp), 2, "argc");
+        assert_eq!(mm.read_cstring(word(l.sp + 8), 100).unwrap(), b"prog");
+        assert_eq!(mm.read_cstring(word(l.sp + 16), 100).unwrap(), b"arg one");
+        assert_eq!(word(l.sp + 24), 0);
+        assert_eq!(mm.read_cstring(word(l.sp + 32), 100).unwrap(), b"A=1");
+        assert_eq!(word(l.sp + 40), 0);
+        // auxv: find AT_ENTRY, AT_EXECFN and AT_RANDOM.
+        let mut at = l.sp + 48;
+        let mut seen = std::collections::HashMap::new();
+        loop {
+            let (k, v) = (word(at), word(at + 8));
+            if k == 0 {
+                break;
+            }
+            seen.insert(k, v);
+            at += 16;
+        }
+        assert_eq!(seen[&9], 0x40_1000, "AT_ENTRY");
+        assert_eq!(seen[&3], 0x40_0040, "AT_PHDR");
+        assert_eq!(seen[&12], 2, "AT_EUID");
+        assert_eq!(mm.read_cstring(seen[&31], 100).unwrap(), b"/bin/prog");
+        assert_eq!(mm.read_bytes(seen[&25], 16).unwrap().len(), 16);
+        // The segments hold the file's bytes; the bss reads as zeros.
+        assert_eq!(mm.read_bytes(0x40_1000, 3).unwrap(), [0xb8, 0x3c, 0]);
+        assert_eq!(mm.read_bytes(0x40_2110, 16).unwrap(), [0; 16]);
+    }
+
+    #[test]
+    fn argument_limits_are_e2big() {
+        let mf = Arc::new(MemoryFile::new(1 << 30).unwrap());
+        let mm = MemoryManager::new(&FakePlatform::default(), mf).unwrap();
+        let img = elf::tests::tiny_elf();
+        let mut a = args();
+        a.argv.push(vec![b'x'; MAX_ARG_STRLEN]);
+        assert_eq!(load(&mm, img.as_slice(), &a, facts()).unwrap_err(), Errno::E2BIG);
+        let mut a = args();
+        a.envp = vec![vec![b'y'; 1000]; 3000];
+        assert_eq!(load(&mm, img.as_slice(), &a, facts()).unwrap_err(), Errno::E2BIG);
+    }
+
+    #[test]
+    fn sigstack_size_follows_linux() {
+        // 2432-byte xsave areas (AVX-512, no PKRU) give Linux's 3376.
+        let xsave = rvisor_platform::arch::xsave_size() as u64;
+        assert_eq!(min_sigstack_size(), (736 + 15 + xsave + 4 + 112 + 63).div_ceil(16) * 16);
+    }
 }

@@ -665,3 +665,6 @@ fn split_pma(pmas: &mut BTreeMap<u64, Pma>, addr: u64) {
     }
     pmas.insert(addr, tail);
 }
+
+#[cfg(test)]
+mod tests;

@@ -77,7 +77,7 @@ fn protections_are_honoured() {
 fn untouched_memory_reads_as_zeros_without_allocating() {
     let m = mm();
     let a = anon(&m, 64 * PAGE, RW);
-    let mut b = vec![1u8; 64 * PAGE as usize];
+    let mut b = vec![1u8; 64 * 4096];
     m.copy_in(a, &mut b).unwrap();
     assert!(b.iter().all(|&x| x == 0));
     assert!(m.lock().pmas.is_empty(), "a read must not commit memory");

@@ -159,3 +159,6 @@ syscall_table! {
     318 => process::getrandom [Addr, u64, u32];
     334 => process::rseq [Addr, u32, i32, u32];
 }
+
+#[cfg(test)]
+mod doc_test;

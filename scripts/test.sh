@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# rvisor's whole test suite, from a fresh Debian 12 machine (run as root).
+# Installs what the tests need, then: formatting, lints, unit and
+# integration tests (the compatibility suite runs every program natively and
+# under rvisor), and a bounded fuzz run of the ELF loader.
+# Usage: ./scripts/test.sh   (FUZZ_SECONDS=N to change the fuzz budget)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "packages"
+need=()
+command -v gcc >/dev/null || need+=(gcc)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v hostname >/dev/null || need+=(hostname)
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }
+fi
+command -v cargo >/dev/null || { echo "cargo (rustup toolchain) is required" >&2; exit 1; }
+
+step "format and lints"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+step "build"
+cargo build -p rvisor
+cargo bench --no-run -p rvisor-benches
+
+step "tests"
+cargo test --workspace
+
+step "fuzz: ELF loader (${FUZZ_SECONDS:-20}s)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+corpus=fuzz/corpus/elf_loader
+mkdir -p "$corpus"
+cp target/x86_64-unknown-linux-gnu/debug/compat-programs/*-glibc "$corpus/" 2>/dev/null || true
+cp target/x86_64-unknown-linux-gnu/debug/compat-programs/*-musl "$corpus/" 2>/dev/null || true
+(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run elf_loader "corpus/elf_loader" -- \
+	-max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 8)
+
+step "all passed"

@@ -86,7 +86,7 @@ fn compat_suite_native_vs_rvisor() {
     let ex = excluded();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for libc in [Libc::Glibc, Libc::Musl] {
+    for libc in [Libc::Glibc, Libc::GlibcPie, Libc::Musl] {
         if !libc.available() {
             println!("skip {}: compiler not installed", libc.name());
             continue;

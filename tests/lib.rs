@@ -32,6 +32,8 @@ pub fn build_dir() -> PathBuf {
 pub enum Libc {
     /// glibc, static.
     Glibc,
+    /// glibc, static position-independent executable (`-static-pie`).
+    GlibcPie,
     /// musl, static (musl-gcc).
     Musl,
 }
@@ -41,14 +43,22 @@ impl Libc {
     pub fn name(self) -> &'static str {
         match self {
             Libc::Glibc => "glibc",
+            Libc::GlibcPie => "glibc-pie",
             Libc::Musl => "musl",
         }
     }
 
     fn compiler(self) -> &'static str {
         match self {
-            Libc::Glibc => "gcc",
+            Libc::Glibc | Libc::GlibcPie => "gcc",
             Libc::Musl => "musl-gcc",
+        }
+    }
+
+    fn link_flag(self) -> &'static str {
+        match self {
+            Libc::GlibcPie => "-static-pie",
+            _ => "-static",
         }
     }
 
@@ -96,7 +106,7 @@ fn build_from(dir: &Path, name: &str, libc: Libc) -> PathBuf {
     if !fresh {
         let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let st = Command::new(libc.compiler())
-            .args(["-static", "-O1", "-Wall", "-Wno-unused-result", "-fno-stack-protector", "-o"])
+            .args([libc.link_flag(), "-O1", "-Wall", "-Wno-unused-result", "-fno-stack-protector", "-o"])
             .arg(&tmp)
             .arg(&src)
             .status()

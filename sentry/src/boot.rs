@@ -133,6 +133,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Spec("process.args is empty".into()));
     }
     let container = Container::new(&cfg.id);
+    kernel.add_container(container.clone());
     let user = process.user();
     let creds = Credentials::new(user.uid(), user.gid(), user.additional_gids().clone().unwrap_or_default());
     let tgid = kernel.alloc_tid().ok_or_else(|| BootError::Spec("no pid".into()))?;

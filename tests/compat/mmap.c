@@ -42,8 +42,10 @@ int main(void) {
 	CHECK("mmap_fixed_replaces", q == p + P && all(q, P, 0) && all(p, P, 'a') && all(p + 2 * P, 2 * P, 'a'),
 	      "got %p", (void *)q);
 
-	/* A free hint is honoured. */
-	char *hint = p + 64 * P;
+	/* A free hint is honoured: make a free place, then ask for it. */
+	char *room = mmap(NULL, 16 * P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(room, 16 * P);
+	char *hint = room + 4 * P;
 	char *h = mmap(hint, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK("mmap_hint_honoured", h == hint, "hint %p got %p", (void *)hint, (void *)h);
 	munmap(h, P);

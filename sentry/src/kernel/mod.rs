@@ -130,6 +130,7 @@ pub struct Kernel {
     /// before task threads were bound to theirs).
     pub cpus: usize,
     mf_size: u64,
+    containers: Mutex<Vec<Arc<Container>>>,
     pids: Mutex<PidTable>,
     unsupported: Mutex<BTreeSet<u64>>,
 }
@@ -167,6 +168,7 @@ impl Kernel {
             boot: Instant::now(),
             cpus: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1),
             mf_size: mem_size,
+            containers: Mutex::new(Vec::new()),
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),
             unsupported: Mutex::new(BTreeSet::new()),
         }))
@@ -175,6 +177,16 @@ impl Kernel {
     /// Size of the memory file: the memory the sandbox may use.
     pub fn mf_size(&self) -> u64 {
         self.mf_size
+    }
+
+    /// Adds a container to the sandbox.
+    pub fn add_container(&self, c: Arc<Container>) {
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+
+    /// The container with OCI id `id`.
+    pub fn container(&self, id: &str) -> Option<Arc<Container>> {
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|c| c.id == id).cloned()
     }
 
     /// Allocates a thread id in the sandbox's pid namespace.

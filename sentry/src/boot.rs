@@ -90,24 +90,7 @@ fn rlimits(spec: &Spec) -> [Rlimit; RLIM_NLIMITS] {
     l[12] = Rlimit { cur: 819_200, max: 819_200 }; // MSGQUEUE
     l[13] = Rlimit { cur: 0, max: 0 }; // NICE
     l[14] = Rlimit { cur: 0, max: 0 }; // RTPRIO
-    let names = [
-        "RLIMIT_CPU",
-        "RLIMIT_FSIZE",
-        "RLIMIT_DATA",
-        "RLIMIT_STACK",
-        "RLIMIT_CORE",
-        "RLIMIT_RSS",
-        "RLIMIT_NPROC",
-        "RLIMIT_NOFILE",
-        "RLIMIT_MEMLOCK",
-        "RLIMIT_AS",
-        "RLIMIT_LOCKS",
-        "RLIMIT_SIGPENDING",
-        "RLIMIT_MSGQUEUE",
-        "RLIMIT_NICE",
-        "RLIMIT_RTPRIO",
-        "RLIMIT_RTTIME",
-    ];
+    let names = rvisor_syscalls::strace::RESOURCE_NAMES;
     let from_spec = spec.process().as_ref().and_then(|p| p.rlimits().clone()).unwrap_or_default();
     for r in from_spec {
         let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string));

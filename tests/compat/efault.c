@@ -29,6 +29,8 @@ int main(void) {
 		{"sigaltstack_bad", SYS_sigaltstack, (long)none, 0, 0, 0},
 		{"prlimit_bad_old", SYS_prlimit64, 0, 7, 0, (long)ro},
 		{"nanosleep_bad_req", SYS_nanosleep, (long)UNMAPPED, 0, 0, 0},
+		{"getrlimit_null", SYS_getrlimit, 7, 0, 0, 0},
+		{"setrlimit_null", SYS_setrlimit, 7, 0, 0, 0},
 		{"arch_prctl_get_fs_bad", SYS_arch_prctl, 0x1003, (long)ro, 0, 0},
 		{"set_robust_list_not_checked", SYS_set_robust_list, (long)BAD_PTR, 24, 0, 0},
 		{"writev_iovec_in_prot_none", SYS_writev, 1, (long)none, 1, 0},

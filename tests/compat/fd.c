@@ -1,6 +1,7 @@
 /* Descriptor table operations on the standard descriptors. */
 #include "compat.h"
 #include <fcntl.h>
+#include <sys/uio.h>
 
 int main(void) {
 	long d = RAW1(SYS_dup, 1);
@@ -43,5 +44,22 @@ int main(void) {
 	CHECK("read_write_only_pipe_ebadf", r == -EBADF, "got %ld", r);
 	r = RAW3(SYS_ioctl, 1, 0x5401 /* TCGETS */, &c);
 	CHECK("tcgets_on_pipe_enotty", r == -ENOTTY, "got %ld", r);
+	r = RAW4(SYS_pwrite64, 1, "x", 1, 0);
+	CHECK("pwrite_pipe_espipe", r == -ESPIPE, "got %ld", r);
+	r = RAW4(SYS_pread64, 0, &c, 1, -1);
+	CHECK("pread_negative_offset_einval", r == -EINVAL, "got %ld", r);
+	/* Non-blocking standard input (/dev/null here): no wait, EOF. */
+	r = RAW3(SYS_fcntl, 0, F_SETFL, O_NONBLOCK);
+	r |= RAW3(SYS_read, 0, &c, 1);
+	CHECK("nonblocking_stdin_eof", r == 0, "got %ld", r);
+	struct iovec big[3] = {{&c, 0x7fffffffffffffffL}, {&c, 0x7fffffffffffffffL}, {&c, 0x7fffffffffffffffL}};
+	r = RAW3(SYS_readv, 0, big, 3);
+	CHECK("readv_range_past_user_space_efault", r == -EFAULT, "got %ld", r);
+	static char low[16];
+	struct iovec clip[2] = {{low, 1}, {low, 0x7ffff000L}};
+	r = RAW3(SYS_readv, 0, clip, 2);
+	CHECK("readv_total_clipped", r == 0, "got %ld", r);
+	r = RAW3(SYS_readv, 99, big, -1);
+	CHECK("readv_bad_fd_first", r == -EBADF, "got %ld", r);
 	return 0;
 }

@@ -33,5 +33,10 @@ int main(int argc, char **argv) {
 	CHECK("tgkill_host_pid_esrch", r == -ESRCH, "got %ld", r);
 	r = RAW2(SYS_kill, 1, 0);
 	CHECK("kill_self_pid_1", r == 0, "got %ld", r);
+	/* Every process but init and the caller: there is none. */
+	r = RAW2(SYS_kill, -1, 0);
+	CHECK("kill_everyone_esrch", r == -ESRCH, "got %ld", r);
+	r = RAW2(SYS_kill, (long)(-2147483647 - 1), 0);
+	CHECK("kill_int_min_esrch", r == -ESRCH, "got %ld", r);
 	return 0;
 }

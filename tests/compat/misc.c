@@ -64,5 +64,12 @@ int main(void) {
 	CHECK("set_tid_address_returns_tid", r == RAW0(SYS_gettid), "got %ld", r);
 	r = RAW2(SYS_set_robust_list, 0, 23);
 	CHECK("set_robust_list_bad_len", r == -EINVAL, "got %ld", r);
+	r = RAW1(SYS_getpgid, -1);
+	CHECK("getpgid_negative_esrch", r == -ESRCH, "got %ld", r);
+	r = RAW2(SYS_prctl, PR_GET_NO_NEW_PRIVS, 0);
+	CHECK("no_new_privs_initially_clear", r == 0, "got %ld", r);
+	r = RAW6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
+	r |= RAW2(SYS_prctl, PR_GET_NO_NEW_PRIVS, 0) != 1;
+	CHECK("no_new_privs_sticks", r == 0, "got %ld", r);
 	return 0;
 }

@@ -32,6 +32,10 @@ int main(void) {
 	CHECK("mmap_huge_length_enomem", r == -ENOMEM, "got %ld", r);
 	r = RAW6(SYS_mmap, 0, P, PROT_READ, MAP_PRIVATE, 99, 0);
 	CHECK("mmap_bad_fd_ebadf", r == -EBADF, "got %ld", r);
+	r = RAW6(SYS_mmap, 0, 0, PROT_READ, MAP_PRIVATE, 99, 0);
+	CHECK("mmap_bad_fd_before_length", r == -EBADF, "got %ld", r);
+	r = RAW6(SYS_mmap, 0, P, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	CHECK("mmap_shared_growsdown_einval", r == -EINVAL, "got %ld", r);
 	r = RAW6(SYS_mmap, 0, P, PROT_READ, MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0);
 	CHECK("mmap_anon_shared_validate_einval", r == -EINVAL, "got %ld", r);
 	r = RAW6(SYS_mmap, p, P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -95,6 +99,8 @@ int main(void) {
 	CHECK("mremap_moves", moved != MAP_FAILED && moved != m && all(moved, 2 * P, 'm') && all(moved + 2 * P, 6 * P, 0),
 	      "got %p", (void *)moved);
 	r = RAW2(SYS_munmap, blocker, P);
+	/* Shrinking may span several VMAs. */
+	mprotect(moved + 4 * P, P, PROT_READ);
 	char *shrunk = mremap(moved, 8 * P, P, 0);
 	CHECK("mremap_shrinks", shrunk == moved && all(moved, P, 'm'), "got %p", (void *)shrunk);
 	r = RAW4(SYS_mremap, moved + 1, P, 2 * P, 0);

@@ -19,7 +19,15 @@ use crate::kernel::Task;
 pub struct HostFile {
     fd: OwnedFd,
     tty: bool,
+    /// A regular file or block device: `pread`/`pwrite`/`lseek` work and
+    /// writes never wait for a reader.
+    seekable: bool,
 }
+
+/// What one host write to a pipe, socket or terminal may carry: `POLLOUT`
+/// promises room for `PIPE_BUF` bytes, so a write of at most that never
+/// blocks the sentry thread (which must stay interruptible).
+const PIPE_BUF: usize = 4096;
 
 fn errno(e: rustix::io::Errno) -> Errno {
     Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO)
@@ -29,18 +37,41 @@ impl HostFile {
     /// Wraps `fd`.
     pub fn new(fd: OwnedFd) -> HostFile {
         let tty = rustix::termios::isatty(&fd);
-        HostFile { fd, tty }
+        let seekable = rustix::fs::fstat(&fd).is_ok_and(|s| {
+            let kind = s.st_mode & 0o170000;
+            kind == 0o100000 || kind == 0o060000
+        });
+        HostFile { fd, tty, seekable }
+    }
+
+    /// Waits until the host file is ready for `events`: without waiting
+    /// for a non-blocking description (`EAGAIN` if not ready), otherwise
+    /// interruptibly.
+    fn ready(&self, t: &Task, file: &File, events: PollFlags) -> Result<(), Errno> {
+        if !file.nonblocking() {
+            return t.wait_host(&self.fd, events);
+        }
+        let mut fds = [rustix::event::PollFd::new(&self.fd, events)];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(n) if n > 0 => Ok(()),
+            Ok(_) => Err(Errno::EAGAIN),
+            Err(e) => Err(errno(e)),
+        }
     }
 }
 
 impl FileOps for HostFile {
     fn read(&self, t: &Task, file: &File, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
+        if off.is_some() && !self.seekable {
+            return Err(Errno::ESPIPE);
+        }
         if buf.is_empty() {
             return Ok(0);
         }
         loop {
-            if !file.nonblocking() {
-                t.wait_host(&self.fd, PollFlags::IN)?;
+            if !self.seekable {
+                self.ready(t, file, PollFlags::IN)?;
             }
             let r = match off {
                 Some(o) => rustix::io::pread(&self.fd, &mut *buf, o),
@@ -56,28 +87,50 @@ impl FileOps for HostFile {
     }
 
     fn write(&self, t: &Task, file: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+        if off.is_some() && !self.seekable {
+            return Err(Errno::ESPIPE);
+        }
         if data.is_empty() {
             return Ok(0);
         }
-        loop {
-            if !file.nonblocking() {
-                t.wait_host(&self.fd, PollFlags::OUT)?;
-            }
-            let r = match off {
-                Some(o) => rustix::io::pwrite(&self.fd, data, o),
-                None => rustix::io::write(&self.fd, data),
-            };
-            match r {
-                Ok(n) => return Ok(n),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) if !file.nonblocking() => continue,
-                Err(e) => return Err(errno(e)),
+        if self.seekable {
+            loop {
+                let r = match off {
+                    Some(o) => rustix::io::pwrite(&self.fd, data, o),
+                    None => rustix::io::write(&self.fd, data),
+                };
+                match r {
+                    Ok(n) => return Ok(n),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(errno(e)),
+                }
             }
         }
+        // Pipes, sockets, terminals: PIPE_BUF at a time, waiting
+        // interruptibly for room before each piece.
+        let mut done = 0;
+        while done < data.len() {
+            match self.ready(t, file, PollFlags::OUT) {
+                Ok(()) => {}
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+            let n = (data.len() - done).min(PIPE_BUF);
+            match rustix::io::write(&self.fd, &data[done..done + n]) {
+                Ok(w) => done += w,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+                Err(e) if done == 0 => return Err(errno(e)),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
     }
 
     fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
         use rustix::fs::SeekFrom;
+        if !self.seekable {
+            return Err(Errno::ESPIPE);
+        }
         let pos = match whence {
             0 => SeekFrom::Start(u64::try_from(off).map_err(|_| Errno::EINVAL)?),
             1 => SeekFrom::Current(off),

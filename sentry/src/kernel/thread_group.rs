@@ -40,6 +40,9 @@ pub struct ThreadGroup {
     pub sid: AtomicI32,
     /// File mode creation mask.
     pub umask: AtomicU32,
+    /// `PR_SET_NO_NEW_PRIVS` (per thread in Linux; per process here until
+    /// execve makes the difference observable).
+    pub no_new_privs: std::sync::atomic::AtomicBool,
     /// Credentials.
     pub creds: Mutex<Credentials>,
     /// Resource limits.
@@ -73,6 +76,7 @@ impl ThreadGroup {
             pgid: AtomicI32::new(tgid),
             sid: AtomicI32::new(tgid),
             umask: AtomicU32::new(0o022),
+            no_new_privs: std::sync::atomic::AtomicBool::new(false),
             creds: Mutex::new(creds),
             rlimits: Mutex::new(rlimits),
             actions: Mutex::new(SigActions::default()),

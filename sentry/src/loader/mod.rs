@@ -128,8 +128,11 @@ pub fn load<S: ExecSource + ?Sized>(
     mm.set_mmap_base(mmap_base);
 
     let (lo, hi) = elf.span();
-    let bias = match elf.kind {
-        ElfKind::Exec => 0,
+    // Where the image's lowest page goes: its link address for ET_EXEC, a
+    // place chosen like an mmap for ET_DYN. Addresses are relocated as
+    // `base + (vaddr - lo)`, which cannot wrap: every vaddr is >= lo.
+    let base = match elf.kind {
+        ElfKind::Exec => lo,
         ElfKind::Dyn => {
             // Reserve room for the whole image, aligned, then map over it.
             let align = elf.max_align();
@@ -138,14 +141,17 @@ pub fn load<S: ExecSource + ?Sized>(
             let at = mm.mmap_anon(req, VmaName::None)?;
             let base = (at + align - 1) & !(align - 1);
             mm.munmap(at, span + align)?;
-            base - lo
+            base
         }
     };
+    let reloc = |v: u64| v.checked_sub(lo).and_then(|d| base.checked_add(d));
     let name = VmaName::File(String::from_utf8_lossy(&args.execfn).into_owned());
     let mut end = 0;
     for p in elf.loads() {
-        let start = page_down(bias + p.vaddr);
-        let seg_end = page_up(bias + p.vaddr + p.memsz).ok_or(Errno::ENOEXEC)?;
+        let vstart = reloc(p.vaddr).ok_or(Errno::ENOEXEC)?;
+        let vend = vstart.checked_add(p.memsz).ok_or(Errno::ENOEXEC)?;
+        let start = page_down(vstart);
+        let seg_end = page_up(vend).ok_or(Errno::ENOEXEC)?;
         if seg_end <= start {
             continue;
         }
@@ -162,7 +168,7 @@ pub fn load<S: ExecSource + ?Sized>(
         let file_start = page_down(p.offset);
         let file_end = p.offset + p.filesz;
         copy_file(mm, src, file_start, file_end, start)?;
-        end = end.max(bias + p.vaddr + p.memsz);
+        end = end.max(vend);
     }
     let brk = match elf.kind {
         ElfKind::Dyn if elf.interp.is_none() => ELF_ET_DYN_BASE,
@@ -180,8 +186,8 @@ pub fn load<S: ExecSource + ?Sized>(
         ..MapRequest::default()
     };
     mm.mmap_anon(req, VmaName::Stack)?;
-    let phdr = elf.phdr_vaddr().map_or(0, |v| v + bias);
-    let entry = elf.entry + bias;
+    let phdr = elf.phdr_vaddr().and_then(reloc).unwrap_or(0);
+    let entry = reloc(elf.entry).ok_or(Errno::ENOEXEC)?;
     let sp = build_stack(
         mm,
         stack_top,
@@ -229,7 +235,9 @@ fn build_stack(
 ) -> Result<u64, Errno> {
     let total: u64 = args.argv.iter().chain(&args.envp).map(|s| s.len() as u64 + 1).sum::<u64>()
         + (args.argv.len() + args.envp.len()) as u64 * 8;
+    let room = top - bottom;
     if total > arg_limit(args.stack_limit)
+        || total + args.execfn.len() as u64 + 4 * PAGE > room
         || args.argv.iter().chain(&args.envp).any(|s| s.len() + 1 > MAX_ARG_STRLEN)
     {
         return Err(Errno::E2BIG);

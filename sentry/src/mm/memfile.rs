@@ -131,12 +131,18 @@ impl MemoryFile {
     /// Frees `[off, off+len)`: its pages go back to the host and it reads
     /// as zeros when allocated again.
     pub fn free(&self, off: u64, len: u64) {
-        let _ = rustix::fs::fallocate(
+        let punched = rustix::fs::fallocate(
             &self.fd,
             rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
             off,
             len,
         );
+        if punched.is_err() {
+            // The range must read as zeros when it is handed out again.
+            if let Ok(n) = usize::try_from(len) {
+                self.zero(off, n);
+            }
+        }
         self.alloc.lock().unwrap_or_else(|p| p.into_inner()).free(off, len);
     }
 

@@ -29,6 +29,10 @@ use self::vma::{Vma, VmaFlags, VmaName, VmaSet};
 pub const PAGE: u64 = 4096;
 /// Allocation and fault-around unit of anonymous memory.
 pub const HUGE_PAGE: u64 = 2 << 20;
+/// Most VMAs an address space may have (Linux's `vm.max_map_count`).
+pub const MAX_MAP_COUNT: usize = 65530;
+/// Most memory `MAP_POPULATE` maps ahead (the rest faults in as usual).
+const MAX_POPULATE: u64 = 64 << 20;
 
 /// Rounds down to a page boundary.
 pub fn page_down(v: u64) -> u64 {
@@ -151,6 +155,15 @@ impl MemoryManager {
         st.brk = start;
     }
 
+    /// `ENOMEM` if an operation that may add two VMAs would pass the limit.
+    fn room_for_vmas(st: &MmState) -> Result<(), Errno> {
+        if st.vmas.len() + 2 > MAX_MAP_COUNT {
+            Err(Errno::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
     fn in_user_range(&self, start: u64, len: u64) -> bool {
         start >= self.min_addr && start.checked_add(len).is_some_and(|e| e <= self.max_addr)
     }
@@ -165,6 +178,7 @@ impl MemoryManager {
         }
         let len = page_up(req.len).ok_or(Errno::ENOMEM)?;
         let mut st = self.lock();
+        Self::room_for_vmas(&st)?;
         let start = self.place(&mut st, req, len)?;
         let mut flags = VmaFlags::empty();
         if req.shared {
@@ -178,9 +192,10 @@ impl MemoryManager {
         }
         st.vmas.insert(Vma { start, end: start + len, prot: req.prot, flags, name });
         if req.populate && !req.prot.is_empty() {
+            // A hint: map the first part ahead; the rest faults in.
+            let end = start + len.min(MAX_POPULATE);
             let mut at = start;
-            while at < start + len {
-                let _ = self.fault_locked(&mut st, at);
+            while at < end && self.fault_locked(&mut st, at).is_ok() {
                 at = (page_down(at) & !(HUGE_PAGE - 1)) + HUGE_PAGE;
             }
         }
@@ -222,41 +237,84 @@ impl MemoryManager {
             return Err(Errno::EINVAL);
         }
         let mut st = self.lock();
+        Self::room_for_vmas(&st)?;
         self.unmap_locked(&mut st, addr, end)
     }
 
     fn unmap_locked(&self, st: &mut MmState, start: u64, end: u64) -> Result<(), Errno> {
         st.vmas.remove(start, end);
-        let mapped = self.drop_pmas(st, start, end);
-        if mapped {
-            self.platform_unmap(start, end);
-        }
+        self.drop_pmas(st, start, end);
         Ok(())
     }
 
-    /// Removes the PMAs in `[start, end)`, freeing their memory. Returns
-    /// whether any was mapped in the platform address space.
-    fn drop_pmas(&self, st: &mut MmState, start: u64, end: u64) -> bool {
+    /// Removes the PMAs in `[start, end)`: unmaps them from the platform
+    /// address space, then frees their memory. Memory is never freed while
+    /// an application thread could still reach it: if the unmap fails the
+    /// memory is leaked (and the failure logged) rather than reused.
+    fn drop_pmas(&self, st: &mut MmState, start: u64, end: u64) {
         split_pma(&mut st.pmas, start);
         split_pma(&mut st.pmas, end);
         let keys: Vec<u64> = st.pmas.range(start..end).map(|(&k, _)| k).collect();
         let mut mapped = false;
+        let mut ranges = Vec::with_capacity(keys.len());
         for k in keys {
             if let Some(p) = st.pmas.remove(&k) {
                 mapped |= p.mapped.is_some();
-                self.mf.free(p.off, p.end - k);
+                ranges.push((p.off, p.end - k));
             }
         }
-        mapped
+        if mapped && !self.platform_unmap(start, end) {
+            return;
+        }
+        for (off, len) in ranges {
+            self.mf.free(off, len);
+        }
     }
 
-    fn platform_unmap(&self, start: u64, end: u64) {
+    /// Unmaps `[start, end)` from the platform address space; false (and
+    /// logged) if that failed.
+    fn platform_unmap(&self, start: u64, end: u64) -> bool {
         let (s, e) = (start.max(self.min_addr), end.min(self.max_addr));
         if s < e {
             if let Err(err) = self.aspace.unmap(s, e - s) {
-                tracing::error!("platform unmap {s:#x}-{e:#x}: {err}");
+                tracing::error!("platform unmap {s:#x}-{e:#x}: {err}; memory leaked, not reused");
+                return false;
             }
         }
+        true
+    }
+
+    /// Checks that `[addr, addr+len)` is mapped with the application's
+    /// rights (`write`: writable, otherwise readable), without touching it.
+    pub fn check_access(&self, addr: u64, len: usize, write: bool) -> Result<(), Errno> {
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        if len == 0 {
+            return Ok(());
+        }
+        if addr < self.min_addr || end > self.max_addr {
+            return Err(Errno::EFAULT);
+        }
+        let st = self.lock();
+        let mut at = addr;
+        while at < end {
+            let v = st.vmas.find(at).ok_or(Errno::EFAULT)?;
+            let ok = if write { v.prot.contains(Prot::WRITE) } else { !v.prot.is_empty() };
+            if !ok {
+                return Err(Errno::EFAULT);
+            }
+            at = v.end;
+        }
+        Ok(())
+    }
+
+    /// [`check_access`](Self::check_access) for writing.
+    pub fn check_writable(&self, addr: u64, len: usize) -> Result<(), Errno> {
+        self.check_access(addr, len, true)
+    }
+
+    /// Whether the VMA at `addr` grows down.
+    pub fn grows_down(&self, addr: u64) -> bool {
+        self.lock().vmas.find(addr).is_some_and(|v| v.flags.contains(VmaFlags::GROWSDOWN))
     }
 
     /// `mprotect`.
@@ -270,6 +328,7 @@ impl MemoryManager {
         }
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut st = self.lock();
+        Self::room_for_vmas(&st)?;
         if !st.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
@@ -287,8 +346,13 @@ impl MemoryManager {
         }
         for (s, e) in runs {
             if let Err(err) = self.aspace.protect(s, e - s, prot) {
+                // Never leave the platform allowing more than the VMAs: drop
+                // the mappings (they fault back in with the new rights).
                 tracing::error!("platform protect {s:#x}-{e:#x}: {err}");
-                return Err(Errno::ENOMEM);
+                for (_, p) in st.pmas.range_mut(s..e) {
+                    p.mapped = None;
+                }
+                self.platform_unmap(s, e);
             }
         }
         Ok(())
@@ -341,7 +405,13 @@ impl MemoryManager {
         }
         let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
         let mut st = self.lock();
+        Self::room_for_vmas(&st)?;
         let vma = st.vmas.find(old).cloned().ok_or(Errno::EFAULT)?;
+        if fixed.is_none() && new_len <= old_len {
+            // Shrinking is an unmap of the tail, whatever VMAs it spans.
+            self.unmap_locked(&mut st, old + new_len, old_end)?;
+            return Ok(old);
+        }
         if vma.end < old_end {
             return Err(Errno::EFAULT);
         }
@@ -355,10 +425,6 @@ impl MemoryManager {
             }
             self.unmap_locked(&mut st, dest, dest_end)?;
             return self.move_locked(&mut st, &vma, old, old_len, new_len, dest);
-        }
-        if new_len <= old_len {
-            self.unmap_locked(&mut st, old + new_len, old_end)?;
-            return Ok(old);
         }
         let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
         if vma.end == old_end && self.in_user_range(old, new_len) && !st.vmas.intersects(old_end, grow_end) {
@@ -394,10 +460,15 @@ impl MemoryManager {
         let moved: Vec<(u64, Pma)> =
             keys.into_iter().filter_map(|k| st.pmas.remove(&k).map(|p| (k, p))).collect();
         let any_mapped = moved.iter().any(|(_, p)| p.mapped.is_some());
-        self.unmap_locked(st, old, old + old_len)?;
-        if any_mapped {
-            self.platform_unmap(old, old + keep);
+        // The moved memory is unmapped from the old place before anything
+        // else; the rest of the old range is dropped as by munmap.
+        if any_mapped && !self.platform_unmap(old, old + keep) {
+            for (k, p) in moved {
+                st.pmas.insert(k, p);
+            }
+            return Err(Errno::ENOMEM);
         }
+        self.unmap_locked(st, old, old + old_len)?;
         st.vmas.insert(Vma { start: dest, end: dest + new_len, ..vma.clone() });
         for (k, p) in moved {
             let nk = k - old + dest;
@@ -417,12 +488,16 @@ impl MemoryManager {
         if !st.vmas.covers(addr, end) {
             return Err(Errno::ENOMEM);
         }
-        if st.vmas.overlapping(addr, end).any(|v| v.flags.contains(VmaFlags::SHARED)) {
-            // Shared anonymous memory keeps its contents.
-            return Ok(());
-        }
-        if self.drop_pmas(&mut st, addr, end) {
-            self.platform_unmap(addr, end);
+        // Private parts read as zeros again; shared anonymous memory keeps
+        // its contents.
+        let private: Vec<(u64, u64)> = st
+            .vmas
+            .overlapping(addr, end)
+            .filter(|v| !v.flags.contains(VmaFlags::SHARED))
+            .map(|v| (v.start.max(addr), v.end.min(end)))
+            .collect();
+        for (s, e) in private {
+            self.drop_pmas(&mut st, s, e);
         }
         Ok(())
     }
@@ -455,15 +530,18 @@ impl MemoryManager {
             }
         }
         let win = page_down(addr) & !(HUGE_PAGE - 1);
-        let (ws, we) = (win.max(vma.start), (win + HUGE_PAGE).min(vma.end));
-        self.ensure_pmas(st, ws, we).map_err(|_| SegvCode::MapErr)?;
+        let (mut ws, mut we) = (win.max(vma.start), (win + HUGE_PAGE).min(vma.end));
+        if self.ensure_pmas(st, ws, we).is_err() {
+            // The memory file is fragmented or full: try the page alone.
+            (ws, we) = (page_down(addr), page_down(addr) + PAGE);
+            self.ensure_pmas(st, ws, we).map_err(|_| SegvCode::MapErr)?;
+        }
         split_pma(&mut st.pmas, ws);
         split_pma(&mut st.pmas, we);
         // Map what is not mapped yet, in runs contiguous in the file.
         let mut runs: Vec<(u64, u64, u64)> = Vec::new();
-        for (&k, p) in st.pmas.range_mut(ws..we) {
+        for (&k, p) in st.pmas.range(ws..we) {
             if p.mapped != Some(vma.prot) {
-                p.mapped = Some(vma.prot);
                 match runs.last_mut() {
                     Some(r) if r.1 == k && r.2 + (r.1 - r.0) == p.off => r.1 = p.end,
                     _ => runs.push((k, p.end, p.off)),
@@ -475,6 +553,10 @@ impl MemoryManager {
             if let Err(err) = self.aspace.map(s, e - s, vma.prot, file) {
                 tracing::error!("platform map {s:#x}-{e:#x}: {err}");
                 return Err(SegvCode::MapErr);
+            }
+            // Recorded only once the platform really maps it.
+            for (_, p) in st.pmas.range_mut(s..e) {
+                p.mapped = Some(vma.prot);
             }
         }
         Ok(())
@@ -646,10 +728,11 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        for (&k, p) in &st.pmas {
-            self.mf.free(p.off, p.end - k);
-        }
+        // Unmap everything from the platform first (a dying stub must not
+        // reach memory another address space gets next), then free.
+        let mut st = std::mem::take(self.state.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let (lo, hi) = (self.min_addr, self.max_addr);
+        self.drop_pmas(&mut st, lo, hi);
     }
 }
 

@@ -16,6 +16,8 @@ const MAX_RW_COUNT: u64 = 0x7fff_f000;
 const CHUNK: usize = 1 << 20;
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: i32 = 1024;
+/// End of user space as Linux's `access_ok` sees it (`TASK_SIZE_MAX`).
+const USER_TOP: u64 = 0x7fff_ffff_f000;
 
 fn nofile_limit(t: &Task) -> usize {
     let l = t.tg().rlimit(7).cur;
@@ -33,6 +35,8 @@ fn count(c: u64) -> usize {
 fn do_read(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: Option<u64>) -> SysResult {
     let file = t.fds.get(fd.0)?;
     let n = count(len).min(CHUNK);
+    // Nothing is consumed from the file if the buffer cannot take it.
+    t.mm.check_writable(buf, n)?;
     let mut b = vec![0u8; n];
     let got = file.read(t, &mut b, off)?;
     t.mm.copy_out(buf, &b[..got])?;
@@ -103,10 +107,14 @@ fn read_iovecs(t: &Task, iov: Addr, cnt: i32) -> Result<Vec<Iovec>, Errno> {
     for c in raw.chunks_exact(16) {
         let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
         let len = u64::from_le_bytes(c[8..].try_into().map_err(|_| Errno::EFAULT)?);
-        // Each length must be a valid ssize_t; the total is clipped to
-        // MAX_RW_COUNT by the callers, as Linux does.
+        // Each length must be a valid ssize_t and each range inside user
+        // space (Linux's access_ok); the total is clipped to MAX_RW_COUNT
+        // by the callers, as Linux does.
         if i64::try_from(len).is_err() {
             return Err(Errno::EINVAL);
+        }
+        if len > 0 && base.checked_add(len).is_none_or(|e| e > USER_TOP) {
+            return Err(Errno::EFAULT);
         }
         v.push(Iovec { base, len });
     }
@@ -114,8 +122,8 @@ fn read_iovecs(t: &Task, iov: Addr, cnt: i32) -> Result<Vec<Iovec>, Errno> {
 }
 
 pub fn writev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
-    let vecs = read_iovecs(t, iov, cnt)?;
     let file = t.fds.get(fd.0)?;
+    let vecs = read_iovecs(t, iov, cnt)?;
     let mut budget = MAX_RW_COUNT;
     // Gather into one buffer per chunk, so a short vector list is one host
     // write (as atomic for pipes as Linux's).
@@ -165,9 +173,13 @@ pub fn writev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
 }
 
 pub fn readv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
-    let vecs = read_iovecs(t, iov, cnt)?;
     let file = t.fds.get(fd.0)?;
-    let total: u64 = vecs.iter().map(|v| v.len).sum::<u64>().min(MAX_RW_COUNT);
+    let vecs = read_iovecs(t, iov, cnt)?;
+    let total: u64 = vecs.iter().fold(0u64, |a, v| a.saturating_add(v.len)).min(MAX_RW_COUNT);
+    // Nothing is consumed from the file if the first buffer cannot take it.
+    if let Some(v) = vecs.iter().find(|v| v.len > 0) {
+        t.mm.check_writable(v.base, 1)?;
+    }
     let mut b = vec![0u8; usize::try_from(total).unwrap_or(CHUNK).min(CHUNK)];
     let got = file.read(t, &mut b, None)?;
     let mut pos = 0usize;
@@ -176,7 +188,9 @@ pub fn readv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
             break;
         }
         let n = (got - pos).min(usize::try_from(v.len).unwrap_or(usize::MAX));
-        t.mm.copy_out(v.base, &b[pos..pos + n])?;
+        if let Err(e) = t.mm.copy_out(v.base, &b[pos..pos + n]) {
+            return if pos == 0 { Err(e) } else { Ok(pos as u64) };
+        }
         pos += n;
     }
     Ok(got as u64)

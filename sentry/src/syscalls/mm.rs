@@ -70,9 +70,16 @@ fn prot(p: u64) -> Result<Prot, Errno> {
 }
 
 pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: Fd, off: u64) -> SysResult {
+    // Linux's order: the offset, then the descriptor, then the rest.
+    if !off.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let anonymous = flags & MAP_ANONYMOUS != 0;
+    if !anonymous {
+        t.fds.get(fd.0)?;
+    }
     // Linux's mmap ignores protection bits it does not know.
     let prot = prot(prot_bits & (PROT_READ | PROT_WRITE | PROT_EXEC))?;
-    let anonymous = flags & MAP_ANONYMOUS != 0;
     let shared = match flags & 3 {
         MAP_SHARED => true,
         MAP_PRIVATE => false,
@@ -86,9 +93,6 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
         }
         _ => return Err(Errno::EINVAL),
     };
-    if !off.is_multiple_of(PAGE) {
-        return Err(Errno::EINVAL);
-    }
     if len == 0 {
         return Err(Errno::EINVAL);
     }
@@ -99,8 +103,10 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
     if !anonymous {
         // File mappings come with the files issues; the only files now are
         // host stdio, which Linux cannot map either.
-        t.fds.get(fd.0)?;
         return Err(Errno::ENODEV);
+    }
+    if shared && flags & MAP_GROWSDOWN != 0 {
+        return Err(Errno::EINVAL);
     }
     let req = MapRequest {
         addr,
@@ -122,7 +128,11 @@ pub fn munmap(t: &mut Task, addr: Addr, len: u64) -> SysResult {
 
 pub fn mprotect(t: &mut Task, addr: Addr, len: u64, prot_bits: u64) -> SysResult {
     let p = prot(prot_bits)?;
-    if prot_bits & (PROT_GROWSDOWN | PROT_GROWSUP) == PROT_GROWSDOWN | PROT_GROWSUP {
+    if prot_bits & PROT_GROWSUP != 0 {
+        // x86_64 has no upward-growing stacks.
+        return Err(Errno::EINVAL);
+    }
+    if prot_bits & PROT_GROWSDOWN != 0 && !t.mm.grows_down(addr) {
         return Err(Errno::EINVAL);
     }
     t.mm.mprotect(addr, len, p)?;
@@ -187,7 +197,8 @@ pub fn madvise(t: &mut Task, addr: Addr, len: u64, advice: i32) -> SysResult {
         }
         MADV_REMOVE => Err(Errno::EINVAL),
         MADV_HWPOISON => Err(Errno::EPERM),
-        0..=3 | 10..=23 => {
+        // Advice Linux 6.1 knows (hints need a mapped range).
+        0..=3 | 10..=23 | 25 => {
             if len != 0 && !t.mm.is_mapped(addr, len) {
                 return Err(Errno::ENOMEM);
             }

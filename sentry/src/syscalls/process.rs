@@ -8,7 +8,7 @@ use rvisor_syscalls::Errno;
 
 use super::{Addr, SysResult};
 use crate::kernel::creds::Credentials;
-use crate::kernel::thread_group::{RLIM_INFINITY, RLIM_NLIMITS};
+use crate::kernel::thread_group::RLIM_NLIMITS;
 use crate::kernel::{ExitStatus, Task, KERNEL_RELEASE, KERNEL_VERSION};
 
 fn id(v: i32) -> u64 {
@@ -98,7 +98,7 @@ pub fn getpgrp(t: &mut Task) -> SysResult {
 
 fn target_group(t: &Task, pid: i32) -> Result<std::sync::Arc<crate::kernel::ThreadGroup>, Errno> {
     if pid < 0 {
-        return Err(Errno::EINVAL);
+        return Err(Errno::ESRCH);
     }
     if pid == 0 || pid == t.tgid() {
         return Ok(t.tg().clone());
@@ -208,7 +208,7 @@ pub fn prlimit64(t: &mut Task, pid: i32, resource: u32, new: Addr, old: Addr) ->
         if n.cur > n.max {
             return Err(Errno::EINVAL);
         }
-        if r == 7 && n.max != RLIM_INFINITY && n.max > crate::fs::NR_OPEN as u64 {
+        if r == 7 && n.max > crate::fs::NR_OPEN as u64 {
             return Err(Errno::EPERM);
         }
     }
@@ -231,10 +231,16 @@ pub fn prlimit64(t: &mut Task, pid: i32, resource: u32, new: Addr, old: Addr) ->
 }
 
 pub fn getrlimit(t: &mut Task, resource: u32, old: Addr) -> SysResult {
+    if old == 0 {
+        return Err(Errno::EFAULT);
+    }
     prlimit64(t, 0, resource, 0, old)
 }
 
 pub fn setrlimit(t: &mut Task, resource: u32, new: Addr) -> SysResult {
+    if new == 0 {
+        return Err(Errno::EFAULT);
+    }
     prlimit64(t, 0, resource, new, 0)
 }
 
@@ -313,9 +319,10 @@ pub fn prctl(t: &mut Task, option: i32, a2: u64, a3: u64, a4: u64, a5: u64) -> S
             if a2 != 1 || a3 != 0 || a4 != 0 || a5 != 0 {
                 return Err(Errno::EINVAL);
             }
+            t.tg().no_new_privs.store(true, Ordering::Relaxed);
             Ok(0)
         }
-        PR_GET_NO_NEW_PRIVS => Ok(0),
+        PR_GET_NO_NEW_PRIVS => Ok(u64::from(t.tg().no_new_privs.load(Ordering::Relaxed))),
         _ => Err(Errno::EINVAL),
     }
 }

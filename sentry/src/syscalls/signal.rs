@@ -95,13 +95,18 @@ fn check_sig(signo: i32) -> Result<(), Errno> {
 
 pub fn kill(t: &mut Task, pid: i32, signo: i32) -> SysResult {
     check_sig(signo)?;
+    let own_pgid = t.tg().pgid.load(std::sync::atomic::Ordering::Relaxed);
     let groups = if pid > 0 {
         vec![t.kernel.thread_group(pid).ok_or(Errno::ESRCH)?]
+    } else if pid == -1 {
+        // Every process but init and the caller: with one process per
+        // sandbox until the processes issue, there is none.
+        return Err(Errno::ESRCH);
     } else {
-        // Process groups and "everyone" come with the processes issue;
-        // until then the only process is the caller's.
-        let pgid = if pid == 0 { t.tg().pgid.load(std::sync::atomic::Ordering::Relaxed) } else { -pid };
-        if pid == -1 || pgid == t.tg().pgid.load(std::sync::atomic::Ordering::Relaxed) {
+        // Process groups come with the processes issue; until then the
+        // only group is the caller's.
+        let pgid = if pid == 0 { own_pgid } else { pid.checked_neg().ok_or(Errno::ESRCH)? };
+        if pgid == own_pgid {
             vec![t.tg().clone()]
         } else {
             return Err(Errno::ESRCH);

@@ -118,6 +118,10 @@ pub fn clock_nanosleep(t: &mut Task, clk: i32, flags: i32, req: Addr, rem: Addr)
         // Linux has no sleep on a thread's CPU clock; sleeping on the
         // process's CPU clock is not offered yet.
         CLOCK_THREAD_CPUTIME_ID | CLOCK_PROCESS_CPUTIME_ID => return Err(Errno::EOPNOTSUPP),
+        // Valid clocks that cannot be slept on.
+        CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => {
+            return Err(Errno::EOPNOTSUPP)
+        }
         _ => return Err(Errno::EINVAL),
     }
     let ts: Timespec = t.mm.read_obj(req)?;

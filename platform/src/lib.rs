@@ -118,6 +118,10 @@ pub enum Event {
     Signal(HostSignal),
     /// [`InterruptHandle::interrupt`] was called.
     Interrupted,
+    /// A system call of another ABI (`int 0x80` or `sysenter`: i386
+    /// numbers and registers). The sentry offers only x86_64: it answers
+    /// `ENOSYS` in `rax`.
+    ForeignSyscall,
 }
 
 /// What a platform can do.

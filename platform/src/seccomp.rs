@@ -1,31 +1,23 @@
 //! The stub processes' seccomp filter.
 //!
-//! A stub may make a system call only from its own code page: the filter
-//! allows a call when `seccomp_data.instruction_pointer` lies in
-//! `[code_start, code_end)` and kills the whole stub process otherwise.
-//! Under `PTRACE_SYSEMU` seccomp does not run at all (the call is stopped
-//! and skipped first), so the filter is what stands between application code
-//! and the host whenever a stub runs without `SYSEMU` (while the sentry
-//! injects a call, or if the sentry ever resumed it wrongly). A filter keyed
-//! on system call numbers alone would prove nothing: the stub itself needs
-//! `mmap`, `clone` and friends, which the application must never reach.
+//! A stub may make a system call only from its own code, and only the calls
+//! the stub's code makes. `PTRACE_SYSEMU` stops and skips every application
+//! system call before seccomp runs, so this filter is what stands between
+//! application code and the host whenever a stub runs without `SYSEMU`
+//! (while the sentry injects a call, or in the instant between a tracer's
+//! death and the `PTRACE_O_EXITKILL` kill). Two conditions, both needed:
 //!
-//! The program is small enough to review by eye; each instruction says why
-//! it is there.
-
-const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-const BPF_JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
-
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-
-// Offsets in struct seccomp_data.
-const OFF_ARCH: u32 = 4;
-const OFF_IP_LO: u32 = 8;
-const OFF_IP_HI: u32 = 12;
+//! 1. The instruction pointer the kernel reports (the address *after* the
+//!    `syscall` instruction) lies in `[code + 2, code + len]`: the
+//!    instruction itself is inside the stub's code, not two bytes before
+//!    it in application memory.
+//! 2. The call is one the stub makes, with the arguments it uses: the
+//!    application can jump into the stub's code with registers of its
+//!    choosing, so an address check alone would prove nothing (nor would
+//!    a check of numbers alone: the stub needs `mmap` and `clone`).
+//!
+//! Anything else kills the whole stub process. The program is built from a
+//! small assembler with labels; [`run`] interprets it in the unit tests.
 
 /// One classic-BPF instruction (`struct sock_filter`).
 #[repr(C)]
@@ -37,48 +29,173 @@ pub struct SockFilter {
     pub k: u32,
 }
 
-fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter { code, jt: 0, jf: 0, k }
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const BPF_JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const BPF_JGT_K: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+// Offsets in struct seccomp_data.
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+const OFF_IP_LO: u32 = 8;
+const OFF_IP_HI: u32 = 12;
+fn arg_lo(i: u32) -> u32 {
+    16 + 8 * i
+}
+fn arg_hi(i: u32) -> u32 {
+    20 + 8 * i
 }
 
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
-    SockFilter { code, jt, jf, k }
+/// System calls the stub code makes after its filter is installed.
+pub mod allowed {
+    /// Injected by the sentry to change the address space.
+    pub const MMAP: u32 = 9;
+    /// See [`MMAP`].
+    pub const MPROTECT: u32 = 10;
+    /// See [`MMAP`]; also the stub's own start-up.
+    pub const MUNMAP: u32 = 11;
+    /// The idle loop.
+    pub const PAUSE: u32 = 34;
+    /// New stub processes and threads (argument checked).
+    pub const CLONE: u32 = 56;
+    /// A stub thread's end.
+    pub const EXIT: u32 = 60;
+    /// Checking the parent after a clone.
+    pub const GETPPID: u32 = 110;
+    /// Dropping capabilities at start-up.
+    pub const CAPSET: u32 = 126;
+    /// Only `PR_SET_PDEATHSIG, SIGKILL` (checked).
+    pub const PRCTL: u32 = 157;
+    /// Giving up when the parent is gone.
+    pub const EXIT_GROUP: u32 = 231;
 }
 
-/// The filter allowing system calls only from `[code_start, code_end)`.
-/// The range must not cross a 4 GiB boundary (checked by the caller).
-pub fn stub_filter(code_start: u64, code_end: u64) -> Vec<SockFilter> {
-    assert!(code_start < code_end && code_start >> 32 == (code_end - 1) >> 32);
-    let hi = u32::try_from(code_start >> 32).unwrap_or(u32::MAX);
-    let lo_start = u32::try_from(code_start & 0xffff_ffff).unwrap_or(0);
-    // 0 when the range ends exactly on a 4 GiB boundary.
-    let lo_end = u32::try_from(code_end & 0xffff_ffff).unwrap_or(0);
-    // Jump offsets are relative to the next instruction; index 8 is the
-    // kill return, index 7 the allow return.
-    vec![
-        // 0-1: only the x86_64 ABI (an `int 0x80` from the stub page would
-        // otherwise be judged with i386 numbers).
-        stmt(BPF_LD_W_ABS, OFF_ARCH),
-        jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 0, 6),
-        // 2-3: the instruction pointer's high half is the code page's.
-        stmt(BPF_LD_W_ABS, OFF_IP_HI),
-        jump(BPF_JEQ_K, hi, 0, 4),
-        // 4-5: its low half is at or above the page's start…
-        stmt(BPF_LD_W_ABS, OFF_IP_LO),
-        jump(BPF_JGE_K, lo_start, 0, 2),
-        // 6: …and below its end (always true if the page ends on a 4 GiB
-        // boundary).
-        if lo_end == 0 { jump(BPF_JGE_K, 0, 0, 0) } else { jump(BPF_JGE_K, lo_end, 1, 0) },
-        // 7: from the stub's own code: allowed.
-        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
-        // 8: from anywhere else: the whole stub process dies.
-        stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
-    ]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum L {
+    Allow,
+    Kill,
+    Clone,
+    Prctl,
 }
 
-/// Interprets `prog` on a synthetic `seccomp_data` (for unit tests).
+enum I {
+    Ld(u32),
+    Jmp(u16, u32, Option<L>, Option<L>),
+    Ret(u32),
+    Label(L),
+}
+
+/// Resolves labels: a `None` target is the next instruction.
+fn assemble(prog: &[I]) -> Vec<SockFilter> {
+    let mut at = std::collections::HashMap::new();
+    let mut n = 0usize;
+    for i in prog {
+        match i {
+            I::Label(l) => {
+                at.insert(*l, n);
+            }
+            _ => n += 1,
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in prog {
+        let pc = out.len();
+        let rel = |t: &Option<L>| -> u8 {
+            t.map_or(0, |l| u8::try_from(at[&l] - pc - 1).expect("BPF jump too far"))
+        };
+        match i {
+            I::Ld(off) => out.push(SockFilter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: *off }),
+            I::Jmp(code, k, t, f) => out.push(SockFilter { code: *code, jt: rel(t), jf: rel(f), k: *k }),
+            I::Ret(k) => out.push(SockFilter { code: BPF_RET_K, jt: 0, jf: 0, k: *k }),
+            I::Label(_) => {}
+        }
+    }
+    out
+}
+
+/// The stub filter. `code_start..code_start+code_len` is the stub's code
+/// (not crossing a 4 GiB boundary); `clone_flags` are the only flag sets
+/// `clone` may be called with.
+pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<SockFilter> {
+    let first_ip = code_start + 2;
+    let last_ip = code_start + code_len;
+    assert!(code_len >= 2 && first_ip >> 32 == last_ip >> 32, "stub code must not cross 4 GiB");
+    let hi = u32::try_from(first_ip >> 32).unwrap_or(u32::MAX);
+    let lo_first = u32::try_from(first_ip & 0xffff_ffff).unwrap_or(u32::MAX);
+    let lo_last = u32::try_from(last_ip & 0xffff_ffff).unwrap_or(0);
+    use allowed::*;
+    use I::*;
+    let eq = |k, t: L| Jmp(BPF_JEQ_K, k, Some(t), None);
+    let mut p = vec![
+        // x86_64 only: an `int 0x80` is judged with i386 numbers.
+        Ld(OFF_ARCH),
+        Jmp(BPF_JEQ_K, AUDIT_ARCH_X86_64, None, Some(L::Kill)),
+        // The `syscall` instruction lies inside the stub's code.
+        Ld(OFF_IP_HI),
+        Jmp(BPF_JEQ_K, hi, None, Some(L::Kill)),
+        Ld(OFF_IP_LO),
+        Jmp(BPF_JGE_K, lo_first, None, Some(L::Kill)),
+        Jmp(BPF_JGT_K, lo_last, Some(L::Kill), None),
+        // And it is one the stub makes (x32 numbers never match).
+        Ld(OFF_NR),
+        eq(MMAP, L::Allow),
+        eq(MPROTECT, L::Allow),
+        eq(MUNMAP, L::Allow),
+        eq(PAUSE, L::Allow),
+        eq(EXIT, L::Allow),
+        eq(EXIT_GROUP, L::Allow),
+        eq(GETPPID, L::Allow),
+        eq(CAPSET, L::Allow),
+        eq(CLONE, L::Clone),
+        eq(PRCTL, L::Prctl),
+        Ret(SECCOMP_RET_KILL_PROCESS),
+        // clone: exactly one of the stub's flag sets.
+        Label(L::Clone),
+        Ld(arg_hi(0)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(0)),
+    ];
+    for &f in clone_flags {
+        p.push(eq(f, L::Allow));
+    }
+    p.extend([
+        Ret(SECCOMP_RET_KILL_PROCESS),
+        // prctl: PR_SET_PDEATHSIG (1), SIGKILL (9) only.
+        Label(L::Prctl),
+        Ld(arg_hi(0)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(0)),
+        Jmp(BPF_JEQ_K, 1, None, Some(L::Kill)),
+        Ld(arg_hi(1)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(1)),
+        Jmp(BPF_JEQ_K, 9, Some(L::Allow), Some(L::Kill)),
+        Label(L::Allow),
+        Ret(SECCOMP_RET_ALLOW),
+        Label(L::Kill),
+        Ret(SECCOMP_RET_KILL_PROCESS),
+    ]);
+    assemble(&p)
+}
+
+/// What the kernel gives a filter, for [`run`].
 #[cfg(test)]
-fn run(prog: &[SockFilter], arch: u32, ip: u64) -> u32 {
+#[derive(Clone, Copy, Debug)]
+pub struct Data {
+    pub nr: u32,
+    pub arch: u32,
+    pub ip: u64,
+    pub args: [u64; 6],
+}
+
+/// Interprets `prog` (for unit tests).
+#[cfg(test)]
+pub fn run(prog: &[SockFilter], d: Data) -> u32 {
     let mut acc = 0u32;
     let mut pc = 0usize;
     loop {
@@ -86,15 +203,28 @@ fn run(prog: &[SockFilter], arch: u32, ip: u64) -> u32 {
         match ins.code {
             BPF_LD_W_ABS => {
                 acc = match ins.k {
-                    OFF_ARCH => arch,
-                    OFF_IP_LO => (ip & 0xffff_ffff) as u32,
-                    OFF_IP_HI => (ip >> 32) as u32,
+                    OFF_NR => d.nr,
+                    OFF_ARCH => d.arch,
+                    OFF_IP_LO => (d.ip & 0xffff_ffff) as u32,
+                    OFF_IP_HI => (d.ip >> 32) as u32,
+                    k if (16..64).contains(&k) => {
+                        let a = d.args[((k - 16) / 8) as usize];
+                        if k % 8 == 0 {
+                            (a & 0xffff_ffff) as u32
+                        } else {
+                            (a >> 32) as u32
+                        }
+                    }
                     _ => panic!("load"),
                 };
                 pc += 1;
             }
-            BPF_JEQ_K | BPF_JGE_K => {
-                let t = if ins.code == BPF_JEQ_K { acc == ins.k } else { acc >= ins.k };
+            BPF_JEQ_K | BPF_JGE_K | BPF_JGT_K => {
+                let t = match ins.code {
+                    BPF_JEQ_K => acc == ins.k,
+                    BPF_JGE_K => acc >= ins.k,
+                    _ => acc > ins.k,
+                };
                 pc += 1 + usize::from(if t { ins.jt } else { ins.jf });
             }
             BPF_RET_K => return ins.k,
@@ -107,25 +237,55 @@ fn run(prog: &[SockFilter], arch: u32, ip: u64) -> u32 {
 mod tests {
     use super::*;
 
+    const START: u64 = 0x7fff_fffe_0000;
+    const LEN: u64 = 0x300;
+    const FORK: u32 = 0x400 | 17;
+    const THREAD: u32 = 0x50f00;
+
+    fn filter() -> Vec<SockFilter> {
+        stub_filter(START, LEN, &[FORK, THREAD])
+    }
+
+    fn call(nr: u32, ip: u64, args: [u64; 6]) -> u32 {
+        run(&filter(), Data { nr, arch: AUDIT_ARCH_X86_64, ip, args })
+    }
+
+    const A: u32 = SECCOMP_RET_ALLOW;
+    const K: u32 = SECCOMP_RET_KILL_PROCESS;
+
     #[test]
-    fn allows_only_the_code_page() {
-        let start = 0x7fff_fffe_0000u64;
-        let p = stub_filter(start, start + 0x1000);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start), SECCOMP_RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start + 0xfff), SECCOMP_RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start + 0x1000), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start - 1), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0x40_1000), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start + (1 << 32)), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(run(&p, 0x4000_0003, start + 8), SECCOMP_RET_KILL_PROCESS);
+    fn only_syscall_instructions_inside_the_stub_code() {
+        let inside = START + 0x20;
+        assert_eq!(call(allowed::MMAP, inside, [0; 6]), A);
+        // The reported ip is after the instruction: start+2 is the first.
+        assert_eq!(call(allowed::MMAP, START + 2, [0; 6]), A);
+        assert_eq!(call(allowed::MMAP, START + LEN, [0; 6]), A);
+        // A `syscall` in the last two bytes of the page below the stub.
+        assert_eq!(call(allowed::MMAP, START, [0; 6]), K);
+        assert_eq!(call(allowed::MMAP, START + 1, [0; 6]), K);
+        assert_eq!(call(allowed::MMAP, START + LEN + 1, [0; 6]), K);
+        assert_eq!(call(allowed::MMAP, 0x40_1000, [0; 6]), K);
+        assert_eq!(call(allowed::MMAP, inside + (1 << 32), [0; 6]), K);
+        let i386 = Data { nr: allowed::MMAP, arch: 0x4000_0003, ip: inside, args: [0; 6] };
+        assert_eq!(run(&filter(), i386), K);
     }
 
     #[test]
-    fn page_ending_on_4g_boundary() {
-        let start = 0x7ffe_ffff_f000u64;
-        let p = stub_filter(start, start + 0x1000);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start + 4), SECCOMP_RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start - 4), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(run(&p, AUDIT_ARCH_X86_64, start + 0x1000), SECCOMP_RET_KILL_PROCESS);
+    fn only_the_stubs_own_calls_and_arguments() {
+        let ip = START + 0x40;
+        for nr in [0u32, 1, 2, 39, 59, 62, 101, 257, 317, 322, 435, 0x4000_0009] {
+            assert_eq!(call(nr, ip, [0; 6]), K, "syscall {nr}");
+        }
+        assert_eq!(call(allowed::CLONE, ip, [u64::from(FORK), 0, 0, 0, 0, 0]), A);
+        assert_eq!(call(allowed::CLONE, ip, [u64::from(THREAD), 0, 0, 0, 0, 0]), A);
+        assert_eq!(call(allowed::CLONE, ip, [u64::from(THREAD) | 0x2000, 0, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::CLONE, ip, [u64::from(FORK) | 1 << 32, 0, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::PRCTL, ip, [1, 9, 0, 0, 0, 0]), A);
+        assert_eq!(call(allowed::PRCTL, ip, [1, 10, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::PRCTL, ip, [22, 2, 0, 0, 0, 0]), K, "PR_SET_SECCOMP");
+        assert_eq!(call(allowed::PRCTL, ip, [1 | 1 << 32, 9, 0, 0, 0, 0]), K);
+        for nr in [allowed::PAUSE, allowed::EXIT, allowed::EXIT_GROUP, allowed::GETPPID, allowed::MUNMAP] {
+            assert_eq!(call(nr, ip, [0; 6]), A);
+        }
     }
 }

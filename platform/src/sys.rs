@@ -104,6 +104,22 @@ pub fn set_xstate(tid: i32, buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// `AUDIT_ARCH_X86_64`.
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// The ABI of the system call a tracee is stopped at
+/// (`PTRACE_GET_SYSCALL_INFO`).
+pub fn syscall_arch(tid: i32) -> Result<u32> {
+    // struct ptrace_syscall_info: op (u8), pad, arch (u32), …
+    let mut info = [0u8; 88];
+    // SAFETY: the kernel writes at most `info.len()` bytes into `info`.
+    let r = unsafe { libc::ptrace(0x420e, tid, info.len(), info.as_mut_ptr().cast::<libc::c_void>()) };
+    if r < 0 {
+        return Err(Error::os("PTRACE_GET_SYSCALL_INFO"));
+    }
+    Ok(u32::from_le_bytes([info[4], info[5], info[6], info[7]]))
+}
+
 /// `waitpid(tid, __WALL | extra)`, retried on `EINTR`. Returns the pid
 /// (0 with `WNOHANG` when nothing changed) and the status.
 pub fn wait(tid: i32, extra: i32) -> Result<(i32, i32)> {
@@ -127,6 +143,30 @@ pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> Result<()> {
     let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
     if r < 0 {
         return Err(Error::os("tgkill"));
+    }
+    Ok(())
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain-value system call.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(Error::os("pidfd_open"));
+    }
+    let fd = i32::try_from(r).map_err(|_| Error::Internal("pidfd".into()))?;
+    // SAFETY: the kernel just returned this new descriptor; nothing else
+    // owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)` (signal 0: is the process alive?).
+pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain values; a null siginfo is allowed.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, 0usize, 0) };
+    if r < 0 {
+        return Err(Error::os("pidfd_send_signal"));
     }
     Ok(())
 }

@@ -40,6 +40,25 @@ fn register_writes_take_effect() {
 }
 
 #[test]
+fn i386_system_calls_are_told_apart() {
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Int80);
+    let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+    assert_eq!(ev, Event::ForeignSyscall);
+    assert_eq!(arch.regs.orig_rax, 20);
+}
+
+#[test]
+fn mappings_next_to_the_stub_page_are_refused() {
+    let sb = Sandbox::new();
+    let fd = FileRange { fd: sb.memfd.as_fd(), offset: 0 };
+    let top = sb.platform.max_user_address();
+    assert!(top < sb.platform.stub_page(), "a guard page separates them");
+    assert!(sb.aspace.map(top - 4096, 4096, Prot::READ | Prot::EXEC, fd).is_ok());
+    assert!(sb.aspace.map(sb.platform.stub_page() - 4096, 4096, Prot::READ | Prot::EXEC, fd).is_err());
+}
+
+#[test]
 fn nothing_reaches_the_host_getpid() {
     let mut sb = Sandbox::new();
     let mut arch = sb.arch_at(Snippet::Getpid);

@@ -9,15 +9,17 @@
 //! is how the sentry's memory file and donated host files reach `mmap` in
 //! a stub. The application can make no system call that would use them.
 
+use std::os::fd::OwnedFd;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use super::stub::{self, InitParams, StubRegion, TASK_TOP};
 use super::tracee::{wait, Stop, Tracee};
+use super::{FORK_FLAGS, THREAD_FLAGS};
 use crate::seccomp::{stub_filter, SockFilter};
 use crate::{sys, Error, Result};
 
-type Reply = mpsc::SyncSender<Result<i32>>;
+type Reply = mpsc::SyncSender<Result<(i32, OwnedFd)>>;
 
 /// Handle on the factory thread.
 #[derive(Debug)]
@@ -43,8 +45,9 @@ impl Factory {
     }
 
     /// A new stub process: a fork of the master, idling untraced in
-    /// `pause`. Returns its pid.
-    pub fn new_process(&self) -> Result<i32> {
+    /// `pause`. Returns its pid and a pidfd (taken before it could run
+    /// anything of the application's, so the pid names it for sure).
+    pub fn new_process(&self) -> Result<(i32, OwnedFd)> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.requests
             .as_ref()
@@ -65,7 +68,11 @@ impl Drop for Factory {
 }
 
 fn run(region: &'static StubRegion, rx: mpsc::Receiver<Reply>, ready: mpsc::SyncSender<Result<i32>>) {
-    stub::unregister_rseq();
+    if !stub::unregister_rseq() {
+        let _ =
+            ready.send(Err(Error::Internal("could not unregister rseq on the stub factory thread".into())));
+        return;
+    }
     let master = match fork_master(region) {
         Ok(m) => m,
         Err(e) => {
@@ -74,30 +81,38 @@ fn run(region: &'static StubRegion, rx: mpsc::Receiver<Reply>, ready: mpsc::Sync
         }
     };
     let _ = ready.send(Ok(master.tid));
-    let flags = u64::try_from(libc::CLONE_FILES | libc::SIGCHLD).unwrap_or(0);
+    let flags = u64::from(FORK_FLAGS);
+    let mut master_dead = false;
     for reply in rx {
-        let r = master.inject_clone(region, flags, master.tid).and_then(|pid| {
-            i32::try_from(pid)
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))
-        });
-        let fatal = matches!(r, Err(Error::StubDied { .. }));
+        let r = master
+            .inject_clone(region, flags, master.tid)
+            .and_then(|pid| {
+                i32::try_from(pid)
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))
+            })
+            .and_then(|pid| Ok((pid, sys::pidfd_open(pid)?)));
+        master_dead = matches!(r, Err(Error::StubDied { .. }));
         let _ = reply.send(r);
-        if fatal {
+        if master_dead {
             break;
         }
     }
     // The platform is gone: so is the master (its children follow through
-    // their parent-death signal).
-    let _ = sys::kill(master.tid, libc::SIGKILL);
-    let _ = sys::wait(master.tid, 0);
+    // their parent-death signal). Once the master was reaped its pid may
+    // name another process: no signal then.
+    if !master_dead {
+        let _ = sys::kill(master.tid, libc::SIGKILL);
+        let _ = sys::wait(master.tid, 0);
+    }
 }
 
 /// Forks the master stub from this thread and waits until its `init` has
 /// run.
 fn fork_master(region: &'static StubRegion) -> Result<Tracee> {
-    let filter: Vec<SockFilter> = stub_filter(region.start, region.end);
+    let flags = [FORK_FLAGS, THREAD_FLAGS];
+    let filter: Vec<SockFilter> = stub_filter(region.start, region.code_len, &flags);
     let params = Box::new(InitParams {
         ppid: u64::try_from(sys::getpid()).unwrap_or(0),
         fprog_len: u64::try_from(filter.len()).unwrap_or(0),
@@ -114,8 +129,7 @@ fn fork_master(region: &'static StubRegion) -> Result<Tracee> {
         altstack: [0, 2, 0], // SS_DISABLE
     });
     let entry = region.addr(region.off.init);
-    let flags = u64::try_from(libc::CLONE_FILES | libc::SIGCHLD).unwrap_or(0);
-    let pid = raw_fork_into_stub(flags, entry, &params);
+    let pid = raw_fork_into_stub(u64::from(FORK_FLAGS), entry, &params);
     if pid < 0 {
         return Err(Error::errno("fork master stub", i32::try_from(-pid).unwrap_or(0)));
     }

@@ -26,7 +26,7 @@ mod tracee;
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -65,6 +65,18 @@ pub struct Config {
 /// The signal the interrupt handle sends to a running stub thread.
 const INTERRUPT_SIGNAL: i32 = libc::SIGCHLD;
 
+/// `clone` flags of a new stub process (a fork of the master sharing the
+/// sentry's descriptor table).
+pub(crate) const FORK_FLAGS: u32 = (libc::CLONE_FILES | libc::SIGCHLD).cast_unsigned();
+/// `clone` flags of a new stub thread.
+pub(crate) const THREAD_FLAGS: u32 = (libc::CLONE_VM
+    | libc::CLONE_THREAD
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_FILES
+    | libc::CLONE_FS
+    | libc::CLONE_SYSVSEM)
+    .cast_unsigned();
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn next_id() -> u64 {
@@ -76,6 +88,9 @@ struct Shared {
     factory: Factory,
     config: Config,
     min_addr: u64,
+    /// CPUs the sentry may use, read once at start-up (task threads later
+    /// inherit a pinned affinity and would see one CPU).
+    cpus: Vec<usize>,
 }
 
 /// The ptrace platform.
@@ -103,7 +118,8 @@ impl PtracePlatform {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(65536)
             .max(crate::PAGE_SIZE);
-        Ok(PtracePlatform { shared: Arc::new(Shared { region, factory, config, min_addr }) })
+        let cpus = sys::allowed_cpus().unwrap_or_default();
+        Ok(PtracePlatform { shared: Arc::new(Shared { region, factory, config, min_addr, cpus }) })
     }
 
     /// Host pid of the master stub (for tests and diagnostics).
@@ -139,15 +155,16 @@ impl Platform for PtracePlatform {
     }
 
     fn max_user_address(&self) -> u64 {
-        self.shared.region.start
+        self.shared.user_top()
     }
 
     fn new_address_space(&self) -> Result<Box<dyn AddressSpace>> {
-        let pid = self.shared.factory.new_process()?;
+        let (pid, pidfd) = self.shared.factory.new_process()?;
         Ok(Box::new(PtraceAddressSpace {
             inner: Arc::new(StubProcess {
                 id: next_id(),
                 pid,
+                pidfd,
                 cloner: Mutex::new(()),
                 shared: self.shared.clone(),
             }),
@@ -164,11 +181,21 @@ impl Platform for PtracePlatform {
     }
 }
 
+impl Shared {
+    /// One past the highest application address: a guard page below the
+    /// stub page keeps the two from ever being adjacent.
+    fn user_top(&self) -> u64 {
+        self.region.start - crate::PAGE_SIZE
+    }
+}
+
 /// One stub process.
 struct StubProcess {
     id: u64,
     /// Host pid (= the leader's tid).
     pid: i32,
+    /// Names the process for sure (its pid could be reused once it dies).
+    pidfd: std::os::fd::OwnedFd,
     /// Held while the leader is seized to clone a thread.
     cloner: Mutex<()>,
     shared: Arc<Shared>,
@@ -178,17 +205,18 @@ impl StubProcess {
     /// A new stub thread in this process, traced by the calling thread.
     fn new_thread(&self) -> Result<Tracee> {
         let region = self.shared.region;
+        let master = self.shared.factory.master;
         let tid = {
             let _guard = self.cloner.lock().unwrap_or_else(|p| p.into_inner());
             let leader = Tracee::seize(self.pid, self.pid, false)?;
-            let flags = libc::CLONE_VM
-                | libc::CLONE_THREAD
-                | libc::CLONE_SIGHAND
-                | libc::CLONE_FILES
-                | libc::CLONE_FS
-                | libc::CLONE_SYSVSEM;
-            let r =
-                leader.inject_clone(region, u64::try_from(flags).unwrap_or(0), self.shared.factory.master);
+            // Seized, the pid cannot be reused while we hold it: check it
+            // still names our process.
+            if sys::pidfd_send_signal(self.pidfd.as_fd(), 0).is_err() {
+                let _ = sys::ptrace(libc::PTRACE_DETACH, self.pid, 0, 0);
+                return Err(Error::StubDied { tid: self.pid, how: "stub process is gone".into() });
+            }
+            let r = Self::arm(&leader, region, master)
+                .and_then(|()| leader.inject_clone(region, u64::from(THREAD_FLAGS), master));
             let detached = leader.detach_to_pause(region);
             let tid = r?;
             detached?;
@@ -199,13 +227,28 @@ impl StubProcess {
         };
         Tracee::seize(tid, self.pid, true)
     }
+
+    /// Makes sure the leader dies with the master: a leader stopped before
+    /// it ran its own parent-death set-up gets it here.
+    fn arm(leader: &Tracee, region: &StubRegion, master: i32) -> Result<()> {
+        let r = leader.inject(region, crate::seccomp::allowed::PRCTL, [1, 9, 0, 0, 0, 0])?;
+        if r != 0 {
+            return Err(Error::errno("stub PR_SET_PDEATHSIG", i32::try_from(-r).unwrap_or(0)));
+        }
+        let ppid = leader.inject(region, crate::seccomp::allowed::GETPPID, [0; 6])?;
+        if ppid != i64::from(master) {
+            return Err(Error::StubDied { tid: leader.tid, how: "its master stub is gone".into() });
+        }
+        Ok(())
+    }
 }
 
 impl Drop for StubProcess {
     fn drop(&mut self) {
         // Every thread dies; tracers reap theirs lazily (bindings hold only
-        // weak references), the master reaps the process.
-        let _ = sys::kill(self.pid, libc::SIGKILL);
+        // weak references), the master reaps the process. The pidfd makes
+        // sure no other process is signalled if this one is already gone.
+        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
     }
 }
 
@@ -232,7 +275,7 @@ impl PtraceAddressSpace {
             && page_aligned(addr)
             && page_aligned(len)
             && addr >= s.min_addr
-            && addr.checked_add(len).is_some_and(|end| end <= s.region.start);
+            && addr.checked_add(len).is_some_and(|end| end <= s.user_top());
         if ok {
             Ok(())
         } else {
@@ -321,6 +364,19 @@ impl Bindings {
         if let Some(i) = found {
             return Ok(i);
         }
+        // A context's first switch adopts the stub thread this sentry
+        // thread made for address-space operations (loading a program),
+        // instead of making a second one.
+        if let Some(c) = ctx {
+            if let Some(b) = self.list.iter_mut().find(|b| b.asid == process.id && b.ctx == 0) {
+                b.ctx = c;
+                return self
+                    .list
+                    .iter()
+                    .position(|b| b.asid == process.id && b.ctx == c)
+                    .ok_or(Error::Internal("binding".into()));
+            }
+        }
         self.sweep();
         let tracee = process.new_thread()?;
         self.list.push(Binding {
@@ -370,13 +426,23 @@ impl Drop for Bindings {
     }
 }
 
+/// Runs `f` on this thread's bindings (an error, not a panic, while the
+/// thread is being torn down).
+fn with_bindings<T>(f: impl FnOnce(&mut Bindings) -> Result<T>) -> Result<T> {
+    BINDINGS
+        .try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut b) => f(&mut b),
+            Err(_) => Err(Error::Internal("stub bindings busy".into())),
+        })
+        .unwrap_or_else(|_| Err(Error::Internal("thread exiting".into())))
+}
+
 fn with_binding<T>(
     process: &Arc<StubProcess>,
     ctx: Option<u64>,
     f: impl FnOnce(&mut Binding) -> Result<T>,
 ) -> Result<T> {
-    BINDINGS.with(|cell| {
-        let mut bindings = cell.borrow_mut();
+    with_bindings(|bindings| {
         let i = bindings.get_or_create(process, ctx)?;
         let r = f(&mut bindings.list[i]);
         if let Err(Error::StubDied { .. }) = r {
@@ -449,28 +515,50 @@ fn fetch_fp_from(bindings: &Bindings, tid: i32, fp: &mut FpState) -> bool {
 }
 
 impl PtraceContext {
-    /// Makes sure `arch.fp` is not `Live` in a stub thread other than `tid`.
-    fn migrate_fp(&mut self, bindings: &Bindings, arch: &mut ArchState, asid: u64, tid: i32) {
-        if arch.fp.status() != FpStatus::Live || self.last == Some((asid, tid)) {
-            return;
+    /// Makes sure stub thread `tid` gets `arch.fp` before it runs, when the
+    /// context last ran on another stub thread.
+    fn migrate_fp(&mut self, bindings: &Bindings, arch: &mut ArchState, asid: u64, tid: i32) -> Result<()> {
+        if self.last == Some((asid, tid)) {
+            return Ok(());
         }
-        let fetched = match self.last {
-            Some((_, old)) => fetch_fp_from(bindings, old, &mut arch.fp),
-            None => false,
-        };
-        if fetched {
-            // Now Saved; it must be pushed into the new thread.
-            arch.fp.bytes_mut();
-        } else {
-            tracing::debug!("FP state of context {} lost with its stub thread", self.id);
-            arch.fp = FpState::initial();
+        match arch.fp.status() {
+            FpStatus::Dirty => {}
+            // The copy is current but the new thread has other values.
+            FpStatus::Saved => {
+                arch.fp.bytes_mut();
+            }
+            FpStatus::Live => {
+                let fetched = match self.last {
+                    Some((_, old)) => fetch_fp_from(bindings, old, &mut arch.fp),
+                    // Never ran: the new thread gets the initial state.
+                    None => {
+                        arch.fp = FpState::initial();
+                        true
+                    }
+                };
+                if !fetched {
+                    return Err(Error::Internal(format!(
+                        "FP state of context {} lost with its stub thread",
+                        self.id
+                    )));
+                }
+                arch.fp.bytes_mut();
+            }
         }
+        Ok(())
     }
 
+    /// Runs the stub thread; a stub killed while stopped (ptrace calls
+    /// then fail with `ESRCH`) is reaped and reported dead.
     fn run(&mut self, b: &mut Binding, arch: &mut ArchState) -> Result<Event> {
         let tid = b.tracee.tid;
+        self.run_inner(b, arch).map_err(|e| tracee::dead_if_gone(tid, e))
+    }
+
+    fn run_inner(&mut self, b: &mut Binding, arch: &mut ArchState) -> Result<Event> {
+        let tid = b.tracee.tid;
         let cpu = match self.shared.config.placement {
-            Placement::Pinned => placement::pinned_cpu(),
+            Placement::Pinned => placement::pinned_cpu(&self.shared.cpus),
             Placement::FollowTracer => sys::current_cpu(),
             Placement::Unpinned => None,
         };
@@ -494,6 +582,17 @@ impl PtraceContext {
             match stop {
                 Stop::Syscall => {
                     arch.regs = sys::get_regs(tid)?;
+                    // `int 0x80` and friends stop here too, with i386
+                    // numbers: never mistake them for x86_64 calls. The
+                    // `syscall` instruction leaves rcx = rip and r11 =
+                    // rflags, which settles the common case without
+                    // asking the kernel (an application faking that for
+                    // an `int 0x80` only gets x86_64 semantics for it).
+                    let r = &arch.regs;
+                    let native = r.rcx == r.rip && r.r11 == r.eflags;
+                    if !native && sys::syscall_arch(tid)? != sys::AUDIT_ARCH_X86_64 {
+                        return Ok(Event::ForeignSyscall);
+                    }
                     return Ok(Event::Syscall);
                 }
                 Stop::Signal(INTERRUPT_SIGNAL) if self.intr.pending.swap(false, Ordering::SeqCst) => {
@@ -538,14 +637,13 @@ impl Context for PtraceContext {
     fn switch(&mut self, address_space: &dyn AddressSpace, arch: &mut ArchState) -> Result<Event> {
         let process = downcast(address_space)?.inner.clone();
         let ctx = self.id;
-        BINDINGS.with(|cell| {
-            let mut bindings = cell.borrow_mut();
+        with_bindings(|bindings| {
             let i = bindings.get_or_create(&process, Some(ctx))?;
             let (asid, tid, tgid) = {
                 let b = &bindings.list[i];
                 (b.asid, b.tracee.tid, b.tracee.tgid)
             };
-            self.migrate_fp(&bindings, arch, asid, tid);
+            self.migrate_fp(bindings, arch, asid, tid)?;
             let running = (u64::try_from(tgid).unwrap_or(0) << 32) | u64::try_from(tid).unwrap_or(0);
             self.intr.running.store(running, Ordering::SeqCst);
             if self.intr.pending.swap(false, Ordering::SeqCst) {
@@ -574,12 +672,11 @@ impl Context for PtraceContext {
             arch.fp = FpState::initial();
             return Ok(());
         };
-        let fetched = BINDINGS.with(|cell| fetch_fp_from(&cell.borrow(), tid, &mut arch.fp));
-        if !fetched {
-            tracing::debug!("FP state of context {} lost with its stub thread", self.id);
-            arch.fp = FpState::initial();
+        if with_bindings(|b| Ok(fetch_fp_from(b, tid, &mut arch.fp)))? {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!("FP state of context {} lost with its stub thread", self.id)))
         }
-        Ok(())
     }
 }
 

@@ -33,12 +33,12 @@ thread_local! {
     static PIN_GUARD: std::cell::RefCell<Pin> = const { std::cell::RefCell::new(Pin(None)) };
 }
 
-/// The CPU the calling sentry thread is bound to, binding it on first use.
-pub(crate) fn pinned_cpu() -> Option<usize> {
+/// The CPU the calling sentry thread is bound to, binding it on first use
+/// to the least used of `allowed` (the sentry's CPUs at start-up).
+pub(crate) fn pinned_cpu(allowed: &[usize]) -> Option<usize> {
     if let Some(c) = PINNED.with(Cell::get) {
         return Some(c);
     }
-    let allowed = sys::allowed_cpus().ok()?;
     let cpu = {
         let mut load = LOAD.lock().unwrap_or_else(|p| p.into_inner());
         let max = allowed.iter().copied().max()?;

@@ -314,6 +314,8 @@ pub(crate) struct StubRegion {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
+    /// Length of the code at `start`.
+    pub code_len: u64,
     /// Entry points.
     pub off: Offsets,
 }
@@ -368,7 +370,7 @@ impl StubRegion {
             if unsafe { libc::mprotect(p, len_us, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
                 return Err(Error::os("mprotect stub page"));
             }
-            return Ok(StubRegion { start, end: start + len, off });
+            return Ok(StubRegion { start, end: start + len, code_len: bytes.len() as u64, off });
         }
         Err(Error::Internal("no free place for the stub page".into()))
     }
@@ -417,8 +419,9 @@ const STACK_RESERVE: u64 = 256 << 20;
 
 /// The thread's glibc rseq registration, undone so that a process forked
 /// from this thread does not inherit an rseq area that the stub unmaps (the
-/// kernel would raise SIGSEGV in the stub on its next preemption).
-pub(crate) fn unregister_rseq() {
+/// kernel would raise SIGSEGV in the stub on its next preemption). False
+/// if it is still registered: no stub may be forked from this thread then.
+pub(crate) fn unregister_rseq() -> bool {
     unsafe extern "C" {
         static __rseq_offset: isize;
         static __rseq_size: u32;
@@ -426,7 +429,7 @@ pub(crate) fn unregister_rseq() {
     // SAFETY: glibc (2.35+) defines these read-only variables.
     let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
     if size == 0 {
-        return;
+        return true;
     }
     let area = sys::thread_pointer().wrapping_add_signed(offset);
     const RSEQ_SIG: u32 = 0x5305_3053;
@@ -437,8 +440,8 @@ pub(crate) fn unregister_rseq() {
         // only compares the arguments with the registration.
         let r = unsafe { libc::syscall(libc::SYS_rseq, area, len, 1, RSEQ_SIG) };
         if r == 0 {
-            return;
+            return true;
         }
     }
-    tracing::warn!("could not unregister rseq on the stub factory thread");
+    false
 }

@@ -38,9 +38,9 @@ fn syscall_from_application_memory_kills_the_stub() {
     a.map(CODE, 4096, Prot::READ | Prot::EXEC, FileRange { fd: fd.as_fd(), offset: 0 }).unwrap();
     let process = process_of(a.as_ref());
 
-    // Positive control: the same call made from the stub page is allowed.
-    let pid = with_binding(&process, None, |b| b.tracee.inject(p.shared.region, 39, [0; 6])).unwrap();
-    assert_eq!(pid, i64::from(process.pid));
+    // Positive control: a call the stub makes, from the stub page, runs.
+    let ppid = with_binding(&process, None, |b| b.tracee.inject(p.shared.region, 110, [0; 6])).unwrap();
+    assert_eq!(ppid, i64::from(p.master_pid()));
 
     // Now let the application's own `syscall` instruction run for real
     // (PTRACE_CONT instead of PTRACE_SYSEMU): the filter must kill the stub
@@ -75,6 +75,26 @@ fn syscall_from_application_memory_kills_the_stub() {
         assert!(std::time::Instant::now() < deadline, "stub process survived");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+#[test]
+fn jumping_into_the_stub_code_does_not_open_the_host() {
+    // The application may jump to the stub's own `syscall` instruction with
+    // registers of its choosing: the filter also checks the call itself.
+    let p = PtracePlatform::new(Config::default()).unwrap();
+    let a = p.new_address_space().unwrap();
+    let process = process_of(a.as_ref());
+    let stop = with_binding(&process, None, |b| {
+        let mut r = b.tracee.base;
+        r.rip = p.stub_syscall_addr();
+        r.rax = 39; // getpid: not a call the stub makes
+        r.orig_rax = u64::MAX;
+        sys::set_regs(b.tracee.tid, &r)?;
+        sys::ptrace(libc::PTRACE_CONT, b.tracee.tid, 0, 0)?;
+        wait(b.tracee.tid)
+    })
+    .unwrap();
+    assert_eq!(stop, Stop::Killed(libc::SIGSYS));
 }
 
 #[test]

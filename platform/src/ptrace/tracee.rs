@@ -80,6 +80,14 @@ impl Tracee {
         }
         let opts = usize::try_from(opts).unwrap_or(0);
         sys::ptrace(libc::PTRACE_SEIZE, tid, 0, opts)?;
+        Self::stop_seized(tid, tgid).inspect_err(|_| {
+            // Not left traced behind our back (EXITKILL would later kill
+            // the whole stub process with this sentry thread).
+            let _ = sys::ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+        })
+    }
+
+    fn stop_seized(tid: i32, tgid: i32) -> Result<Tracee> {
         sys::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)?;
         loop {
             match wait(tid)? {
@@ -119,6 +127,18 @@ impl Tracee {
         args: [u64; 6],
         r12: u64,
     ) -> Result<i64> {
+        self.run_at_inner(region, entry, trap, nr, args, r12).map_err(|e| dead_if_gone(self.tid, e))
+    }
+
+    fn run_at_inner(
+        &self,
+        region: &StubRegion,
+        entry: u64,
+        trap: u64,
+        nr: u32,
+        args: [u64; 6],
+        r12: u64,
+    ) -> Result<i64> {
         let mut r = self.base;
         r.rip = region.addr(entry);
         r.rax = u64::from(nr);
@@ -132,6 +152,16 @@ impl Tracee {
                 Stop::Signal(libc::SIGTRAP) => break,
                 s if s.is_death() => {
                     return Err(Error::StubDied { tid: self.tid, how: s.describe() });
+                }
+                // A fault in the stub's own code would repeat forever: the
+                // stub is broken, kill it.
+                Stop::Signal(sig @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE)) => {
+                    let _ = sys::tgkill(self.tgid, self.tid, libc::SIGKILL);
+                    let _ = wait(self.tid);
+                    return Err(Error::StubDied {
+                        tid: self.tid,
+                        how: format!("stub code faulted (signal {sig})"),
+                    });
                 }
                 // Anything else (our interrupt signal, a stray host signal,
                 // a group stop) is swallowed: injected calls are the
@@ -169,6 +199,21 @@ impl Tracee {
             Err(e) => Err(e),
             Ok(r) => Err(Error::Internal(format!("exit returned {r}"))),
         }
+    }
+}
+
+/// A ptrace call on a tracee that was killed while stopped fails with
+/// `ESRCH`: reap it and report it dead.
+pub(crate) fn dead_if_gone(tid: i32, e: Error) -> Error {
+    match &e {
+        Error::Os { err, .. } if err.raw_os_error() == Some(libc::ESRCH) => {
+            let how = match sys::wait(tid, 0) {
+                Ok((_, status)) => Stop::from_status(status).describe(),
+                Err(_) => "gone".into(),
+            };
+            Error::StubDied { tid, how }
+        }
+        _ => e,
     }
 }
 

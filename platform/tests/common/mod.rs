@@ -93,6 +93,12 @@ std::arch::global_asm!(
     "mov rdi, rax",
     "mov eax, 1004",
     "syscall",
+    // getpid through the i386 entry: `int 0x80` with eax = 20.
+    ".globl t_int80",
+    "t_int80:",
+    "mov eax, 20",
+    "int 0x80",
+    "2: jmp 2b",
     ".globl t_code_end",
     "t_code_end:",
     ".popsection",
@@ -112,6 +118,7 @@ unsafe extern "C" {
     static t_div0: u8;
     static t_getpid: u8;
     static t_vsyscall: u8;
+    static t_int80: u8;
 }
 
 /// Entry points of the test code.
@@ -128,6 +135,7 @@ pub enum Snippet {
     Div0,
     Getpid,
     Vsyscall,
+    Int80,
 }
 
 fn code() -> &'static [u8] {
@@ -152,6 +160,7 @@ fn offset(s: Snippet) -> u64 {
         Snippet::Div0 => &raw const t_div0,
         Snippet::Getpid => &raw const t_getpid,
         Snippet::Vsyscall => &raw const t_vsyscall,
+        Snippet::Int80 => &raw const t_int80,
     };
     p as u64 - (&raw const t_code_begin) as u64
 }

@@ -161,6 +161,8 @@ impl Task {
             };
             match ev {
                 Event::Syscall => self.syscall(),
+                // Only the x86_64 ABI is offered.
+                Event::ForeignSyscall => self.arch.regs.rax = rvisor_syscalls::Errno::ENOSYS.to_ret(),
                 Event::Fault { addr, signo, .. } => {
                     if let Err(code) = self.mm.handle_fault(addr) {
                         tracing::debug!(tid = self.tid(), addr, ?code, "fault");

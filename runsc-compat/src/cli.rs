@@ -70,6 +70,9 @@ pub enum Command {
     /// Internal: the sentry of a sandbox (started by the other verbs).
     #[command(hide = true)]
     Boot(BootArgs),
+    /// Internal: the file server of a sandbox (started by the other verbs).
+    #[command(hide = true)]
+    Gofer(GoferArgs),
     /// Create a container (not implemented yet).
     Create,
     /// Start a created container (not implemented yet).
@@ -90,6 +93,7 @@ impl Command {
         match self {
             Command::Do(_) => "do",
             Command::Boot(_) => "boot",
+            Command::Gofer(_) => "gofer",
             Command::Create => "create",
             Command::Start => "start",
             Command::Run => "run",
@@ -106,6 +110,16 @@ pub struct DoArgs {
     /// Host name inside the sandbox.
     #[arg(long, default_value = "rvisor")]
     pub hostname: String,
+    /// Working directory in the sandbox (default: the caller's).
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Set an environment variable (KEY=VALUE; repeatable).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Bind a host directory into the sandbox, writable unless `:ro`
+    /// (SRC:DST[:ro]; repeatable). Writes to it reach the host.
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -117,9 +131,9 @@ pub struct BootArgs {
     /// Descriptor holding the OCI spec (JSON).
     #[arg(long = "spec-fd")]
     pub spec_fd: i32,
-    /// Descriptor of the executable.
-    #[arg(long = "exe-fd")]
-    pub exe_fd: i32,
+    /// Descriptors of the channels to the gofer (comma-separated).
+    #[arg(long = "gofer-fds")]
+    pub gofer_fds: String,
     /// Path the executable was found at.
     #[arg(long = "exe-path")]
     pub exe_path: String,
@@ -129,4 +143,16 @@ pub struct BootArgs {
     /// Die with the parent process (`rvisor do`).
     #[arg(long = "parent-death-kill")]
     pub parent_death_kill: bool,
+}
+
+/// `rvisor gofer` (internal).
+#[derive(Clone, Debug, Args)]
+pub struct GoferArgs {
+    /// Descriptors of the channels to serve (comma-separated).
+    #[arg(long = "channel-fds")]
+    pub channel_fds: String,
+    /// A tree to serve: HOST_PATH:ro or HOST_PATH:rw; the first is the
+    /// root (repeatable).
+    #[arg(long = "export", required = true)]
+    pub exports: Vec<String>,
 }

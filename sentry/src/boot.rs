@@ -1,20 +1,26 @@
-//! Starting a sandbox: the kernel, the container, its init process.
+//! Starting a sandbox: the kernel, the container's mounts (served by the
+//! gofer), its init process.
 
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::Spec;
 use rvisor_platform::{ArchState, Platform};
 use rvisor_syscalls::abi::Rlimit;
 use rvisor_syscalls::Errno;
 
+use crate::fs::gofer::GoferClient;
 use crate::fs::host::HostFile;
-use crate::fs::{FdTable, File, O_ACCMODE};
 use crate::kernel::creds::Credentials;
 use crate::kernel::thread_group::{RLIM_INFINITY, RLIM_NLIMITS};
 use crate::kernel::{Container, ExitStatus, Kernel, KernelOptions, Task, TaskShared, ThreadGroup};
+use crate::loader::elf::ExecFile;
 use crate::loader::{self, LoadArgs};
 use crate::mm::MemoryManager;
+use crate::vfs::file::O_ACCMODE;
+use crate::vfs::perm::{self, MAY_EXEC};
+use crate::vfs::walk::Walker;
+use crate::vfs::{mflags, FdTable, File, FsContext, MountNamespace, Path};
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +31,14 @@ pub enum BootError {
     /// A host resource could not be set up.
     #[error("{0}: {1}")]
     Host(&'static str, std::io::Error),
+    /// The file system could not be set up.
+    #[error("{what}: {errno}")]
+    Mount {
+        /// What failed.
+        what: String,
+        /// Why.
+        errno: Errno,
+    },
     /// The program could not be executed.
     #[error("{path}: {errno}")]
     Exec {
@@ -41,12 +55,14 @@ pub struct BootConfig {
     pub spec: Spec,
     /// Container id.
     pub id: String,
-    /// The executable, opened by the caller (until the gofer serves files).
-    pub exe: OwnedFd,
-    /// The path it was executed as (`AT_EXECFN`).
+    /// The path of the program to run, as found by the caller (it is
+    /// opened through the gofer).
     pub exe_path: String,
     /// The sandbox's stdin, stdout and stderr (host descriptors).
     pub stdio: [OwnedFd; 3],
+    /// Channels to the gofer serving the root (attach point 0) and the
+    /// spec's bind mounts (1, 2, … in order).
+    pub gofer: Vec<OwnedFd>,
     /// The platform.
     pub platform: Arc<dyn Platform>,
     /// Kernel options.
@@ -102,8 +118,56 @@ fn rlimits(spec: &Spec) -> [Rlimit; RLIM_NLIMITS] {
 }
 
 fn stdio_file(fd: OwnedFd) -> Arc<File> {
-    let acc = rustix::fs::fcntl_getfl(&fd).map(|f| f.bits() & O_ACCMODE).unwrap_or(crate::fs::O_RDWR);
+    let acc = rustix::fs::fcntl_getfl(&fd).map(|f| f.bits() & O_ACCMODE).unwrap_or(crate::vfs::file::O_RDWR);
     File::new(Box::new(HostFile::new(fd)), acc)
+}
+
+/// Bind mounts of the spec, in order: (destination, read-only).
+pub fn bind_mounts(spec: &Spec) -> Vec<(String, String, bool)> {
+    spec.mounts()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("bind"))
+        .map(|m| {
+            let ro = m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "ro"));
+            let src = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            (src, m.destination().to_string_lossy().into_owned(), ro)
+        })
+        .collect()
+}
+
+/// The container's mount namespace: the gofer's root, then its binds.
+fn mounts(spec: &Spec, client: &Arc<GoferClient>) -> Result<Arc<MountNamespace>, BootError> {
+    let err = |what: String| move |errno| BootError::Mount { what: what.clone(), errno };
+    let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
+    let root = client.attach(0).map_err(err("attach the root".into()))?;
+    let ns = MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 });
+    let admin = Credentials::new(0, 0, vec![]);
+    for (i, (_, dest, ro)) in bind_mounts(spec).into_iter().enumerate() {
+        let w = Walker { ns: &ns, root: ns.root(), creds: &admin, no_symlinks: false, beneath: None };
+        let at = w.walk(ns.root(), dest.as_bytes(), true).map_err(err(format!("mount point {dest}")))?;
+        let point = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let fs = client.attach(point).map_err(err(format!("attach {dest}")))?;
+        ns.mount(&at, fs, if ro { mflags::RDONLY } else { 0 }).map_err(err(format!("mount {dest}")))?;
+    }
+    Ok(ns)
+}
+
+/// Opens the program through the VFS, with the checks `execve` makes.
+fn open_exe(ns: &MountNamespace, cwd: &Path, path: &str, creds: &Credentials) -> Result<ExecFile, Errno> {
+    let w = Walker { ns, root: ns.root(), creds, no_symlinks: false, beneath: None };
+    let p = w.walk(cwd.clone(), path.as_bytes(), true)?;
+    let a = p.attr()?;
+    if !a.is_reg() {
+        return Err(Errno::EACCES);
+    }
+    perm::check(&a, creds, MAY_EXEC)?;
+    if p.mount.flags & mflags::NOEXEC != 0 {
+        return Err(Errno::EACCES);
+    }
+    let ops = p.inode().open(crate::vfs::file::O_RDONLY)?;
+    Ok(ExecFile { ops, size: a.size })
 }
 
 /// Boots a sandbox running the spec's process.
@@ -115,14 +179,26 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     if args.is_empty() {
         return Err(BootError::Spec("process.args is empty".into()));
     }
-    let container = Container::new(&cfg.id);
+    let client = GoferClient::new(cfg.gofer);
+    let ns = mounts(&cfg.spec, &client)?;
+    let container = Container::new(&cfg.id, ns.clone());
     kernel.add_container(container.clone());
     let user = process.user();
     let creds = Credentials::new(user.uid(), user.gid(), user.additional_gids().clone().unwrap_or_default());
+    let cwd_path = process.cwd().to_string_lossy().into_owned();
+    let w = Walker { ns: &ns, root: ns.root(), creds: &creds, no_symlinks: false, beneath: None };
+    let cwd = w
+        .walk(ns.root(), cwd_path.as_bytes(), true)
+        .and_then(|p| if p.attr()?.is_dir() { Ok(p) } else { Err(Errno::ENOTDIR) })
+        .map_err(|errno| BootError::Mount { what: format!("working directory {cwd_path}"), errno })?;
+    let fs = Arc::new(Mutex::new(FsContext { root: ns.root(), cwd: cwd.clone() }));
+
     let tgid = kernel.alloc_tid().ok_or_else(|| BootError::Spec("no pid".into()))?;
     let init = ThreadGroup::new(&kernel, container.clone(), tgid, 0, creds.clone(), rlimits(&cfg.spec));
     let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
 
+    let exe = open_exe(&ns, &cwd, &cfg.exe_path, &creds)
+        .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?;
     let mm = Arc::new(
         MemoryManager::new(cfg.platform.as_ref(), kernel.mf.clone())
             .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?,
@@ -138,14 +214,14 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         stack_limit: init.rlimit(3).cur,
         randomize: true,
     };
-    let loaded = loader::load(&mm, &cfg.exe, &load_args, kernel.facts)
+    let loaded = loader::load(&mm, &exe, &load_args, kernel.facts)
         .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?;
-    drop(cfg.exe);
+    drop(exe);
 
     let fds = Arc::new(FdTable::default());
     for (i, fd) in cfg.stdio.into_iter().enumerate() {
         let n = i32::try_from(i).unwrap_or(0);
-        let _ = fds.install_at(n, stdio_file(fd), false, crate::fs::NR_OPEN);
+        let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
     }
     init.add_task(shared.clone());
     let comm: Vec<u8> =
@@ -165,7 +241,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
             let mut arch = ArchState::new_user();
             arch.regs.rip = loaded.entry;
             arch.regs.rsp = loaded.sp;
-            Task::new(shared, ctx, arch, mm, fds, &comm).run();
+            Task::new(shared, ctx, arch, mm, fds, fs, &comm).run();
         })
         .map_err(|e| BootError::Host("spawn task thread", e))?;
     Ok(Sandbox { kernel, container, init })

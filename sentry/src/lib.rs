@@ -13,5 +13,14 @@ pub mod loader;
 pub mod mm;
 pub mod strace;
 pub mod syscalls;
+pub mod vfs;
 
 pub use rvisor_syscalls::Errno;
+
+/// Reads, while the sentry can still see the host's `/proc` and `/sys`,
+/// the facts it caches for later (auxv values, CPU count): call it before
+/// the sentry confines itself.
+pub fn prepare() {
+    let _ = loader::AuxvFacts::detect();
+    let _ = kernel::host_cpus();
+}

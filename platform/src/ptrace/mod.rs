@@ -107,17 +107,34 @@ impl std::fmt::Debug for PtracePlatform {
     }
 }
 
+/// What the platform reads from the host's `/proc` before the sentry
+/// confines itself (its root becomes an empty directory): the stub page's
+/// place (from `/proc/self/maps`) and `vm.mmap_min_addr`. Call it before
+/// `pivot_root`; `PtracePlatform::new` calls it too.
+pub fn prepare() -> Result<()> {
+    StubRegion::get()?;
+    min_addr();
+    Ok(())
+}
+
+fn min_addr() -> u64 {
+    static MIN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(65536)
+            .max(crate::PAGE_SIZE)
+    })
+}
+
 impl PtracePlatform {
     /// Starts the platform: reserves the stub page and forks the master
     /// stub. Call it early, before the sentry starts its task threads.
     pub fn new(config: Config) -> Result<PtracePlatform> {
         let region = StubRegion::get()?;
         let factory = Factory::start(region)?;
-        let min_addr = std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(65536)
-            .max(crate::PAGE_SIZE);
+        let min_addr = min_addr();
         let cpus = sys::allowed_cpus().unwrap_or_default();
         Ok(PtracePlatform { shared: Arc::new(Shared { region, factory, config, min_addr, cpus }) })
     }

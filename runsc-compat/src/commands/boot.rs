@@ -15,7 +15,7 @@ use rvisor_sentry::boot::{boot, BootConfig, BootError};
 use rvisor_sentry::kernel::{ExitStatus, KernelOptions};
 use rvisor_sentry::Errno;
 
-use super::adopt_fd;
+use super::{adopt_fd, adopt_fds};
 use crate::cli::{BootArgs, Global};
 
 /// Size of the sandbox's (sparse) memory file.
@@ -53,12 +53,18 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     }
     let sigfd = SignalFd::new(&fwd)?;
 
-    let platform = Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?);
     let mut spec_json = String::new();
     std::fs::File::from(adopt_fd(a.spec_fd)?).read_to_string(&mut spec_json)?;
     let spec: Spec = serde_json::from_str(&spec_json).context("spec")?;
-    let exe = adopt_fd(a.exe_fd)?;
+    let gofer = adopt_fds(&a.gofer_fds)?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    // Everything from the host's file system is read now: then the root
+    // becomes an empty directory, before any thread exists.
+    rvisor_platform::ptrace::prepare().context("ptrace platform")?;
+    rvisor_sentry::prepare();
+    super::confine::empty_root().context("confine the sentry")?;
+    let platform = Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?);
+    super::confine::seccomp()?;
     let options = KernelOptions {
         strace: g.strace,
         strace_to_log: g.debug_log.is_some(),
@@ -67,7 +73,7 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let cfg = BootConfig {
         spec,
         id: a.id.clone(),
-        exe,
+        gofer,
         exe_path: a.exe_path.clone(),
         stdio,
         platform,

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
 use oci_spec::runtime::{
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use crate::cli::{DoArgs, Global};
@@ -89,13 +89,21 @@ fn host_rlimits() -> Vec<oci_spec::runtime::PosixRlimit> {
 }
 
 /// The spec `do` boots: the host's root, read-only; the caller's
-/// environment, working directory, ids and limits; the sandbox's own
-/// hostname.
+/// environment (plus `-e`), working directory (or `--cwd`), ids and
+/// limits; the sandbox's own hostname; `--volume` bind mounts.
 fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
-    let env: Vec<String> = std::env::vars_os()
+    let mut env: Vec<String> = std::env::vars_os()
         .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
         .collect();
-    let cwd = std::env::current_dir().map_or_else(|_| "/".into(), |p| p.to_string_lossy().into_owned());
+    for e in &a.env {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) != key);
+        env.push(e.clone());
+    }
+    let cwd = match &a.cwd {
+        Some(c) => c.clone(),
+        None => std::env::current_dir().map_or_else(|_| "/".into(), |p| p.to_string_lossy().into_owned()),
+    };
     let user = UserBuilder::default()
         .uid(nix::unistd::getuid().as_raw())
         .gid(nix::unistd::getgid().as_raw())
@@ -112,12 +120,83 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
     spec.set_process(Some(process));
     spec.set_root(Some(RootBuilder::default().path("/").readonly(true).build()?));
     spec.set_hostname(Some(a.hostname.clone()));
+    let mut mounts = Vec::new();
+    for v in &a.volumes {
+        let mut parts = v.splitn(3, ':');
+        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+            anyhow::bail!("--volume wants SRC:DST[:ro], got {v}");
+        };
+        let ro = match parts.next() {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(o) => anyhow::bail!("--volume option must be ro or rw, got {o}"),
+        };
+        let src = std::fs::canonicalize(src).with_context(|| format!("volume source {src}"))?;
+        anyhow::ensure!(src.is_dir(), "volume source {} is not a directory", src.display());
+        anyhow::ensure!(dst.starts_with('/'), "volume destination {dst} is not absolute");
+        mounts.push(
+            MountBuilder::default()
+                .typ("bind")
+                .source(src)
+                .destination(dst)
+                .options(vec!["rbind".to_string(), if ro { "ro" } else { "rw" }.to_string()])
+                .build()?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
     Ok(spec)
 }
 
 fn inheritable(fd: &OwnedFd) -> anyhow::Result<()> {
     nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
     Ok(())
+}
+
+/// Channels between the sentry and the gofer.
+pub const GOFER_CHANNELS: usize = 4;
+
+/// Socket pairs for the gofer channels: (gofer ends, sentry ends), all
+/// close-on-exec until a child is about to inherit its own ends.
+pub fn gofer_channels() -> anyhow::Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
+    let mut g = Vec::new();
+    let mut s = Vec::new();
+    for _ in 0..GOFER_CHANNELS {
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        g.push(a);
+        s.push(b);
+    }
+    Ok((g, s))
+}
+
+/// Comma-separated descriptor numbers.
+pub fn fd_list(fds: &[OwnedFd]) -> String {
+    fds.iter().map(|f| f.as_raw_fd().to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Starts `rvisor gofer` serving the spec's root (read-only per the spec)
+/// and bind mounts on `ends` (which it inherits).
+pub fn spawn_gofer(g: &Global, spec: &Spec, ends: &[OwnedFd]) -> anyhow::Result<std::process::Child> {
+    let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
+    let root = spec.root().as_ref().map_or_else(|| PathBuf::from("/"), |r| r.path().clone());
+    let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
+    if let Some(d) = &g.debug_log {
+        cmd.arg(format!("--debug-log={}", d.display()));
+    }
+    cmd.arg("gofer").arg(format!("--channel-fds={}", fd_list(ends)));
+    cmd.arg(format!("--export={}:{}", root.display(), if root_ro { "ro" } else { "rw" }));
+    for (src, _, ro) in rvisor_sentry::boot::bind_mounts(spec) {
+        cmd.arg(format!("--export={src}:{}", if ro { "ro" } else { "rw" }));
+    }
+    for e in ends {
+        inheritable(e)?;
+    }
+    let child = cmd.stdin(std::process::Stdio::null()).spawn().context("start the gofer")?;
+    Ok(child)
 }
 
 /// Global flags the sentry needs too.
@@ -154,7 +233,7 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
             return Ok(126);
         }
     };
-    let exe: OwnedFd = std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?.into();
+    let path = std::path::absolute(&path).unwrap_or(path);
     let spec = build_spec(a)?;
     let mut spec_file = std::fs::File::from(
         nix::sys::memfd::memfd_create("rvisor-spec", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
@@ -163,8 +242,6 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
     spec_file.write_all(serde_json::to_string(&spec)?.as_bytes())?;
     spec_file.rewind()?;
     let spec_fd: OwnedFd = spec_file.into();
-    inheritable(&spec_fd)?;
-    inheritable(&exe)?;
 
     // Signals aimed at this process are forwarded; those the terminal
     // sends to the whole foreground group reach the sentry directly.
@@ -175,18 +252,25 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
     mask.thread_block()?;
     let sigfd = SignalFd::new(&mask)?;
 
+    let (gofer_ends, sentry_ends) = gofer_channels()?;
+    let mut gofer = spawn_gofer(g, &spec, &gofer_ends)?;
+    drop(gofer_ends);
+    inheritable(&spec_fd)?;
+    for e in &sentry_ends {
+        inheritable(e)?;
+    }
     let self_exe = std::env::current_exe().context("current_exe")?;
     let mut cmd = Command::new(self_exe);
     cmd.args(sentry_flags(g))
         .arg("boot")
         .arg(format!("--spec-fd={}", spec_fd.as_raw_fd()))
-        .arg(format!("--exe-fd={}", exe.as_raw_fd()))
+        .arg(format!("--gofer-fds={}", fd_list(&sentry_ends)))
         .arg(format!("--exe-path={}", path.display()))
         .arg(format!("--id=do-{}", std::process::id()))
         .arg("--parent-death-kill");
     let mut child = cmd.spawn().context("start the sentry")?;
     drop(spec_fd);
-    drop(exe);
+    drop(sentry_ends);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     std::thread::spawn(move || {
         const SI_KERNEL: i32 = 0x80;
@@ -198,5 +282,15 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
         }
     });
     let status = child.wait()?;
+    // The gofer ends when the sentry's channels close; never leave it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while gofer.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

@@ -1,7 +1,9 @@
 //! One module per verb.
 
 pub mod boot;
+pub mod confine;
 pub mod do_cmd;
+pub mod gofer;
 
 use std::os::fd::OwnedFd;
 
@@ -11,6 +13,11 @@ pub const FORWARDED: [nix::sys::signal::Signal; 6] = {
     use nix::sys::signal::Signal::*;
     [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 };
+
+/// Takes ownership of the comma-separated descriptors in `list`.
+pub fn adopt_fds(list: &str) -> anyhow::Result<Vec<OwnedFd>> {
+    list.split(',').filter(|s| !s.is_empty()).map(|s| adopt_fd(s.trim().parse()?)).collect()
+}
 
 /// Takes ownership of descriptor `fd`, inherited from the process that
 /// started this one and named on the command line.

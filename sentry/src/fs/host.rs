@@ -11,8 +11,8 @@ use rvisor_syscalls::abi::{Stat, Termios, Winsize};
 use rvisor_syscalls::consts::ioctl as nr;
 use rvisor_syscalls::Errno;
 
-use super::{File, FileOps};
 use crate::kernel::Task;
+use crate::vfs::{File, FileOps};
 
 /// A host file descriptor donated to the sandbox.
 #[derive(Debug)]

@@ -70,14 +70,16 @@ pub const KERNEL_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC rvisor";
 pub struct Container {
     /// The OCI id.
     pub id: String,
+    /// Its mount namespace.
+    pub mntns: Arc<crate::vfs::MountNamespace>,
     exit: Mutex<Option<ExitStatus>>,
     exited: Condvar,
 }
 
 impl Container {
     /// A container with nothing running yet.
-    pub fn new(id: &str) -> Arc<Container> {
-        Arc::new(Container { id: id.to_string(), exit: Mutex::new(None), exited: Condvar::new() })
+    pub fn new(id: &str, mntns: Arc<crate::vfs::MountNamespace>) -> Arc<Container> {
+        Arc::new(Container { id: id.to_string(), mntns, exit: Mutex::new(None), exited: Condvar::new() })
     }
 
     /// Records that the container's init process ended.
@@ -99,6 +101,13 @@ impl Container {
             e = self.exited.wait(e).unwrap_or_else(|p| p.into_inner());
         }
     }
+}
+
+/// CPUs the sentry may use (cached: the first call may read cgroup files,
+/// see [`crate::prepare`]).
+pub fn host_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1))
 }
 
 /// Options the kernel is booted with.
@@ -166,7 +175,7 @@ impl Kernel {
             facts: AuxvFacts::detect(),
             strace: opts.strace.then(|| Strace::new(opts.strace_to_log)),
             boot: Instant::now(),
-            cpus: std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1),
+            cpus: host_cpus(),
             mf_size: mem_size,
             containers: Mutex::new(Vec::new()),
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),

@@ -11,8 +11,8 @@ use rvisor_syscalls::Errno;
 
 use super::signal::{default_action, sig, DefaultAction, SIG_DFL, SIG_IGN};
 use super::{ExitStatus, Kernel, ThreadGroup};
-use crate::fs::FdTable;
 use crate::mm::MemoryManager;
+use crate::vfs::{FdTable, FsContext};
 
 /// The part of a task other tasks and the host-signal thread can reach.
 pub struct TaskShared {
@@ -74,6 +74,8 @@ pub struct Task {
     pub mm: Arc<MemoryManager>,
     /// File descriptors.
     pub fds: Arc<FdTable>,
+    /// Root and working directory.
+    pub fs: Arc<Mutex<FsContext>>,
     /// Blocked signals.
     pub sigmask: u64,
     /// `set_tid_address`.
@@ -102,6 +104,7 @@ impl Task {
         arch: ArchState,
         mm: Arc<MemoryManager>,
         fds: Arc<FdTable>,
+        fs: Arc<Mutex<FsContext>>,
         comm: &[u8],
     ) -> Task {
         *shared.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.interrupt_handle());
@@ -115,6 +118,7 @@ impl Task {
             ctx,
             mm,
             fds,
+            fs,
             sigmask: 0,
             clear_child_tid: 0,
             robust_list: (0, 0),
@@ -137,6 +141,16 @@ impl Task {
     /// The process.
     pub fn tg(&self) -> &Arc<ThreadGroup> {
         &self.shared.tg
+    }
+
+    /// The task's mount namespace.
+    pub fn mntns(&self) -> &Arc<crate::vfs::MountNamespace> {
+        &self.shared.tg.container.mntns
+    }
+
+    /// Root and working directory (a copy).
+    pub fn fs_context(&self) -> FsContext {
+        self.fs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether the task must stop what it is doing (it or its process is

@@ -46,6 +46,23 @@ impl ExecSource for std::os::fd::OwnedFd {
     }
 }
 
+/// An executable opened through the VFS.
+pub struct ExecFile {
+    /// The open file.
+    pub ops: Box<dyn crate::vfs::FileOps>,
+    /// Its size.
+    pub size: u64,
+}
+
+impl ExecSource for ExecFile {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.ops.read_at(buf, off)
+    }
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
 /// Reads exactly `buf.len()` bytes at `off` or fails with `ENOEXEC`.
 pub fn read_exact<S: ExecSource + ?Sized>(src: &S, off: u64, buf: &mut [u8]) -> Result<(), Errno> {
     let mut done = 0;

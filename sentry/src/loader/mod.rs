@@ -71,10 +71,15 @@ impl AuxvFacts {
     /// `AT_HWCAP2` says whether `FSGSBASE` is usable (the host kernel
     /// decides; the sentry's own auxv tells); `AT_MINSIGSTKSZ` is Linux's
     /// signal frame size for this CPU's xsave area.
+    /// (Cached: the first call reads the sentry's own auxv, which needs
+    /// `/proc` or `PR_GET_AUXV`; see [`crate::prepare`].)
     pub fn detect() -> AuxvFacts {
-        let edx = std::arch::x86_64::__cpuid(1).edx;
-        let hwcap2 = rustix::param::linux_hwcap().1 as u64 & rvisor_syscalls::consts::HWCAP2_FSGSBASE;
-        AuxvFacts { hwcap: u64::from(edx), hwcap2, minsigstksz: min_sigstack_size() }
+        static FACTS: std::sync::OnceLock<AuxvFacts> = std::sync::OnceLock::new();
+        *FACTS.get_or_init(|| {
+            let edx = std::arch::x86_64::__cpuid(1).edx;
+            let hwcap2 = rustix::param::linux_hwcap().1 as u64 & rvisor_syscalls::consts::HWCAP2_FSGSBASE;
+            AuxvFacts { hwcap: u64::from(edx), hwcap2, minsigstksz: min_sigstack_size() }
+        })
     }
 }
 

@@ -6,9 +6,12 @@ use rvisor_syscalls::consts::ioctl as ioc;
 use rvisor_syscalls::Errno;
 
 use super::{Addr, Fd, SysResult};
-use crate::fs::{FdTable, O_NONBLOCK};
 use crate::kernel::thread_group::RLIM_INFINITY;
 use crate::kernel::Task;
+use crate::vfs::dir::dirent_size;
+use crate::vfs::file::{O_APPEND, O_NONBLOCK};
+use crate::vfs::lock::{self, Flavor, Lock, LockKind, LockOwner};
+use crate::vfs::FdTable;
 
 /// `MAX_RW_COUNT`: Linux never transfers more in one call.
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -22,9 +25,9 @@ const USER_TOP: u64 = 0x7fff_ffff_f000;
 fn nofile_limit(t: &Task) -> usize {
     let l = t.tg().rlimit(7).cur;
     if l == RLIM_INFINITY {
-        crate::fs::NR_OPEN
+        crate::vfs::NR_OPEN
     } else {
-        usize::try_from(l).unwrap_or(crate::fs::NR_OPEN)
+        usize::try_from(l).unwrap_or(crate::vfs::NR_OPEN)
     }
 }
 
@@ -197,7 +200,11 @@ pub fn readv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
 }
 
 pub fn close(t: &mut Task, fd: Fd) -> SysResult {
-    t.fds.remove(fd.0)?;
+    let e = t.fds.remove(fd.0)?;
+    // A process's record locks on the file go with any of its descriptors.
+    if let Some(a) = e.file.path().and_then(|p| p.attr().ok()) {
+        lock::release(LockOwner::Process(t.tgid()), Some((a.dev, a.ino)));
+    }
     Ok(0)
 }
 
@@ -239,6 +246,12 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
     const F_GETFL: i32 = 3;
     const F_SETFL: i32 = 4;
     const F_DUPFD_CLOEXEC: i32 = 1030;
+    const F_GETLK: i32 = 5;
+    const F_SETLK: i32 = 6;
+    const F_SETLKW: i32 = 7;
+    const F_OFD_GETLK: i32 = 36;
+    const F_OFD_SETLK: i32 = 37;
+    const F_OFD_SETLKW: i32 = 38;
     let entry = t.fds.entry(fd.0)?;
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => {
@@ -259,6 +272,11 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
         F_SETFL => {
             entry.file.set_status_flags(<u32 as super::FromArg>::from_arg(arg));
             Ok(0)
+        }
+        F_GETLK | F_SETLK | F_SETLKW => record_lock(t, &entry.file, cmd, arg, LockOwner::Process(t.tgid())),
+        F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            let owner = entry.file.lock_owner();
+            record_lock(t, &entry.file, cmd - 31, arg, owner)
         }
         _ => Err(Errno::EINVAL),
     }
@@ -287,25 +305,355 @@ pub fn fstat(t: &mut Task, fd: Fd, buf: Addr) -> SysResult {
     Ok(0)
 }
 
-pub fn newfstatat(t: &mut Task, dirfd: Fd, path: Addr, buf: Addr, flags: i32) -> SysResult {
-    const AT_EMPTY_PATH: i32 = 0x1000;
-    const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
-    const AT_NO_AUTOMOUNT: i32 = 0x800;
-    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let p = t.mm.read_cstring(path, 4096)?;
-    if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
-        return fstat(t, dirfd, buf);
-    }
-    if p.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    // Path lookup needs the VFS (files issue).
-    t.kernel.report_unsupported(262);
-    Err(Errno::ENOSYS)
-}
-
 pub fn lseek(t: &mut Task, fd: Fd, off: i64, whence: u32) -> SysResult {
     t.fds.get(fd.0)?.seek(off, whence)
+}
+
+// ---------------------------------------------------------------------------
+// Directories.
+
+fn getdents_common(t: &mut Task, fd: Fd, buf: Addr, count: u32, old: bool) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    let max = usize::try_from(count).unwrap_or(0).min(CHUNK);
+    let entries = f.getdents(max)?;
+    let mut out = Vec::with_capacity(max);
+    for (e, next) in entries {
+        let reclen = dirent_size(&e.name);
+        let start = out.len();
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&next.to_le_bytes());
+        out.extend_from_slice(&u16::try_from(reclen).unwrap_or(0).to_le_bytes());
+        if !old {
+            out.push(e.typ);
+        }
+        out.extend_from_slice(&e.name);
+        out.push(0);
+        out.resize(start + reclen, 0);
+        if old {
+            // linux_dirent keeps the type in the record's last byte.
+            out[start + reclen - 1] = e.typ;
+        }
+    }
+    t.mm.copy_out(buf, &out)?;
+    Ok(out.len() as u64)
+}
+
+pub fn getdents64(t: &mut Task, fd: Fd, buf: Addr, count: u32) -> SysResult {
+    getdents_common(t, fd, buf, count, false)
+}
+
+pub fn getdents(t: &mut Task, fd: Fd, buf: Addr, count: u32) -> SysResult {
+    getdents_common(t, fd, buf, count, true)
+}
+
+// ---------------------------------------------------------------------------
+// Vectored I/O at an offset.
+
+/// `RWF_*` flags `preadv2`/`pwritev2` accept.
+const RWF_KNOWN: i32 = 0x1f;
+
+fn preadv_common(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, flags: i32) -> SysResult {
+    if flags & !RWF_KNOWN != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let file = t.fds.get(fd.0)?;
+    let vecs = read_iovecs(t, iov, cnt)?;
+    let pos = if off == -1 { None } else { Some(u64::try_from(off).map_err(|_| Errno::EINVAL)?) };
+    let total = vecs.iter().fold(0u64, |a, v| a.saturating_add(v.len)).min(MAX_RW_COUNT);
+    let mut b = vec![0u8; usize::try_from(total).unwrap_or(CHUNK).min(CHUNK)];
+    let got = file.read(t, &mut b, pos)?;
+    let mut done = 0usize;
+    for v in vecs {
+        if done >= got {
+            break;
+        }
+        let n = (got - done).min(usize::try_from(v.len).unwrap_or(usize::MAX));
+        if let Err(e) = t.mm.copy_out(v.base, &b[done..done + n]) {
+            return if done == 0 { Err(e) } else { Ok(done as u64) };
+        }
+        done += n;
+    }
+    Ok(got as u64)
+}
+
+fn pwritev_common(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, flags: i32) -> SysResult {
+    if flags & !RWF_KNOWN != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let file = t.fds.get(fd.0)?;
+    let vecs = read_iovecs(t, iov, cnt)?;
+    let pos = if off == -1 { None } else { Some(u64::try_from(off).map_err(|_| Errno::EINVAL)?) };
+    let mut data = Vec::new();
+    for v in vecs {
+        let room = CHUNK - data.len();
+        let n = usize::try_from(v.len).unwrap_or(usize::MAX).min(room);
+        match t.mm.read_bytes(v.base, n) {
+            Ok(b) => data.extend_from_slice(&b),
+            Err(e) if data.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+        if data.len() == CHUNK {
+            break;
+        }
+    }
+    Ok(file.write(t, &data, pos)? as u64)
+}
+
+pub fn preadv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    preadv_common(t, fd, iov, cnt, off, 0)
+}
+
+pub fn pwritev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    pwritev_common(t, fd, iov, cnt, off, 0)
+}
+
+pub fn preadv2(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, _hi: i64, flags: i32) -> SysResult {
+    if off < -1 {
+        return Err(Errno::EINVAL);
+    }
+    preadv_common(t, fd, iov, cnt, off, flags)
+}
+
+pub fn pwritev2(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, _hi: i64, flags: i32) -> SysResult {
+    if off < -1 {
+        return Err(Errno::EINVAL);
+    }
+    pwritev_common(t, fd, iov, cnt, off, flags)
+}
+
+// ---------------------------------------------------------------------------
+// Copies between files.
+
+fn copy(
+    t: &mut Task,
+    from: &crate::vfs::File,
+    mut in_off: Option<u64>,
+    to: &crate::vfs::File,
+    mut out_off: Option<u64>,
+    len: u64,
+) -> Result<(u64, Option<u64>, Option<u64>), Errno> {
+    let mut done = 0u64;
+    let len = len.min(MAX_RW_COUNT);
+    while done < len {
+        let n = usize::try_from((len - done).min(CHUNK as u64)).unwrap_or(CHUNK);
+        let mut b = vec![0u8; n];
+        let got = match from.read(t, &mut b, in_off) {
+            Ok(0) => break,
+            Ok(g) => g,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let w = match to.write(t, &b[..got], out_off) {
+            Ok(w) => w,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += w as u64;
+        in_off = in_off.map(|o| o + w as u64);
+        out_off = out_off.map(|o| o + w as u64);
+        if w < got {
+            break;
+        }
+    }
+    Ok((done, in_off, out_off))
+}
+
+pub fn sendfile(t: &mut Task, out_fd: Fd, in_fd: Fd, offset: Addr, count: u64) -> SysResult {
+    let from = t.fds.get(in_fd.0)?;
+    let to = t.fds.get(out_fd.0)?;
+    if !from.readable() || !to.writable() {
+        return Err(Errno::EBADF);
+    }
+    if to.flags() & O_APPEND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let start = if offset != 0 {
+        let o: i64 = t.mm.read_obj(offset)?;
+        Some(u64::try_from(o).map_err(|_| Errno::EINVAL)?)
+    } else {
+        None
+    };
+    let (done, end, _) = copy(t, &from, start, &to, None, count)?;
+    if let Some(e) = end {
+        t.mm.write_obj(offset, &e.cast_signed())?;
+    }
+    Ok(done)
+}
+
+pub fn copy_file_range(
+    t: &mut Task,
+    fd_in: Fd,
+    off_in: Addr,
+    fd_out: Fd,
+    off_out: Addr,
+    len: u64,
+    flags: u32,
+) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let from = t.fds.get(fd_in.0)?;
+    let to = t.fds.get(fd_out.0)?;
+    if !from.readable() || !to.writable() || to.flags() & O_APPEND != 0 {
+        return Err(Errno::EBADF);
+    }
+    for f in [&from, &to] {
+        let a = f.path().ok_or(Errno::EINVAL)?.attr()?;
+        if a.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        if !a.is_reg() {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let read_off = |addr: Addr| -> Result<Option<u64>, Errno> {
+        if addr == 0 {
+            return Ok(None);
+        }
+        let o: i64 = t.mm.read_obj(addr)?;
+        Ok(Some(u64::try_from(o).map_err(|_| Errno::EINVAL)?))
+    };
+    let (i, o) = (read_off(off_in)?, read_off(off_out)?);
+    let (done, ie, oe) = copy(t, &from, i, &to, o, len)?;
+    if let Some(e) = ie {
+        t.mm.write_obj(off_in, &e.cast_signed())?;
+    }
+    if let Some(e) = oe {
+        t.mm.write_obj(off_out, &e.cast_signed())?;
+    }
+    Ok(done)
+}
+
+// ---------------------------------------------------------------------------
+// Locks.
+
+fn file_key(f: &crate::vfs::File) -> Result<lock::FileKey, Errno> {
+    let a = f.path().ok_or(Errno::EINVAL)?.attr()?;
+    Ok((a.dev, a.ino))
+}
+
+/// Retries `attempt` every millisecond until it succeeds or the task must
+/// stop.
+fn wait_for_lock(t: &Task, mut attempt: impl FnMut() -> bool) -> Result<(), Errno> {
+    while !attempt() {
+        t.sleep_until(std::time::Instant::now() + std::time::Duration::from_millis(1))?;
+        if t.must_stop() {
+            return Err(Errno::EINTR);
+        }
+    }
+    Ok(())
+}
+
+pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
+    const LOCK_SH: i32 = 1;
+    const LOCK_EX: i32 = 2;
+    const LOCK_NB: i32 = 4;
+    const LOCK_UN: i32 = 8;
+    let f = t.fds.get(fd.0)?;
+    let key = file_key(&f)?;
+    let owner = f.lock_owner();
+    let kind = match op & !LOCK_NB {
+        LOCK_SH => LockKind::Read,
+        LOCK_EX => LockKind::Write,
+        LOCK_UN => {
+            lock::unlock(Flavor::Flock, key, owner, 0, u64::MAX);
+            return Ok(0);
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    let want = Lock { owner, kind, start: 0, end: u64::MAX };
+    if op & LOCK_NB != 0 {
+        return lock::set(Flavor::Flock, key, want).map(|()| 0).map_err(|_| Errno::EWOULDBLOCK);
+    }
+    wait_for_lock(t, || lock::set(Flavor::Flock, key, want).is_ok())?;
+    Ok(0)
+}
+
+/// `F_GETLK`/`F_SETLK`/`F_SETLKW` (and the OFD forms, `cmd` mapped to
+/// these) on a `struct flock` at `arg`.
+fn record_lock(t: &mut Task, f: &crate::vfs::File, cmd: i32, arg: u64, owner: LockOwner) -> SysResult {
+    const F_RDLCK: i16 = 0;
+    const F_WRLCK: i16 = 1;
+    const F_UNLCK: i16 = 2;
+    let raw = t.mm.read_bytes(arg, 32)?;
+    let l_type = i16::from_le_bytes([raw[0], raw[1]]);
+    let whence = i16::from_le_bytes([raw[2], raw[3]]);
+    let start = i64::from_le_bytes(raw[8..16].try_into().map_err(|_| Errno::EFAULT)?);
+    let len = i64::from_le_bytes(raw[16..24].try_into().map_err(|_| Errno::EFAULT)?);
+    if matches!(owner, LockOwner::File(_))
+        && i32::from_le_bytes(raw[24..28].try_into().map_err(|_| Errno::EFAULT)?) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let base: i64 = match whence {
+        0 => 0,
+        1 => i64::try_from(f.seek(0, 1)?).map_err(|_| Errno::EOVERFLOW)?,
+        2 => f.stat()?.size,
+        _ => return Err(Errno::EINVAL),
+    };
+    let s = base.checked_add(start).ok_or(Errno::EOVERFLOW)?;
+    // A negative length locks the bytes before start.
+    let (s, e) = match len {
+        0 => (s, i64::MAX),
+        l if l > 0 => (s, s.checked_add(l).ok_or(Errno::EOVERFLOW)?),
+        l => (s.checked_add(l).ok_or(Errno::EINVAL)?, s),
+    };
+    if s < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (s, e) = (s.cast_unsigned(), if e == i64::MAX { u64::MAX } else { e.cast_unsigned() });
+    let key = file_key(f)?;
+    let kind = match l_type {
+        F_RDLCK => LockKind::Read,
+        F_WRLCK => LockKind::Write,
+        F_UNLCK => {
+            if cmd != 5 {
+                lock::unlock(Flavor::Record, key, owner, s, e);
+                return Ok(0);
+            }
+            LockKind::Read
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if (cmd == 6 || cmd == 7)
+        && (kind == LockKind::Read && !f.readable() || kind == LockKind::Write && !f.writable())
+    {
+        return Err(Errno::EBADF);
+    }
+    let want = Lock { owner, kind, start: s, end: e };
+    match cmd {
+        5 => {
+            // F_GETLK: describe the first conflict, or set F_UNLCK.
+            let mut out = raw.clone();
+            match lock::test(Flavor::Record, key, &want) {
+                None => out[0..2].copy_from_slice(&F_UNLCK.to_le_bytes()),
+                Some(c) => {
+                    let ty = if c.kind == LockKind::Write { F_WRLCK } else { F_RDLCK };
+                    out[0..2].copy_from_slice(&ty.to_le_bytes());
+                    out[2..4].copy_from_slice(&0i16.to_le_bytes());
+                    out[8..16].copy_from_slice(&c.start.cast_signed().to_le_bytes());
+                    let l = if c.end == u64::MAX { 0 } else { (c.end - c.start).cast_signed() };
+                    out[16..24].copy_from_slice(&l.to_le_bytes());
+                    let pid = match c.owner {
+                        LockOwner::Process(p) => p,
+                        LockOwner::File(_) => -1,
+                    };
+                    out[24..28].copy_from_slice(&pid.to_le_bytes());
+                }
+            }
+            t.mm.copy_out(arg, &out)?;
+            Ok(0)
+        }
+        6 => lock::set(Flavor::Record, key, want).map(|()| 0).map_err(|_| Errno::EAGAIN),
+        _ => {
+            wait_for_lock(t, || lock::set(Flavor::Record, key, want).is_ok())?;
+            Ok(0)
+        }
+    }
 }

@@ -3,10 +3,15 @@
 //! here and nowhere else ([`FromArg`]); handlers validate them.
 //! Unimplemented numbers return `ENOSYS` and are reported once by name.
 
+mod attr;
 mod fs;
 mod mm;
+mod namei;
+mod open;
+pub mod path;
 mod process;
 mod signal;
+mod stat;
 mod time;
 
 use rvisor_syscalls::Errno;
@@ -150,7 +155,7 @@ syscall_table! {
     230 => time::clock_nanosleep [i32, i32, Addr, Addr];
     231 => process::exit_group [i32];
     234 => signal::tgkill [i32, i32, i32];
-    262 => fs::newfstatat [Fd, Addr, Addr, i32];
+    262 => stat::newfstatat [Fd, Addr, Addr, i32];
     273 => process::set_robust_list [Addr, u64];
     274 => process::get_robust_list [i32, Addr, Addr];
     292 => fs::dup3 [Fd, Fd, i32];
@@ -158,6 +163,76 @@ syscall_table! {
     309 => process::getcpu [Addr, Addr, Addr];
     318 => process::getrandom [Addr, u64, u32];
     334 => process::rseq [Addr, u32, i32, u32];
+    2 => open::open [Addr, u32, u32];
+    4 => stat::stat [Addr, Addr];
+    6 => stat::lstat [Addr, Addr];
+    21 => stat::access [Addr, i32];
+    40 => fs::sendfile [Fd, Fd, Addr, u64];
+    73 => fs::flock [Fd, i32];
+    74 => attr::fsync [Fd];
+    75 => attr::fdatasync [Fd];
+    76 => attr::truncate [Addr, i64];
+    77 => attr::ftruncate [Fd, i64];
+    78 => fs::getdents [Fd, Addr, u32];
+    79 => namei::getcwd [Addr, u64];
+    80 => namei::chdir [Addr];
+    81 => namei::fchdir [Fd];
+    82 => namei::rename [Addr, Addr];
+    83 => namei::mkdir [Addr, u32];
+    84 => namei::rmdir [Addr];
+    85 => open::creat [Addr, u32];
+    86 => namei::link [Addr, Addr];
+    87 => namei::unlink [Addr];
+    88 => namei::symlink [Addr, Addr];
+    89 => stat::readlink [Addr, Addr, i32];
+    90 => attr::chmod [Addr, u32];
+    91 => attr::fchmod [Fd, u32];
+    92 => attr::chown [Addr, u32, u32];
+    93 => attr::fchown [Fd, u32, u32];
+    94 => attr::lchown [Addr, u32, u32];
+    133 => namei::mknod [Addr, u32, u64];
+    137 => stat::statfs [Addr, Addr];
+    138 => stat::fstatfs [Fd, Addr];
+    162 => attr::sync [];
+    188 => attr::setxattr [Addr, Addr, Addr, u64, u32];
+    189 => attr::lsetxattr [Addr, Addr, Addr, u64, u32];
+    190 => attr::fsetxattr [Fd, Addr, Addr, u64, u32];
+    191 => attr::getxattr [Addr, Addr, Addr, u64];
+    192 => attr::lgetxattr [Addr, Addr, Addr, u64];
+    193 => attr::fgetxattr [Fd, Addr, Addr, u64];
+    194 => attr::listxattr [Addr, Addr, u64];
+    195 => attr::llistxattr [Addr, Addr, u64];
+    196 => attr::flistxattr [Fd, Addr, u64];
+    197 => attr::removexattr [Addr, Addr];
+    198 => attr::lremovexattr [Addr, Addr];
+    199 => attr::fremovexattr [Fd, Addr];
+    217 => fs::getdents64 [Fd, Addr, u32];
+    221 => attr::fadvise64 [Fd, i64, i64, i32];
+    235 => attr::utimes [Addr, Addr];
+    257 => open::openat [Fd, Addr, u32, u32];
+    258 => namei::mkdirat [Fd, Addr, u32];
+    259 => namei::mknodat [Fd, Addr, u32, u64];
+    260 => attr::fchownat [Fd, Addr, u32, u32, i32];
+    263 => namei::unlinkat [Fd, Addr, i32];
+    264 => namei::renameat [Fd, Addr, Fd, Addr];
+    265 => namei::linkat [Fd, Addr, Fd, Addr, i32];
+    266 => namei::symlinkat [Addr, Fd, Addr];
+    267 => stat::readlinkat [Fd, Addr, Addr, i32];
+    268 => attr::fchmodat [Fd, Addr, u32];
+    269 => stat::faccessat [Fd, Addr, i32];
+    280 => attr::utimensat [Fd, Addr, Addr, i32];
+    285 => attr::fallocate [Fd, u32, i64, i64];
+    295 => fs::preadv [Fd, Addr, i32, i64];
+    296 => fs::pwritev [Fd, Addr, i32, i64];
+    306 => attr::syncfs [Fd];
+    316 => namei::renameat2 [Fd, Addr, Fd, Addr, u32];
+    326 => fs::copy_file_range [Fd, Addr, Fd, Addr, u64, u32];
+    327 => fs::preadv2 [Fd, Addr, i32, i64, i64, i32];
+    328 => fs::pwritev2 [Fd, Addr, i32, i64, i64, i32];
+    332 => stat::statx [Fd, Addr, i32, u32, Addr];
+    436 => open::close_range [u32, u32, u32];
+    437 => open::openat2 [Fd, Addr, Addr, u64];
+    439 => stat::faccessat2 [Fd, Addr, i32, i32];
 }
 
 #[cfg(test)]

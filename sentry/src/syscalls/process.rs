@@ -208,7 +208,7 @@ pub fn prlimit64(t: &mut Task, pid: i32, resource: u32, new: Addr, old: Addr) ->
         if n.cur > n.max {
             return Err(Errno::EINVAL);
         }
-        if r == 7 && n.max > crate::fs::NR_OPEN as u64 {
+        if r == 7 && n.max > crate::vfs::NR_OPEN as u64 {
             return Err(Errno::EPERM);
         }
     }

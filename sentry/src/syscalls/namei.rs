@@ -1,0 +1,371 @@
+//! Names: `mkdir`, `rmdir`, `unlink`, `rename`, `symlink`, `link`,
+//! `chdir`, `getcwd`.
+
+use std::sync::Arc;
+
+use rvisor_syscalls::Errno;
+
+use super::open::{may_create, new_owner};
+use super::path::{
+    creds, read_path, resolve_at, start_dir, walker, Target, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR,
+    AT_SYMLINK_FOLLOW,
+};
+use super::stat::dir_at;
+use super::{Addr, Fd, SysResult};
+use crate::kernel::Task;
+use crate::vfs::inode::mode;
+use crate::vfs::perm::{self, MAY_EXEC};
+use crate::vfs::walk::Parent;
+use crate::vfs::{path_string, Path};
+
+fn parent(t: &Task, dirfd: Fd, path: &[u8]) -> Result<Parent, Errno> {
+    let c = creds(t);
+    let start = if path.starts_with(b"/") { t.fs_context().cwd } else { start_dir(t, dirfd)? };
+    walker(t, &c).walk_parent(start, path)
+}
+
+fn child(t: &Task, p: &Parent) -> Result<Path, Errno> {
+    let c = creds(t);
+    walker(t, &c).child(&p.dir, &p.name)
+}
+
+fn umask(t: &Task) -> u32 {
+    t.tg().umask.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn do_mkdir(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32) -> SysResult {
+    let path = read_path(t, path)?;
+    let p = parent(t, dirfd, &path)?;
+    if p.name == b"." || p.name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    match child(t, &p) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    may_create(t, &p.dir)?;
+    let d = p.dir.attr()?;
+    let mut m = mode_bits & 0o1777 & !umask(t);
+    if d.mode & mode::S_ISGID != 0 {
+        m |= mode::S_ISGID;
+    }
+    let owner = new_owner(t, &p.dir)?;
+    let inode = p.dir.inode().mkdir(&p.name, mode::S_IFDIR | m, owner)?;
+    p.dir.dentry.insert_child(&p.name, inode);
+    Ok(0)
+}
+
+pub fn mkdir(t: &mut Task, path: Addr, mode_bits: u32) -> SysResult {
+    do_mkdir(t, Fd(AT_FDCWD), path, mode_bits)
+}
+
+pub fn mkdirat(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32) -> SysResult {
+    do_mkdir(t, dirfd, path, mode_bits)
+}
+
+pub fn mknod(t: &mut Task, path: Addr, mode_bits: u32, dev: u64) -> SysResult {
+    mknodat(t, Fd(AT_FDCWD), path, mode_bits, dev)
+}
+
+pub fn mknodat(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32, _dev: u64) -> SysResult {
+    let path = read_path(t, path)?;
+    let kind = mode_bits & mode::S_IFMT;
+    let kind = if kind == 0 { mode::S_IFREG } else { kind };
+    match kind {
+        mode::S_IFREG | mode::S_IFIFO | mode::S_IFSOCK => {}
+        mode::S_IFCHR | mode::S_IFBLK => {
+            if !perm::capable(&creds(t), perm::CAP_MKNOD) {
+                return Err(Errno::EPERM);
+            }
+            // Device nodes need devfs (synthetic-filesystems issue).
+            return Err(Errno::EPERM);
+        }
+        mode::S_IFDIR => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
+    }
+    let p = parent(t, dirfd, &path)?;
+    if p.name == b"." || p.name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    match child(t, &p) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    may_create(t, &p.dir)?;
+    let m = mode_bits & 0o7777 & !umask(t);
+    let owner = new_owner(t, &p.dir)?;
+    let inode = if kind == mode::S_IFREG {
+        p.dir.inode().create(&p.name, kind | m, owner, 0)?.0
+    } else {
+        p.dir.inode().mknod(&p.name, kind | m, owner)?
+    };
+    p.dir.dentry.insert_child(&p.name, inode);
+    Ok(0)
+}
+
+fn remove(t: &mut Task, dirfd: Fd, path: Addr, dir: bool) -> SysResult {
+    let path = read_path(t, path)?;
+    let p = parent(t, dirfd, &path)?;
+    if dir {
+        if p.name == b"." {
+            return Err(Errno::EINVAL);
+        }
+        if p.name == b".." {
+            return Err(Errno::ENOTEMPTY);
+        }
+    } else if p.name == b"." || p.name == b".." {
+        return Err(Errno::EISDIR);
+    }
+    let victim = child(t, &p)?;
+    let va = victim.attr()?;
+    if dir && !va.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    if !dir && va.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !dir && p.trailing_slash {
+        return Err(Errno::ENOTDIR);
+    }
+    if t.mntns().is_mount_point(&Path { mount: p.dir.mount.clone(), dentry: victim.dentry.clone() })
+        || !Arc::ptr_eq(&victim.mount, &p.dir.mount)
+    {
+        return Err(Errno::EBUSY);
+    }
+    let d = p.dir.attr()?;
+    perm::may_delete(&d, &va, &creds(t))?;
+    if p.dir.mount.read_only() {
+        return Err(Errno::EROFS);
+    }
+    p.dir.inode().unlink(&p.name, dir)?;
+    p.dir.dentry.forget_child(&p.name);
+    victim.inode().invalidate();
+    Ok(0)
+}
+
+pub fn rmdir(t: &mut Task, path: Addr) -> SysResult {
+    remove(t, Fd(AT_FDCWD), path, true)
+}
+
+pub fn unlink(t: &mut Task, path: Addr) -> SysResult {
+    remove(t, Fd(AT_FDCWD), path, false)
+}
+
+pub fn unlinkat(t: &mut Task, dirfd: Fd, path: Addr, flags: i32) -> SysResult {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    remove(t, dirfd, path, flags & AT_REMOVEDIR != 0)
+}
+
+/// Whether `a` is `b` or one of its ancestors (on one mount).
+fn is_ancestor(a: &Path, b: &Path) -> bool {
+    let mut cur = Some(b.dentry.clone());
+    for _ in 0..4096 {
+        match cur {
+            Some(d) if Arc::ptr_eq(&d, &a.dentry) => return true,
+            Some(d) => cur = d.parent(),
+            None => return false,
+        }
+    }
+    false
+}
+
+fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: u32) -> SysResult {
+    const NOREPLACE: u32 = 1;
+    const EXCHANGE: u32 = 2;
+    const WHITEOUT: u32 = 4;
+    if flags & !(NOREPLACE | EXCHANGE | WHITEOUT) != 0 || flags & NOREPLACE != 0 && flags & EXCHANGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & WHITEOUT != 0 {
+        // Whiteouts belong to overlays.
+        return Err(Errno::EINVAL);
+    }
+    let (oldp, newp) = (read_path(t, old)?, read_path(t, new)?);
+    let a = parent(t, olddir, &oldp)?;
+    let b = parent(t, newdir, &newp)?;
+    for n in [&a.name, &b.name] {
+        if n.as_slice() == b"." || n.as_slice() == b".." {
+            return Err(Errno::EBUSY);
+        }
+    }
+    if !Arc::ptr_eq(&a.dir.mount, &b.dir.mount) {
+        return Err(Errno::EXDEV);
+    }
+    let src = child(t, &a)?;
+    let sa = src.attr()?;
+    if (a.trailing_slash || b.trailing_slash) && !sa.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let dst = match child(t, &b) {
+        Ok(d) => Some(d),
+        Err(Errno::ENOENT) if flags & EXCHANGE == 0 => None,
+        Err(e) => return Err(e),
+    };
+    let c = creds(t);
+    perm::may_delete(&a.dir.attr()?, &sa, &c)?;
+    if let Some(d) = &dst {
+        if Arc::ptr_eq(&d.dentry, &src.dentry) || d.inode().attr()?.ino == sa.ino && d.attr()?.dev == sa.dev {
+            return Ok(0);
+        }
+        if flags & NOREPLACE != 0 {
+            return Err(Errno::EEXIST);
+        }
+        let da = d.attr()?;
+        if flags & EXCHANGE == 0 {
+            if sa.is_dir() && !da.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if !sa.is_dir() && da.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+        }
+        perm::may_delete(&b.dir.attr()?, &da, &c)?;
+        if t.mntns().is_mount_point(d) {
+            return Err(Errno::EBUSY);
+        }
+    } else {
+        perm::check(&b.dir.attr()?, &c, perm::MAY_WRITE | MAY_EXEC)?;
+    }
+    // A directory cannot move below itself.
+    if sa.is_dir() && is_ancestor(&src, &b.dir) {
+        return Err(Errno::EINVAL);
+    }
+    if t.mntns().is_mount_point(&src) {
+        return Err(Errno::EBUSY);
+    }
+    if a.dir.mount.read_only() {
+        return Err(Errno::EROFS);
+    }
+    a.dir.inode().rename(&a.name, b.dir.inode(), &b.name, flags)?;
+    // The dentry cache follows.
+    let moved = a.dir.dentry.forget_child(&a.name);
+    let replaced = b.dir.dentry.forget_child(&b.name);
+    if let Some(m) = moved {
+        m.relink(&b.dir.dentry, &b.name);
+        b.dir.dentry.adopt(&b.name, m);
+    }
+    if flags & EXCHANGE != 0 {
+        if let Some(r) = replaced {
+            r.relink(&a.dir.dentry, &a.name);
+            a.dir.dentry.adopt(&a.name, r);
+        }
+    }
+    src.inode().invalidate();
+    Ok(0)
+}
+
+pub fn rename(t: &mut Task, old: Addr, new: Addr) -> SysResult {
+    do_rename(t, Fd(AT_FDCWD), old, Fd(AT_FDCWD), new, 0)
+}
+
+pub fn renameat(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr) -> SysResult {
+    do_rename(t, olddir, old, newdir, new, 0)
+}
+
+pub fn renameat2(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: u32) -> SysResult {
+    do_rename(t, olddir, old, newdir, new, flags)
+}
+
+fn do_symlink(t: &mut Task, target: Addr, dirfd: Fd, path: Addr) -> SysResult {
+    let target = read_path(t, target)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let path = read_path(t, path)?;
+    let p = parent(t, dirfd, &path)?;
+    if p.name == b"." || p.name == b".." || p.trailing_slash {
+        return Err(Errno::EEXIST);
+    }
+    match child(t, &p) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    may_create(t, &p.dir)?;
+    let owner = new_owner(t, &p.dir)?;
+    let inode = p.dir.inode().symlink(&p.name, &target, owner)?;
+    p.dir.dentry.insert_child(&p.name, inode);
+    Ok(0)
+}
+
+pub fn symlink(t: &mut Task, target: Addr, path: Addr) -> SysResult {
+    do_symlink(t, target, Fd(AT_FDCWD), path)
+}
+
+pub fn symlinkat(t: &mut Task, target: Addr, dirfd: Fd, path: Addr) -> SysResult {
+    do_symlink(t, target, dirfd, path)
+}
+
+fn do_link(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: i32) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let oldp = read_path(t, old)?;
+    if oldp.is_empty() && flags & AT_EMPTY_PATH != 0 && !perm::capable(&creds(t), perm::CAP_DAC_READ_SEARCH) {
+        return Err(Errno::ENOENT);
+    }
+    let Target::Path(src) = resolve_at(t, olddir, &oldp, flags, false)? else { return Err(Errno::EXDEV) };
+    let sa = src.attr()?;
+    if sa.is_dir() {
+        return Err(Errno::EPERM);
+    }
+    let newp = read_path(t, new)?;
+    let p = parent(t, newdir, &newp)?;
+    if p.name == b"." || p.name == b".." || p.trailing_slash {
+        return Err(Errno::EEXIST);
+    }
+    match child(t, &p) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    if !Arc::ptr_eq(&src.mount, &p.dir.mount) {
+        return Err(Errno::EXDEV);
+    }
+    may_create(t, &p.dir)?;
+    let inode = p.dir.inode().link(&p.name, src.inode())?;
+    p.dir.dentry.insert_child(&p.name, inode);
+    Ok(0)
+}
+
+pub fn link(t: &mut Task, old: Addr, new: Addr) -> SysResult {
+    do_link(t, Fd(AT_FDCWD), old, Fd(AT_FDCWD), new, 0)
+}
+
+pub fn linkat(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: i32) -> SysResult {
+    do_link(t, olddir, old, newdir, new, flags)
+}
+
+pub fn chdir(t: &mut Task, path: Addr) -> SysResult {
+    let path = read_path(t, path)?;
+    let p = dir_at(t, &path)?;
+    t.fs.lock().unwrap_or_else(|e| e.into_inner()).cwd = p;
+    Ok(0)
+}
+
+pub fn fchdir(t: &mut Task, fd: Fd) -> SysResult {
+    let f = t.fds.get(fd.0)?;
+    let p = f.path().cloned().ok_or(Errno::ENOTDIR)?;
+    let a = p.attr()?;
+    if !a.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    perm::check(&a, &creds(t), MAY_EXEC)?;
+    t.fs.lock().unwrap_or_else(|e| e.into_inner()).cwd = p;
+    Ok(0)
+}
+
+pub fn getcwd(t: &mut Task, buf: Addr, size: u64) -> SysResult {
+    let ctx = t.fs_context();
+    let mut s = path_string(&ctx.root, &ctx.cwd);
+    s.push(0);
+    if (s.len() as u64) > size {
+        return Err(Errno::ERANGE);
+    }
+    t.mm.copy_out(buf, &s)?;
+    Ok(s.len() as u64)
+}

@@ -1,0 +1,325 @@
+//! `open` and friends.
+
+use std::sync::Arc;
+
+use rvisor_syscalls::Errno;
+
+use super::path::{creds, read_path, start_dir, walker};
+use super::{Addr, Fd, SysResult};
+use crate::kernel::Task;
+use crate::vfs::dir::DirFile;
+use crate::vfs::file::oflags::*;
+use crate::vfs::file::{File, FileOps};
+use crate::vfs::inode::{mode, Owner};
+use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::walk::Walker;
+use crate::vfs::Path;
+
+/// `RESOLVE_*` flags of `openat2`.
+mod resolve {
+    pub const NO_XDEV: u64 = 1;
+    pub const NO_MAGICLINKS: u64 = 2;
+    pub const NO_SYMLINKS: u64 = 4;
+    pub const BENEATH: u64 = 8;
+    pub const IN_ROOT: u64 = 0x10;
+    pub const CACHED: u64 = 0x20;
+    pub const ALL: u64 = NO_XDEV | NO_MAGICLINKS | NO_SYMLINKS | BENEATH | IN_ROOT | CACHED;
+}
+
+/// Flags `open` knows (others are ignored, as Linux does for `open`).
+const VALID: u32 = O_ACCMODE
+    | O_CREAT
+    | O_EXCL
+    | O_NOCTTY
+    | O_TRUNC
+    | O_APPEND
+    | O_NONBLOCK
+    | O_DSYNC
+    | O_ASYNC
+    | O_DIRECT
+    | O_LARGEFILE
+    | O_DIRECTORY
+    | O_NOFOLLOW
+    | O_NOATIME
+    | O_CLOEXEC
+    | O_SYNC
+    | O_PATH
+    | O_TMPFILE;
+
+/// An `O_PATH` descriptor: a place, no I/O.
+struct PathOnly;
+
+impl FileOps for PathOnly {
+    fn read(&self, _t: &Task, _f: &File, _b: &mut [u8], _o: Option<u64>) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _t: &Task, _f: &File, _d: &[u8], _o: Option<u64>) -> Result<usize, Errno> {
+        Err(Errno::EBADF)
+    }
+}
+
+fn nofile(t: &Task) -> usize {
+    let l = t.tg().rlimit(7).cur;
+    usize::try_from(l).unwrap_or(crate::vfs::NR_OPEN).min(crate::vfs::NR_OPEN)
+}
+
+fn install(t: &Task, file: Arc<File>, flags: u32) -> SysResult {
+    let fd = t.fds.install(file, flags & O_CLOEXEC != 0, 0, nofile(t))?;
+    Ok(u64::from(fd.cast_unsigned()))
+}
+
+/// The owner of a file created in `dir`: the caller's fs ids, the group of
+/// a set-group-id directory.
+pub fn new_owner(t: &Task, dir: &Path) -> Result<Owner, Errno> {
+    let c = creds(t);
+    let d = dir.attr()?;
+    let gid = if d.mode & mode::S_ISGID != 0 { d.gid } else { c.egid };
+    Ok(Owner { uid: c.euid, gid })
+}
+
+/// Checks the caller may create or remove names in directory `dir`.
+pub fn may_create(t: &Task, dir: &Path) -> Result<(), Errno> {
+    let a = dir.attr()?;
+    if !a.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    perm::check(&a, &creds(t), MAY_WRITE | MAY_EXEC)?;
+    if dir.mount.read_only() {
+        return Err(Errno::EROFS);
+    }
+    Ok(())
+}
+
+/// Opens the existing file at `p`.
+pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
+    let a = p.attr()?;
+    if flags & O_PATH != 0 {
+        if flags & O_DIRECTORY != 0 && !a.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let keep = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+        return Ok(File::with_path(Box::new(PathOnly), flags & keep, p));
+    }
+    if flags & O_DIRECTORY != 0 && !a.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let acc = flags & O_ACCMODE;
+    let writes = acc != O_RDONLY || flags & O_TRUNC != 0;
+    let c = creds(t);
+    let mut want = 0;
+    if acc == O_RDONLY || acc == O_RDWR || acc == O_ACCMODE {
+        want |= MAY_READ;
+    }
+    if writes {
+        want |= MAY_WRITE;
+    }
+    let ops: Box<dyn FileOps> = match a.kind() {
+        mode::S_IFDIR => {
+            if acc != O_RDONLY || flags & O_TRUNC != 0 || flags & O_CREAT != 0 {
+                return Err(Errno::EISDIR);
+            }
+            perm::check(&a, &c, MAY_READ)?;
+            Box::new(DirFile::new(p.inode().clone()))
+        }
+        mode::S_IFREG => {
+            perm::check(&a, &c, want)?;
+            if writes && p.mount.read_only() {
+                return Err(Errno::EROFS);
+            }
+            let host_flags = flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_NOATIME);
+            p.inode().open(if acc == O_ACCMODE { host_flags & !O_ACCMODE | O_RDWR } else { host_flags })?
+        }
+        mode::S_IFLNK => return Err(Errno::ELOOP),
+        // Devices, FIFOs and sockets are served by the sentry's own file
+        // systems (synthetic-filesystems issue), never from the host.
+        _ => return Err(Errno::ENXIO),
+    };
+    let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    Ok(File::with_path(ops, status, p))
+}
+
+/// Validates `open` flags as Linux's `build_open_flags`.
+fn check_flags(flags: u32) -> Result<u32, Errno> {
+    let flags = flags & VALID;
+    if flags & O_TMPFILE == O_TMPFILE {
+        let acc = flags & O_ACCMODE;
+        if acc != O_WRONLY && acc != O_RDWR {
+            return Err(Errno::EINVAL);
+        }
+        // Anonymous files in a directory come with tmpfs.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if flags & O_CREAT != 0 && flags & O_DIRECTORY != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(flags)
+}
+
+/// The walk for an open: follows the last link unless `O_NOFOLLOW`, and
+/// `openat2`'s `RESOLVE_*` restrictions.
+fn lookup(t: &Task, w: &Walker<'_>, start: Path, path: &[u8], flags: u32, how: u64) -> Result<Path, Errno> {
+    let follow = flags & O_NOFOLLOW == 0;
+    let p = w.walk(start.clone(), path, follow)?;
+    check_resolve(t, &start, &p, path, how)?;
+    Ok(p)
+}
+
+fn check_resolve(_t: &Task, start: &Path, p: &Path, path: &[u8], how: u64) -> Result<(), Errno> {
+    if how & resolve::BENEATH != 0 && (path.starts_with(b"/") || !is_beneath(start, p)) {
+        return Err(Errno::EXDEV);
+    }
+    if how & resolve::NO_XDEV != 0 && !Arc::ptr_eq(&start.mount, &p.mount) {
+        return Err(Errno::EXDEV);
+    }
+    Ok(())
+}
+
+/// Whether `p` is `root` or below it.
+fn is_beneath(root: &Path, p: &Path) -> bool {
+    let mut cur = p.clone();
+    for _ in 0..4096 {
+        if cur.same(root) {
+            return true;
+        }
+        if Arc::ptr_eq(&cur.dentry, &cur.mount.root) {
+            match &cur.mount.parent {
+                Some((m, d)) => cur = Path { mount: m.clone(), dentry: d.clone() },
+                None => return false,
+            }
+            continue;
+        }
+        match cur.dentry.parent() {
+            Some(d) => cur = Path { mount: cur.mount.clone(), dentry: d },
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The one open routine.
+pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32, how: u64) -> SysResult {
+    let flags = check_flags(flags)?;
+    let c = creds(t);
+    let mut w = walker(t, &c);
+    let start = if path.starts_with(b"/") { t.fs_context().cwd } else { start_dir(t, dirfd)? };
+    if how & resolve::IN_ROOT != 0 {
+        w.root = start.clone();
+    }
+    if how & resolve::NO_SYMLINKS != 0 {
+        w.no_symlinks = true;
+    }
+    if how & resolve::BENEATH != 0 {
+        w.beneath = Some(start.clone());
+    }
+    if flags & O_CREAT == 0 || flags & O_PATH != 0 {
+        let p = lookup(t, &w, start, path, flags, how)?;
+        if flags & O_NOFOLLOW != 0 && flags & O_PATH == 0 && p.attr()?.is_symlink() {
+            return Err(Errno::ELOOP);
+        }
+        let f = open_path(t, p, flags)?;
+        return install(t, f, flags);
+    }
+    // O_CREAT.
+    let parent =
+        w.walk_parent(start.clone(), path).map_err(|e| if e == Errno::EEXIST { Errno::EISDIR } else { e })?;
+    if parent.name == b"." || parent.name == b".." || parent.trailing_slash {
+        return Err(Errno::EISDIR);
+    }
+    match w.child(&parent.dir, &parent.name) {
+        Ok(existing) => {
+            if flags & O_EXCL != 0 {
+                return Err(Errno::EEXIST);
+            }
+            let p = if existing.attr()?.is_symlink() {
+                if flags & O_NOFOLLOW != 0 {
+                    return Err(Errno::ELOOP);
+                }
+                lookup(t, &w, start, path, flags, how)?
+            } else {
+                existing
+            };
+            let f = open_path(t, p, flags)?;
+            install(t, f, flags)
+        }
+        Err(Errno::ENOENT) => {
+            may_create(t, &parent.dir)?;
+            let umask = t.tg().umask.load(std::sync::atomic::Ordering::Relaxed);
+            let perm_bits = mode_bits & 0o7777 & !umask;
+            let owner = new_owner(t, &parent.dir)?;
+            let host_flags = flags & (O_ACCMODE | O_APPEND | O_NOATIME);
+            let (inode, ops) =
+                parent.dir.inode().create(&parent.name, mode::S_IFREG | perm_bits, owner, host_flags)?;
+            let dentry = parent.dir.dentry.insert_child(&parent.name, inode);
+            let p = Path { mount: parent.dir.mount.clone(), dentry };
+            let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+            install(t, File::with_path(ops, status, p), flags)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn open(t: &mut Task, path: Addr, flags: u32, mode_bits: u32) -> SysResult {
+    let p = read_path(t, path)?;
+    do_open(t, Fd(super::path::AT_FDCWD), &p, flags | O_LARGEFILE, mode_bits, 0)
+}
+
+pub fn openat(t: &mut Task, dirfd: Fd, path: Addr, flags: u32, mode_bits: u32) -> SysResult {
+    let p = read_path(t, path)?;
+    do_open(t, dirfd, &p, flags | O_LARGEFILE, mode_bits, 0)
+}
+
+pub fn creat(t: &mut Task, path: Addr, mode_bits: u32) -> SysResult {
+    let p = read_path(t, path)?;
+    do_open(t, Fd(super::path::AT_FDCWD), &p, O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE, mode_bits, 0)
+}
+
+/// `struct open_how`.
+#[derive(Default)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub fn openat2(t: &mut Task, dirfd: Fd, path: Addr, how: Addr, size: u64) -> SysResult {
+    const OPEN_HOW_SIZE: u64 = 24;
+    if size < OPEN_HOW_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let raw = t.mm.read_bytes(how, usize::try_from(size).map_err(|_| Errno::E2BIG)?)?;
+    if raw[24..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let word = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().unwrap_or([0; 8]));
+    let h = OpenHow { flags: word(0), mode: word(8), resolve: word(16) };
+    let flags = u32::try_from(h.flags).map_err(|_| Errno::EINVAL)?;
+    if flags & !VALID != 0 || h.resolve & !resolve::ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if h.resolve & resolve::BENEATH != 0 && h.resolve & resolve::IN_ROOT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let creating = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
+    if (!creating && h.mode != 0) || h.mode & !0o7777 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & O_ACCMODE == O_ACCMODE {
+        return Err(Errno::EINVAL);
+    }
+    let p = read_path(t, path)?;
+    do_open(t, dirfd, &p, flags, u32::try_from(h.mode).unwrap_or(0), h.resolve)
+}
+
+pub fn close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysResult {
+    const UNSHARE: u32 = 2;
+    const CLOEXEC: u32 = 4;
+    if flags & !(UNSHARE | CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    // One descriptor table per process so far: nothing to unshare.
+    drop(t.fds.close_range(first, last, flags & CLOEXEC != 0));
+    Ok(0)
+}

@@ -1,0 +1,384 @@
+//! Open file descriptions and the descriptor table.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rvisor_syscalls::abi::Stat;
+use rvisor_syscalls::Errno;
+
+use super::inode::DirEntry;
+use super::Path;
+use crate::kernel::Task;
+
+/// `open` flags (x86_64 values).
+pub mod oflags {
+    #![allow(missing_docs)]
+    pub const O_ACCMODE: u32 = 3;
+    pub const O_RDONLY: u32 = 0;
+    pub const O_WRONLY: u32 = 1;
+    pub const O_RDWR: u32 = 2;
+    pub const O_CREAT: u32 = 0o100;
+    pub const O_EXCL: u32 = 0o200;
+    pub const O_NOCTTY: u32 = 0o400;
+    pub const O_TRUNC: u32 = 0o1000;
+    pub const O_APPEND: u32 = 0o2000;
+    pub const O_NONBLOCK: u32 = 0o4000;
+    pub const O_DSYNC: u32 = 0o10000;
+    pub const O_ASYNC: u32 = 0o20000;
+    pub const O_DIRECT: u32 = 0o40000;
+    pub const O_LARGEFILE: u32 = 0o100000;
+    pub const O_DIRECTORY: u32 = 0o200000;
+    pub const O_NOFOLLOW: u32 = 0o400000;
+    pub const O_NOATIME: u32 = 0o1000000;
+    pub const O_CLOEXEC: u32 = 0o2000000;
+    pub const O_SYNC: u32 = 0o4010000;
+    pub const O_PATH: u32 = 0o10000000;
+    pub const O_TMPFILE: u32 = 0o20200000;
+}
+
+pub use oflags::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+
+/// What a kind of open file does.
+pub trait FileOps: Send + Sync {
+    /// Reads into `buf` (at `off` for `pread`). Blocking reads wait through
+    /// the task, so they end with `EINTR` when the task must stop.
+    fn read(&self, t: &Task, file: &File, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno>;
+    /// Writes `data` (at `off` for `pwrite`).
+    fn write(&self, t: &Task, file: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno>;
+    /// `lseek`.
+    fn seek(&self, _off: i64, _whence: u32) -> Result<u64, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    /// `fstat`, for files without an inode in the VFS (host stdio).
+    fn stat(&self) -> Result<Stat, Errno> {
+        Err(Errno::EBADF)
+    }
+    /// `ioctl` requests the file kind handles.
+    fn ioctl(&self, _t: &Task, _cmd: u32, _arg: u64) -> Result<u64, Errno> {
+        Err(Errno::ENOTTY)
+    }
+    /// Directory entries that fit in `max` bytes of `linux_dirent64`
+    /// records, with the cookie of the entry after each; advances.
+    fn getdents(&self, _max: usize) -> Result<Vec<(DirEntry, u64)>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    /// `ftruncate`.
+    fn truncate(&self, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+    /// `fsync`/`fdatasync`.
+    fn fsync(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// `fallocate`.
+    fn allocate(&self, _mode: u32, _off: u64, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// Reads at `off` without a task (files whose reads never wait: the
+    /// loader reading an executable).
+    fn read_at(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+}
+
+/// An open file description.
+pub struct File {
+    ops: Box<dyn FileOps>,
+    /// Status flags (`O_APPEND`, `O_NONBLOCK`, access mode, `O_PATH`…).
+    flags: AtomicU32,
+    /// Where it was opened, for files of the VFS.
+    path: Option<Path>,
+}
+
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("File").field("flags", &self.flags()).finish_non_exhaustive()
+    }
+}
+
+impl File {
+    /// A new open file description not in the VFS (host stdio).
+    pub fn new(ops: Box<dyn FileOps>, flags: u32) -> Arc<File> {
+        Arc::new(File { ops, flags: AtomicU32::new(flags), path: None })
+    }
+
+    /// A new open file description of `path`.
+    pub fn with_path(ops: Box<dyn FileOps>, flags: u32, path: Path) -> Arc<File> {
+        Arc::new(File { ops, flags: AtomicU32::new(flags), path: Some(path) })
+    }
+
+    /// Status flags.
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// Where it was opened.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_ref()
+    }
+
+    /// Replaces the changeable status flags (`F_SETFL`: `O_APPEND`,
+    /// `O_NONBLOCK`, `O_NOATIME`, `O_ASYNC`, `O_DIRECT`).
+    pub fn set_status_flags(&self, flags: u32) {
+        use oflags::*;
+        let changeable = O_APPEND | O_NONBLOCK | O_NOATIME | O_ASYNC | O_DIRECT;
+        let keep = self.flags() & !changeable;
+        self.flags.store(keep | (flags & changeable), Ordering::Relaxed);
+    }
+
+    /// Opened with `O_PATH`: only descriptor operations work.
+    pub fn is_path_only(&self) -> bool {
+        self.flags() & oflags::O_PATH != 0
+    }
+
+    /// Whether the description was opened for reading.
+    pub fn readable(&self) -> bool {
+        !self.is_path_only() && self.flags() & O_ACCMODE != O_WRONLY
+    }
+
+    /// Whether the description was opened for writing.
+    pub fn writable(&self) -> bool {
+        !self.is_path_only() && matches!(self.flags() & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    /// Whether `O_NONBLOCK` is set (on the description, not the host fd).
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+
+    /// See [`FileOps::read`].
+    pub fn read(&self, t: &Task, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.read(t, self, buf, off)
+    }
+
+    /// See [`FileOps::write`].
+    pub fn write(&self, t: &Task, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.write(t, self, data, off)
+    }
+
+    /// See [`FileOps::seek`].
+    pub fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.seek(off, whence)
+    }
+
+    /// `fstat`: the inode's attributes for VFS files.
+    pub fn stat(&self) -> Result<Stat, Errno> {
+        match &self.path {
+            Some(p) => Ok(p.attr()?.to_stat()),
+            None => self.ops.stat(),
+        }
+    }
+
+    /// See [`FileOps::ioctl`].
+    pub fn ioctl(&self, t: &Task, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.ioctl(t, cmd, arg)
+    }
+
+    /// See [`FileOps::getdents`].
+    pub fn getdents(&self, max: usize) -> Result<Vec<(DirEntry, u64)>, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.getdents(max)
+    }
+
+    /// See [`FileOps::truncate`].
+    pub fn truncate(&self, len: u64) -> Result<(), Errno> {
+        if !self.writable() {
+            return Err(Errno::EINVAL);
+        }
+        self.ops.truncate(len)
+    }
+
+    /// See [`FileOps::fsync`].
+    pub fn fsync(&self) -> Result<(), Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.fsync()
+    }
+
+    /// See [`FileOps::allocate`].
+    pub fn allocate(&self, mode: u32, off: u64, len: u64) -> Result<(), Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.allocate(mode, off, len)
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        // flock and OFD locks belong to the description.
+        super::lock::release(super::lock::LockOwner::File(std::ptr::from_ref(self) as usize), None);
+    }
+}
+
+impl File {
+    /// The lock owner this description is for `flock` and OFD locks.
+    pub fn lock_owner(&self) -> super::lock::LockOwner {
+        super::lock::LockOwner::File(std::ptr::from_ref(self) as usize)
+    }
+}
+
+/// One descriptor slot.
+#[derive(Clone, Debug)]
+pub struct FdEntry {
+    /// The description.
+    pub file: Arc<File>,
+    /// `FD_CLOEXEC`.
+    pub cloexec: bool,
+}
+
+/// A descriptor table.
+#[derive(Debug, Default)]
+pub struct FdTable {
+    slots: Mutex<Vec<Option<FdEntry>>>,
+}
+
+/// Largest descriptor table (`fs.nr_open` default).
+pub const NR_OPEN: usize = 1 << 20;
+
+impl FdTable {
+    fn lock(&self) -> MutexGuard<'_, Vec<Option<FdEntry>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The description behind `fd`.
+    pub fn get(&self, fd: i32) -> Result<Arc<File>, Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.lock().get(i).and_then(|s| s.as_ref()).map(|e| e.file.clone()).ok_or(Errno::EBADF)
+    }
+
+    /// The slot of `fd`.
+    pub fn entry(&self, fd: i32) -> Result<FdEntry, Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.lock().get(i).and_then(|s| s.clone()).ok_or(Errno::EBADF)
+    }
+
+    /// Installs `file` at the lowest free descriptor `>= min`, below
+    /// `limit` (`RLIMIT_NOFILE`).
+    pub fn install(&self, file: Arc<File>, cloexec: bool, min: usize, limit: usize) -> Result<i32, Errno> {
+        let limit = limit.min(NR_OPEN);
+        let mut s = self.lock();
+        let mut i = min;
+        while i < s.len() && s[i].is_some() {
+            i += 1;
+        }
+        if i >= limit {
+            return Err(Errno::EMFILE);
+        }
+        if i >= s.len() {
+            s.resize(i + 1, None);
+        }
+        s[i] = Some(FdEntry { file, cloexec });
+        i32::try_from(i).map_err(|_| Errno::EMFILE)
+    }
+
+    /// Installs `file` at exactly `fd`, replacing (and returning) what was
+    /// there.
+    pub fn install_at(
+        &self,
+        fd: i32,
+        file: Arc<File>,
+        cloexec: bool,
+        limit: usize,
+    ) -> Result<Option<FdEntry>, Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        if i >= limit.min(NR_OPEN) {
+            return Err(Errno::EBADF);
+        }
+        let mut s = self.lock();
+        if i >= s.len() {
+            s.resize(i + 1, None);
+        }
+        Ok(s[i].replace(FdEntry { file, cloexec }))
+    }
+
+    /// Removes `fd`.
+    pub fn remove(&self, fd: i32) -> Result<FdEntry, Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        self.lock().get_mut(i).and_then(Option::take).ok_or(Errno::EBADF)
+    }
+
+    /// `close_range(first, last)`: closes (or with `cloexec`, marks) every
+    /// open descriptor in the range.
+    pub fn close_range(&self, first: u32, last: u32, cloexec: bool) -> Vec<FdEntry> {
+        let mut s = self.lock();
+        let lo = usize::try_from(first).unwrap_or(usize::MAX);
+        let hi = usize::try_from(last).unwrap_or(usize::MAX).min(s.len().saturating_sub(1));
+        let mut closed = Vec::new();
+        if lo >= s.len() {
+            return closed;
+        }
+        for slot in &mut s[lo..=hi] {
+            if cloexec {
+                if let Some(e) = slot {
+                    e.cloexec = true;
+                }
+            } else if let Some(e) = slot.take() {
+                closed.push(e);
+            }
+        }
+        closed
+    }
+
+    /// Sets `FD_CLOEXEC` on `fd`.
+    pub fn set_cloexec(&self, fd: i32, cloexec: bool) -> Result<(), Errno> {
+        let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
+        let mut s = self.lock();
+        let e = s.get_mut(i).and_then(Option::as_mut).ok_or(Errno::EBADF)?;
+        e.cloexec = cloexec;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Null;
+    impl FileOps for Null {
+        fn read(&self, _: &Task, _: &File, _: &mut [u8], _: Option<u64>) -> Result<usize, Errno> {
+            Ok(0)
+        }
+        fn write(&self, _: &Task, _: &File, d: &[u8], _: Option<u64>) -> Result<usize, Errno> {
+            Ok(d.len())
+        }
+    }
+
+    #[test]
+    fn lowest_free_descriptor_and_limits() {
+        let t = FdTable::default();
+        let f = File::new(Box::new(Null), O_RDWR);
+        assert_eq!(t.install(f.clone(), false, 0, 3), Ok(0));
+        assert_eq!(t.install(f.clone(), false, 0, 3), Ok(1));
+        assert_eq!(t.install(f.clone(), true, 0, 3), Ok(2));
+        assert_eq!(t.install(f.clone(), false, 0, 3), Err(Errno::EMFILE));
+        t.remove(1).unwrap();
+        assert_eq!(t.install(f.clone(), false, 0, 3), Ok(1));
+        assert_eq!(t.install(f.clone(), false, 5, 10), Ok(5));
+        assert!(t.entry(2).unwrap().cloexec);
+        assert_eq!(t.get(3).unwrap_err(), Errno::EBADF);
+        assert_eq!(t.get(-1).unwrap_err(), Errno::EBADF);
+        assert!(t.install_at(7, f.clone(), false, 10).unwrap().is_none());
+        assert!(t.install_at(7, f, false, 10).unwrap().is_some());
+        assert_eq!(t.close_range(2, u32::MAX, true).len(), 0);
+        assert!(t.entry(7).unwrap().cloexec);
+        assert_eq!(t.close_range(1, 5, false).len(), 3);
+        assert_eq!(t.close_range(100, 200, false).len(), 0);
+        assert!(t.get(0).is_ok() && t.get(7).is_ok() && t.get(5).is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! The virtual file system: mounts, the dentry cache, path walk,
+//! permissions, open files and the descriptor table. File systems implement
+//! [`inode::Inode`]; everything above is generic.
+//!
+//! Dentry cache policy: a sandbox has exclusive use of its files (as
+//! runsc's default `--file-access=exclusive`), so positive dentries and
+//! attributes are cached and never revalidated against the host; the
+//! sentry invalidates what it changes itself. For `rvisor do` over the
+//! host's root this means changes the host makes to a file after the
+//! sandbox first looked it up may not be seen by the sandbox.
+
+pub mod dir;
+pub mod file;
+pub mod inode;
+pub mod lock;
+pub mod perm;
+pub mod walk;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rvisor_syscalls::Errno;
+
+pub use self::file::{FdEntry, FdTable, File, FileOps, NR_OPEN};
+use self::inode::{InodeAttr, InodeRef};
+
+/// A name in a directory, cached.
+pub struct Dentry {
+    /// (parent, name); `None` for a file system's root.
+    link: Mutex<Option<(Arc<Dentry>, Vec<u8>)>>,
+    /// The file.
+    pub inode: InodeRef,
+    /// Cached children.
+    children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
+}
+
+impl std::fmt::Debug for Dentry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dentry").field("name", &String::from_utf8_lossy(&self.name())).finish_non_exhaustive()
+    }
+}
+
+impl Dentry {
+    /// The root dentry of a file system.
+    pub fn root(inode: InodeRef) -> Arc<Dentry> {
+        Arc::new(Dentry { link: Mutex::new(None), inode, children: Mutex::new(HashMap::new()) })
+    }
+
+    fn child(parent: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
+        Arc::new(Dentry {
+            link: Mutex::new(Some((parent.clone(), name.to_vec()))),
+            inode,
+            children: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The parent dentry (`None` at a file system's root).
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(p, _)| p.clone())
+    }
+
+    /// The name in its parent (empty at a root).
+    pub fn name(&self) -> Vec<u8> {
+        self.link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default()
+    }
+
+    /// The cached child `name`, or looks it up and caches it.
+    pub fn lookup(self: &Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
+        if let Some(d) = self.children.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(d.clone());
+        }
+        let inode = self.inode.lookup(name)?;
+        Ok(self.insert_child(name, inode))
+    }
+
+    /// Caches `inode` as child `name` (after a create).
+    pub fn insert_child(self: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
+        let d = Dentry::child(self, name, inode);
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_vec(), d.clone());
+        d
+    }
+
+    /// Forgets child `name` (after an unlink or rename).
+    pub fn forget_child(&self, name: &[u8]) -> Option<Arc<Dentry>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).remove(name)
+    }
+
+    /// Moves this dentry under `parent` as `name` (after a rename).
+    pub fn relink(&self, parent: &Arc<Dentry>, name: &[u8]) {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some((parent.clone(), name.to_vec()));
+    }
+
+    /// Caches `d` as child `name`.
+    pub fn adopt(&self, name: &[u8], d: Arc<Dentry>) {
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_vec(), d);
+    }
+}
+
+/// Mount flags (`MS_*` subset the VFS honours).
+pub mod mflags {
+    /// Read-only.
+    pub const RDONLY: u32 = 1;
+    /// Ignore set-user-id and set-group-id bits.
+    pub const NOSUID: u32 = 2;
+    /// No device files.
+    pub const NODEV: u32 = 4;
+    /// No execution.
+    pub const NOEXEC: u32 = 8;
+}
+
+static NEXT_MOUNT: AtomicU64 = AtomicU64::new(1);
+
+/// A mounted file system.
+pub struct Mount {
+    /// Mount id.
+    pub id: u64,
+    /// Its root.
+    pub root: Arc<Dentry>,
+    /// `mflags` bits.
+    pub flags: u32,
+    /// The device number files on it report.
+    pub dev: u64,
+    /// Where it is mounted: (parent mount, mount point); `None` for the
+    /// namespace's root.
+    pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
+}
+
+impl std::fmt::Debug for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount").field("id", &self.id).field("flags", &self.flags).finish_non_exhaustive()
+    }
+}
+
+impl Mount {
+    /// Whether the mount is read-only.
+    pub fn read_only(&self) -> bool {
+        self.flags & mflags::RDONLY != 0
+    }
+}
+
+/// A location: a dentry on a mount.
+#[derive(Clone, Debug)]
+pub struct Path {
+    /// The mount.
+    pub mount: Arc<Mount>,
+    /// The dentry.
+    pub dentry: Arc<Dentry>,
+}
+
+impl Path {
+    /// The inode's attributes, with the mount's device number.
+    pub fn attr(&self) -> Result<InodeAttr, Errno> {
+        let mut a = self.dentry.inode.attr()?;
+        a.dev = self.mount.dev;
+        Ok(a)
+    }
+
+    /// Whether two paths are the same place.
+    pub fn same(&self, other: &Path) -> bool {
+        Arc::ptr_eq(&self.mount, &other.mount) && Arc::ptr_eq(&self.dentry, &other.dentry)
+    }
+
+    /// The inode.
+    pub fn inode(&self) -> &InodeRef {
+        &self.dentry.inode
+    }
+}
+
+fn key(m: &Arc<Mount>, d: &Arc<Dentry>) -> (u64, usize) {
+    (m.id, Arc::as_ptr(d) as usize)
+}
+
+/// A mount namespace: a root mount and what is mounted where.
+pub struct MountNamespace {
+    root: Arc<Mount>,
+    mounts: RwLock<HashMap<(u64, usize), Arc<Mount>>>,
+}
+
+impl std::fmt::Debug for MountNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountNamespace").finish_non_exhaustive()
+    }
+}
+
+/// Device number of the `n`th mount (anonymous major 0, like Linux's
+/// `set_anon_super`).
+fn anon_dev(n: u64) -> u64 {
+    n & 0xff | (n & !0xff) << 12
+}
+
+impl MountNamespace {
+    /// A namespace whose root is file system root `root`.
+    pub fn new(root: InodeRef, flags: u32) -> Arc<MountNamespace> {
+        let id = NEXT_MOUNT.fetch_add(1, Ordering::Relaxed);
+        let m = Arc::new(Mount { id, root: Dentry::root(root), flags, dev: anon_dev(id + 40), parent: None });
+        Arc::new(MountNamespace { root: m, mounts: RwLock::new(HashMap::new()) })
+    }
+
+    /// The root of the namespace.
+    pub fn root(&self) -> Path {
+        Path { mount: self.root.clone(), dentry: self.root.root.clone() }
+    }
+
+    /// Mounts file system root `fs_root` on `at`.
+    pub fn mount(&self, at: &Path, fs_root: InodeRef, flags: u32) -> Result<(), Errno> {
+        if !at.attr()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let id = NEXT_MOUNT.fetch_add(1, Ordering::Relaxed);
+        let at = self.cross(at.clone());
+        let m = Arc::new(Mount {
+            id,
+            root: Dentry::root(fs_root),
+            flags,
+            dev: anon_dev(id + 40),
+            parent: Some((at.mount.clone(), at.dentry.clone())),
+        });
+        self.mounts.write().unwrap_or_else(|p| p.into_inner()).insert(key(&at.mount, &at.dentry), m);
+        Ok(())
+    }
+
+    /// The topmost mount on `p`, if something is mounted there.
+    pub fn cross(&self, mut p: Path) -> Path {
+        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        while let Some(m) = mounts.get(&key(&p.mount, &p.dentry)) {
+            p = Path { mount: m.clone(), dentry: m.root.clone() };
+        }
+        p
+    }
+
+    /// Whether `p` is a mount point.
+    pub fn is_mount_point(&self, p: &Path) -> bool {
+        self.mounts.read().unwrap_or_else(|e| e.into_inner()).contains_key(&key(&p.mount, &p.dentry))
+    }
+}
+
+/// A task's root and working directory (shared with `CLONE_FS`).
+#[derive(Clone, Debug)]
+pub struct FsContext {
+    /// The root (`chroot`).
+    pub root: Path,
+    /// The working directory.
+    pub cwd: Path,
+}
+
+/// The path of `p` as seen from `root` (`getcwd`, `/proc/PID/cwd`). Paths
+/// outside `root` get Linux's `(unreachable)` prefix.
+pub fn path_string(root: &Path, p: &Path) -> Vec<u8> {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut cur = p.clone();
+    let mut reachable = true;
+    for _ in 0..4096 {
+        if cur.same(root) {
+            break;
+        }
+        if Arc::ptr_eq(&cur.dentry, &cur.mount.root) {
+            match &cur.mount.parent {
+                Some((m, d)) => {
+                    cur = Path { mount: m.clone(), dentry: d.clone() };
+                    continue;
+                }
+                None => {
+                    reachable = false;
+                    break;
+                }
+            }
+        }
+        match cur.dentry.parent() {
+            Some(parent) => {
+                parts.push(cur.dentry.name());
+                cur = Path { mount: cur.mount.clone(), dentry: parent };
+            }
+            None => {
+                reachable = false;
+                break;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !reachable {
+        out.extend_from_slice(b"(unreachable)");
+    }
+    for part in parts.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() || out == b"(unreachable)" {
+        out.push(b'/');
+    }
+    out
+}

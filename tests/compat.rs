@@ -6,7 +6,12 @@
 
 use std::collections::HashSet;
 
-use rvisor_tests::{build_c, is_root, run_native, run_native_namespaced, run_rvisor, shell_code, Libc};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use rvisor_tests::{
+    build_c, is_root, run_native, run_native_namespaced, run_rvisor, rvisor_bin, shell_code, test_env, Libc,
+};
 
 struct Case {
     prog: &'static str,
@@ -14,10 +19,90 @@ struct Case {
     /// Natively, run as pid 1 of a throwaway pid/UTS namespace with this
     /// hostname.
     namespaced: Option<&'static str>,
+    /// Runs on the file fixture (see `make_fixture`) as this user id; the
+    /// fixture directory is the first argument.
+    files: Option<u32>,
 }
 
 fn case(prog: &'static str, args: &[&str]) -> Case {
-    Case { prog, args: args.iter().map(|s| (*s).to_string()).collect(), namespaced: None }
+    Case { prog, args: args.iter().map(|s| (*s).to_string()).collect(), namespaced: None, files: None }
+}
+
+fn files_case(prog: &'static str, uid: u32) -> Case {
+    Case { prog, args: vec![], namespaced: None, files: Some(uid) }
+}
+
+/// The user id of the unprivileged file cases (`nobody` on Debian).
+const NOBODY: u32 = 65534;
+
+/// The file programs' fixture, rebuilt before each run (natively and under
+/// rvisor see the same path): `rw/` is writable (natively a directory, in
+/// the sandbox a `--volume` on the same path); `ro/` is read-only
+/// (natively a read-only bind mount in a throwaway mount namespace, in the
+/// sandbox part of the read-only root `rvisor do` serves).
+fn make_fixture(dir: &Path) {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let _ = std::fs::remove_dir_all(dir);
+    let file = |p: &str, body: &str, mode: u32| {
+        let p = dir.join(p);
+        std::fs::write(&p, body).expect("fixture file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let mkdir = |p: &str, mode: u32| {
+        let p = dir.join(p);
+        std::fs::create_dir_all(&p).expect("fixture dir");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    mkdir("", 0o755);
+    mkdir("rw", 0o777);
+    mkdir("ro", 0o755);
+    mkdir("ro/dir", 0o755);
+    file("ro/file", "hello\n", 0o644);
+    symlink("file", dir.join("ro/link")).expect("symlink");
+    file("rw/rootfile", "secret\n", 0o600);
+    file("rw/pubfile", "public\n", 0o644);
+    mkdir("rw/noexec", 0o755);
+    file("rw/noexec/f", "f\n", 0o644);
+    mkdir("rw/nowrite", 0o755);
+    file("rw/nowrite/f", "f\n", 0o666);
+    mkdir("rw/sticky", 0o1777);
+    file("rw/sticky/rootowned", "r\n", 0o666);
+    mkdir("rw/mine", 0o755);
+    file("rw/mine/minefile", "m\n", 0o644);
+    std::fs::set_permissions(dir.join("rw/noexec"), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    for p in ["rw/mine", "rw/mine/minefile"] {
+        std::os::unix::fs::chown(dir.join(p), Some(NOBODY), Some(NOBODY)).expect("chown");
+    }
+}
+
+/// Runs a file program natively: in a throwaway mount namespace where the
+/// fixture's `ro/` is a read-only bind mount, as `uid` (no capabilities
+/// unless 0).
+fn run_native_files(prog: &Path, dir: &Path, uid: u32) -> Output {
+    let mut c = Command::new("unshare");
+    test_env(&mut c)
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg("mount --bind \"$0/ro\" \"$0/ro\" && mount -o remount,bind,ro \"$0/ro\" && exec \"$@\"")
+        .arg(dir);
+    if uid != 0 {
+        c.args(["setpriv", "--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
+            .args(["--inh-caps=-all", "--"]);
+    }
+    c.arg(prog).arg(dir).stdin(Stdio::null());
+    c.output().expect("run unshare")
+}
+
+/// Runs a file program under rvisor with the fixture's `rw/` as a volume.
+fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32) -> Output {
+    let rw = dir.join("rw");
+    let rw = rw.to_str().expect("utf-8 path");
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(["do", "--volume", &format!("{rw}:{rw}")]);
+    if uid != 0 {
+        c.args(["--user", &format!("{uid}:{uid}")]);
+    }
+    c.arg("--").arg(prog).arg(dir).stdin(Stdio::null());
+    c.output().expect("run rvisor")
 }
 
 fn cases() -> Vec<Case> {
@@ -53,7 +138,17 @@ fn cases() -> Vec<Case> {
         v.push(case("segv", &[s]));
     }
     let host_pid = std::process::id().to_string();
-    v.push(Case { prog: "identity", args: vec![host_pid, "rvisor".into()], namespaced: Some("rvisor") });
+    v.push(Case {
+        prog: "identity",
+        args: vec![host_pid, "rvisor".into()],
+        namespaced: Some("rvisor"),
+        files: None,
+    });
+    for p in ["files_open", "files_walk", "files_rw", "files_stat", "files_dir", "files_attr", "files_erofs"]
+    {
+        v.push(files_case(p, 0));
+    }
+    v.push(files_case("files_perm", NOBODY));
     v
 }
 
@@ -91,18 +186,34 @@ fn compat_suite_native_vs_rvisor() {
             println!("skip {}: compiler not installed", libc.name());
             continue;
         }
+        // RVISOR_COMPAT_ONLY=prog[,prog…] narrows a run while developing.
+        let only = std::env::var("RVISOR_COMPAT_ONLY").ok();
         for c in cases() {
+            if only.as_deref().is_some_and(|o| !o.split(',').any(|p| p == c.prog)) {
+                continue;
+            }
             let label = format!("{} {} [{}]", c.prog, c.args.join(" "), libc.name());
             let bin = build_c(c.prog, libc);
-            let native = match c.namespaced {
-                Some(host) if is_root() => run_native_namespaced(&bin, &c.args, host),
-                Some(_) => {
-                    println!("skip {label}: native run needs root (namespaces)");
-                    continue;
+            if (c.namespaced.is_some() || c.files.is_some()) && !is_root() {
+                println!("skip {label}: native run needs root (namespaces)");
+                continue;
+            }
+            let fixture =
+                std::env::temp_dir().join(format!("rvisor-compat-{}-{}", std::process::id(), c.prog));
+            let (native, sandboxed) = match (c.namespaced, c.files) {
+                (_, Some(uid)) => {
+                    make_fixture(&fixture);
+                    let n = run_native_files(&bin, &fixture, uid);
+                    make_fixture(&fixture);
+                    let s = run_rvisor_files(&bin, &fixture, uid);
+                    let _ = std::fs::remove_dir_all(&fixture);
+                    (n, s)
                 }
-                None => run_native(&bin, &c.args),
+                (Some(host), None) => {
+                    (run_native_namespaced(&bin, &c.args, host), run_rvisor(&bin, &c.args, &[]))
+                }
+                (None, None) => (run_native(&bin, &c.args), run_rvisor(&bin, &c.args, &[])),
             };
-            let sandboxed = run_rvisor(&bin, &c.args, &[]);
             ran += 1;
             let n_out = String::from_utf8_lossy(&native.stdout);
             let s_out = String::from_utf8_lossy(&sandboxed.stdout);

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -39,8 +39,6 @@ pub struct AttachPoint {
 
 struct FidEntry {
     fd: OwnedFd,
-    /// (parent, name) to reopen by; `None` for attach roots.
-    parent: Option<(Arc<FidEntry>, Name)>,
     read_only: bool,
     /// A readable directory descriptor for `Getdents`.
     dir: Mutex<Option<OwnedFd>>,
@@ -49,6 +47,8 @@ struct FidEntry {
 /// The file server state shared by every channel.
 pub struct Server {
     attach: Vec<AttachPoint>,
+    /// `/proc/self/fd` of the gofer, opened before it confined itself.
+    fd_dir: OwnedFd,
     fids: Mutex<HashMap<Fid, Arc<FidEntry>>>,
     next: AtomicU64,
 }
@@ -92,10 +92,11 @@ fn is_dir(a: &Attr) -> bool {
     a.mode & S_IFMT == S_IFDIR
 }
 
-/// Mode bits the gofer lets the sentry set on host files: permissions and
-/// the sticky bit. Set-user-id and set-group-id bits are never written to
-/// the host (a compromised sentry could otherwise plant a set-uid binary).
-const SETTABLE_MODE: u32 = 0o1777;
+/// Mode bits the gofer lets the sentry set on host files: all of them, as
+/// Linux and runc let a container's root (set-id bits included; the
+/// security model says to export volumes `nosuid` when host users run
+/// files from them). The sentry decides who may set what.
+const SETTABLE_MODE: u32 = 0o7777;
 
 fn uid(v: u32) -> rustix::fs::Uid {
     rustix::fs::Uid::from_raw(v)
@@ -105,11 +106,21 @@ fn gid(v: u32) -> rustix::fs::Gid {
     rustix::fs::Gid::from_raw(v)
 }
 
+/// Opens `/proc/self/fd` (`O_PATH`) for [`Server::new`]; call it before
+/// confinement hides `/proc`.
+pub fn open_fd_dir() -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open("/proc/self/fd", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
 impl Server {
     /// A server for these trees (attach point `i` is what `Attach(i)`
     /// returns; the protocol's `Attach` serves point 0).
-    pub fn new(attach: Vec<AttachPoint>) -> Server {
-        Server { attach, fids: Mutex::new(HashMap::new()), next: AtomicU64::new(1) }
+    ///
+    /// `fd_dir` is the gofer's own `/proc/self/fd` (see [`open_fd_dir`]):
+    /// a file is reopened through the descriptor the gofer holds for it, so
+    /// a rename or unlink since the walk does not matter.
+    pub fn new(attach: Vec<AttachPoint>, fd_dir: OwnedFd) -> Server {
+        Server { attach, fd_dir, fids: Mutex::new(HashMap::new()), next: AtomicU64::new(1) }
     }
 
     fn fid(&self, f: Fid) -> Result<Arc<FidEntry>> {
@@ -184,23 +195,21 @@ impl Server {
             Mode::empty(),
         )?;
         let attr = attr_of(fd.as_fd())?;
-        let fid = self.insert(FidEntry {
-            fd,
-            parent: Some((parent.clone(), name.clone())),
-            read_only: parent.read_only,
-            dir: Mutex::new(None),
-        })?;
+        let fid = self.insert(FidEntry { fd, read_only: parent.read_only, dir: Mutex::new(None) })?;
         Ok((fid, attr))
     }
 
     /// Reopens a fid for I/O with `flags`, checking it is still the same
     /// inode.
+    /// A new descriptor for the file `e` holds (a regular file or
+    /// directory: the callers check), through `/proc/self/fd/N` of the
+    /// gofer's own `O_PATH` descriptor: the name the file was walked by may
+    /// have been renamed or unlinked since. The name under `fd_dir` is a
+    /// number the gofer formats itself.
     fn reopen(&self, e: &FidEntry, flags: OFlags) -> Result<OwnedFd> {
-        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = match &e.parent {
-            Some((p, name)) => rustix::fs::openat(&p.fd, name.as_bytes(), flags, Mode::empty())?,
-            None => rustix::fs::openat(&e.fd, ".", flags, Mode::empty())?,
-        };
+        let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let name = e.fd.as_raw_fd().to_string();
+        let fd = rustix::fs::openat(&self.fd_dir, name.as_str(), flags, Mode::empty())?;
         let (a, b) = (attr_of(e.fd.as_fd())?, attr_of(fd.as_fd())?);
         if (a.dev, a.ino) != (b.dev, b.ino) {
             return Err(Errno::STALE);
@@ -215,12 +224,7 @@ impl Server {
                 let a = usize::try_from(point).ok().and_then(|i| self.attach.get(i)).ok_or(Errno::NOENT)?;
                 let fd = a.root.try_clone().map_err(|_| Errno::MFILE)?;
                 let attr = attr_of(fd.as_fd())?;
-                let fid = self.insert(FidEntry {
-                    fd,
-                    parent: None,
-                    read_only: a.read_only,
-                    dir: Mutex::new(None),
-                })?;
+                let fid = self.insert(FidEntry { fd, read_only: a.read_only, dir: Mutex::new(None) })?;
                 ok(Reply::Node { fid, attr })
             }
             Request::Walk { dir, names } => {
@@ -304,7 +308,15 @@ impl Server {
                     open,
                     Mode::from_bits_truncate(mode & SETTABLE_MODE),
                 )?;
-                if let Err(e) = rustix::fs::fchown(&fd, Some(uid(u)), Some(gid(g))) {
+                // The change of owner clears set-id bits: set them again.
+                let owned = rustix::fs::fchown(&fd, Some(uid(u)), Some(gid(g))).and_then(|()| {
+                    if mode & 0o6000 != 0 {
+                        rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode & SETTABLE_MODE))
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = owned {
                     let _ = rustix::fs::unlinkat(&d.fd, name.as_bytes(), AtFlags::empty());
                     return Err(e);
                 }
@@ -352,8 +364,9 @@ impl Server {
                 let d = self.fid(dir)?;
                 self.writable(&d)?;
                 let t = self.fid(target)?;
-                let (tp, tn) = t.parent.as_ref().ok_or(Errno::PERM)?;
-                rustix::fs::linkat(&tp.fd, tn.as_bytes(), &d.fd, name.as_bytes(), AtFlags::empty())?;
+                // By the held descriptor (CAP_DAC_READ_SEARCH), not by a name
+                // that may have changed.
+                rustix::fs::linkat(&t.fd, "", &d.fd, name.as_bytes(), AtFlags::EMPTY_PATH)?;
                 let (fid, attr) = self.child(&d, &name)?;
                 ok(Reply::Node { fid, attr })
             }

@@ -48,14 +48,17 @@ fn scaffold() -> std::io::Result<PathBuf> {
 }
 
 /// Confines the calling process (before it starts threads) to serve
-/// `exports` (the first is the root); returns their attach points.
-pub fn confine(exports: &[Export]) -> std::io::Result<Vec<AttachPoint>> {
+/// `exports` (the first is the root); returns their attach points and the
+/// gofer's `/proc/self/fd` for reopening held files
+/// ([`crate::server::Server::new`]).
+pub fn confine(exports: &[Export]) -> std::io::Result<(Vec<AttachPoint>, OwnedFd)> {
     let (root, others) = exports.split_first().ok_or_else(|| std::io::Error::other("nothing to serve"))?;
     // `unshare` is deprecated in rustix for flags that can break the
     // process's own invariants (CLONE_FILES, CLONE_FS); NEWNS is not one.
     #[allow(deprecated)]
     rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNS)?;
     rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)?;
+    let fd_dir = crate::server::open_fd_dir()?;
 
     // Other trees: held by descriptor only.
     let mut points = vec![];
@@ -99,7 +102,9 @@ pub fn confine(exports: &[Export]) -> std::io::Result<Vec<AttachPoint>> {
         points.push(AttachPoint { root: fd, read_only: ro });
     }
     drop_capabilities()?;
-    Ok(points)
+    // Modes come from the sentry, which applied the task's umask already.
+    rustix::process::umask(Mode::empty());
+    Ok((points, fd_dir))
 }
 
 fn drop_capabilities() -> std::io::Result<()> {

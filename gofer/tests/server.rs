@@ -27,7 +27,8 @@ impl Fixture {
         std::os::unix::fs::symlink("../..", dir.join("up")).unwrap();
         let root = rustix::fs::open(&dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .unwrap();
-        let server = Arc::new(Server::new(vec![AttachPoint { root, read_only }]));
+        let fd_dir = rvisor_gofer::server::open_fd_dir().unwrap();
+        let server = Arc::new(Server::new(vec![AttachPoint { root, read_only }], fd_dir));
         let (a, b) =
             socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None).unwrap();
         std::thread::spawn(move || server.serve(b));
@@ -173,7 +174,7 @@ fn read_only_exports_refuse_writes() {
 }
 
 #[test]
-fn writable_exports_create_with_the_callers_ids_and_never_setuid() {
+fn writable_exports_create_with_the_callers_ids_and_mode() {
     let mut f = Fixture::new(false);
     let (root, _) = f.attach();
     let (r, fd) = f.call(Request::Create {
@@ -186,7 +187,7 @@ fn writable_exports_create_with_the_callers_ids_and_never_setuid() {
     });
     let Reply::Node { attr, .. } = r else { panic!("{r:?}") };
     assert_eq!((attr.uid, attr.gid), (1234, 5678));
-    assert_eq!(attr.mode & 0o7777, 0o755, "set-uid is never written to the host");
+    assert_eq!(attr.mode & 0o7777, 0o4755, "the mode survives the change of owner");
     rustix::io::write(fd.unwrap(), b"hi").unwrap();
     assert_eq!(std::fs::read(f.dir.join("new")).unwrap(), b"hi");
     // Devices are refused; FIFOs are fine.

@@ -116,6 +116,10 @@ pub struct DoArgs {
     /// Set an environment variable (KEY=VALUE; repeatable).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Run as this user id (and group id; default: the caller's ids).
+    /// A non-zero uid starts with no capabilities, as on Linux.
+    #[arg(short = 'u', long = "user", value_name = "UID[:GID]")]
+    pub user: Option<String>,
     /// Bind a host directory into the sandbox, writable unless `:ro`
     /// (SRC:DST[:ro]; repeatable). Writes to it reach the host.
     #[arg(short = 'v', long = "volume")]

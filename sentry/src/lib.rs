@@ -23,4 +23,5 @@ pub use rvisor_syscalls::Errno;
 pub fn prepare() {
     let _ = loader::AuxvFacts::detect();
     let _ = kernel::host_cpus();
+    vfs::perm::detect_protected_hardlinks();
 }

@@ -42,6 +42,14 @@ __attribute__((constructor)) static void compat_unbuffered(void) {
 			FAIL(name, __VA_ARGS__);                               \
 	} while (0)
 
+/* A result against the expected value (a count, or -errno for a raw
+ * call). */
+#define EXPECT(name, got, want)                                                \
+	do {                                                                   \
+		long _g = (long)(got), _w = (long)(want);                      \
+		CHECK(name, _g == _w, "got %ld, want %ld", _g, _w);            \
+	} while (0)
+
 /* A raw system call's result: -errno on failure (libc wrappers differ
  * between glibc and musl; the kernel interface does not). */
 static inline long raw(long nr, long a, long b, long c, long d, long e, long f) {
@@ -60,8 +68,17 @@ static inline long raw(long nr, long a, long b, long c, long d, long e, long f) 
 #define RAW2(n, a, b) raw(n, (long)(a), (long)(b), 0, 0, 0, 0)
 #define RAW3(n, a, b, c) raw(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define RAW4(n, a, b, c, d) raw(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define RAW5(n, a, b, c, d, e) raw(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 #define RAW6(n, a, b, c, d, e, f)                                              \
 	raw(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+
+/* Opens and closes `path` (mode 0644 if it creates): 0 or -errno. */
+static inline long open_close(const char *path, long flags) {
+	long fd = raw(SYS_open, (long)path, flags, 0644, 0, 0, 0);
+	if (fd >= 0)
+		raw(SYS_close, fd, 0, 0, 0, 0, 0);
+	return fd >= 0 ? 0 : fd;
+}
 
 /* An address no process can map (non-canonical on x86_64). */
 #define BAD_PTR ((void *)0xffff800000001000UL)

@@ -104,10 +104,11 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
         Some(c) => c.clone(),
         None => std::env::current_dir().map_or_else(|_| "/".into(), |p| p.to_string_lossy().into_owned()),
     };
-    let user = UserBuilder::default()
-        .uid(nix::unistd::getuid().as_raw())
-        .gid(nix::unistd::getgid().as_raw())
-        .build()?;
+    let (uid, gid) = match &a.user {
+        None => (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
+        Some(u) => parse_user(u)?,
+    };
+    let user = UserBuilder::default().uid(uid).gid(gid).build()?;
     let process = ProcessBuilder::default()
         .args(a.command.clone())
         .env(env)
@@ -145,6 +146,13 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
     }
     spec.set_mounts(Some(mounts));
     Ok(spec)
+}
+
+/// `UID[:GID]`, numeric; the group defaults to the user id.
+fn parse_user(u: &str) -> anyhow::Result<(u32, u32)> {
+    let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+    let n = |s: &str| s.parse::<u32>().with_context(|| format!("--user wants numeric UID[:GID], got {u}"));
+    Ok((n(uid)?, n(gid)?))
 }
 
 fn inheritable(fd: &OwnedFd) -> anyhow::Result<()> {

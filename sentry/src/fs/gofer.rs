@@ -447,6 +447,13 @@ impl FileOps for HostBackedFile {
         }
     }
 
+    fn status_changed(&self, flags: u32) {
+        // Appending is the host file's business (atomic at the end).
+        let mut f = rustix::fs::fcntl_getfl(&self.fd).unwrap_or(rustix::fs::OFlags::empty());
+        f.set(rustix::fs::OFlags::APPEND, flags & crate::vfs::file::O_APPEND != 0);
+        let _ = rustix::fs::fcntl_setfl(&self.fd, f);
+    }
+
     fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
         use rustix::fs::SeekFrom;
         let pos = match whence {

@@ -256,12 +256,12 @@ pub fn syncfs(t: &mut Task, fd: Fd) -> SysResult {
     Ok(0)
 }
 
-pub fn fadvise64(t: &mut Task, fd: Fd, _off: i64, _len: i64, advice: i32) -> SysResult {
+pub fn fadvise64(t: &mut Task, fd: Fd, _off: i64, len: i64, advice: i32) -> SysResult {
     let f = t.fds.get(fd.0)?;
     if f.path().is_none() {
         return Err(Errno::ESPIPE);
     }
-    if !(0..=5).contains(&advice) {
+    if !(0..=5).contains(&advice) || len < 0 {
         return Err(Errno::EINVAL);
     }
     Ok(0)
@@ -291,7 +291,10 @@ fn xattr_name(t: &Task, addr: Addr) -> Result<Vec<u8>, Errno> {
 
 /// Namespace rules: `user.` needs the file's read/write permission and a
 /// regular file or directory; `trusted.` and `security.` writes need
-/// `CAP_SYS_ADMIN`; other prefixes are not supported.
+/// `CAP_SYS_ADMIN`; other prefixes are not supported. Only `user.`
+/// attributes are written to host files: the gofer holds no
+/// `CAP_SYS_ADMIN` for `trusted.`, and `security.`/`system.` (capabilities,
+/// ACLs) would grant rights the sentry does not check.
 fn xattr_check(t: &Task, p: &Path, name: &[u8], write: bool) -> Result<(), Errno> {
     let a = p.attr()?;
     let c = creds(t);
@@ -309,13 +312,26 @@ fn xattr_check(t: &Task, p: &Path, name: &[u8], write: bool) -> Result<(), Errno
     }
     if write {
         writable_mount(p)?;
+        if !name.starts_with(b"user.") {
+            return Err(Errno::EOPNOTSUPP);
+        }
     }
     Ok(())
+}
+
+/// Whether the gofer serves attributes of this kind of file (it opens
+/// only regular files and directories).
+fn has_xattrs(p: &Path) -> Result<bool, Errno> {
+    let a = p.attr()?;
+    Ok(a.is_reg() || a.is_dir())
 }
 
 fn getxattr_path(t: &Task, p: &Path, name: Addr, value: Addr, size: u64) -> SysResult {
     let name = xattr_name(t, name)?;
     xattr_check(t, p, &name, false)?;
+    if !has_xattrs(p)? {
+        return Err(Errno::ENODATA);
+    }
     let size = usize::try_from(size).unwrap_or(usize::MAX).min(XATTR_SIZE_MAX);
     let v = p.inode().getxattr(&name, size)?;
     if size == 0 {
@@ -344,7 +360,7 @@ fn setxattr_path(t: &Task, p: &Path, name: Addr, value: Addr, size: u64, flags: 
 }
 
 fn listxattr_path(t: &Task, p: &Path, list: Addr, size: u64) -> SysResult {
-    let v = p.inode().listxattr()?;
+    let v = if has_xattrs(p)? { p.inode().listxattr()? } else { Vec::new() };
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     if size == 0 {
         return Ok(v.len() as u64);

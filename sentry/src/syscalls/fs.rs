@@ -376,13 +376,24 @@ fn preadv_common(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, flags: i32
     Ok(got as u64)
 }
 
+/// `RWF_APPEND`: this write goes to the end of the file.
+const RWF_APPEND: i32 = 0x10;
+
 fn pwritev_common(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, flags: i32) -> SysResult {
     if flags & !RWF_KNOWN != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
     let file = t.fds.get(fd.0)?;
     let vecs = read_iovecs(t, iov, cnt)?;
-    let pos = if off == -1 { None } else { Some(u64::try_from(off).map_err(|_| Errno::EINVAL)?) };
+    let mut pos = if off == -1 { None } else { Some(u64::try_from(off).map_err(|_| Errno::EINVAL)?) };
+    // RWF_APPEND on a description without O_APPEND: at the current end;
+    // the file position follows only when no offset was given.
+    let mut move_pos = false;
+    if flags & RWF_APPEND != 0 && file.flags() & O_APPEND == 0 {
+        let size = u64::try_from(file_size(&file)?).map_err(|_| Errno::EOVERFLOW)?;
+        move_pos = pos.is_none();
+        pos = Some(size);
+    }
     let mut data = Vec::new();
     for v in vecs {
         let room = CHUNK - data.len();
@@ -396,7 +407,20 @@ fn pwritev_common(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, flags: i3
             break;
         }
     }
-    Ok(file.write(t, &data, pos)? as u64)
+    let n = file.write(t, &data, pos)?;
+    if move_pos {
+        let end = pos.unwrap_or(0).saturating_add(n as u64);
+        file.seek(i64::try_from(end).map_err(|_| Errno::EOVERFLOW)?, 0)?;
+    }
+    Ok(n as u64)
+}
+
+/// The size of an open file.
+fn file_size(f: &crate::vfs::File) -> Result<i64, Errno> {
+    match f.path() {
+        Some(p) => Ok(i64::try_from(p.attr()?.size).map_err(|_| Errno::EOVERFLOW)?),
+        None => Ok(f.stat()?.size),
+    }
 }
 
 pub fn preadv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
@@ -520,6 +544,23 @@ pub fn copy_file_range(
         Ok(Some(u64::try_from(o).map_err(|_| Errno::EINVAL)?))
     };
     let (i, o) = (read_off(off_in)?, read_off(off_out)?);
+    // No overlapping copy within one file (the length first shortened to
+    // the end of the input, as Linux does).
+    if file_key(&from)? == file_key(&to)? {
+        let pin = match i {
+            Some(v) => v,
+            None => from.seek(0, 1)?,
+        };
+        let pout = match o {
+            Some(v) => v,
+            None => to.seek(0, 1)?,
+        };
+        let size = u64::try_from(file_size(&from)?).unwrap_or(0);
+        let count = if pin >= size { 0 } else { len.min(size - pin) };
+        if pout.saturating_add(count) > pin && pout < pin.saturating_add(count) {
+            return Err(Errno::EINVAL);
+        }
+    }
     let (done, ie, oe) = copy(t, &from, i, &to, o, len)?;
     if let Some(e) = ie {
         t.mm.write_obj(off_in, &e.cast_signed())?;

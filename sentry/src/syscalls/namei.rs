@@ -118,6 +118,10 @@ fn remove(t: &mut Task, dirfd: Fd, path: Addr, dir: bool) -> SysResult {
     } else if p.name == b"." || p.name == b".." {
         return Err(Errno::EISDIR);
     }
+    // Linux asks for write access to the mount before it looks the name up.
+    if p.dir.mount.read_only() {
+        return Err(Errno::EROFS);
+    }
     let victim = child(t, &p)?;
     let va = victim.attr()?;
     if dir && !va.is_dir() {
@@ -136,11 +140,9 @@ fn remove(t: &mut Task, dirfd: Fd, path: Addr, dir: bool) -> SysResult {
     }
     let d = p.dir.attr()?;
     perm::may_delete(&d, &va, &creds(t))?;
-    if p.dir.mount.read_only() {
-        return Err(Errno::EROFS);
-    }
     p.dir.inode().unlink(&p.name, dir)?;
     p.dir.dentry.forget_child(&p.name);
+    victim.dentry.mark_unlinked();
     victim.inode().invalidate();
     Ok(0)
 }
@@ -187,13 +189,19 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
     let (oldp, newp) = (read_path(t, old)?, read_path(t, new)?);
     let a = parent(t, olddir, &oldp)?;
     let b = parent(t, newdir, &newp)?;
-    for n in [&a.name, &b.name] {
-        if n.as_slice() == b"." || n.as_slice() == b".." {
-            return Err(Errno::EBUSY);
-        }
-    }
+    // Linux's order: mounts, the names, write access, then the lookups.
     if !Arc::ptr_eq(&a.dir.mount, &b.dir.mount) {
         return Err(Errno::EXDEV);
+    }
+    let dots = |n: &[u8]| n == b"." || n == b"..";
+    if dots(&a.name) {
+        return Err(Errno::EBUSY);
+    }
+    if dots(&b.name) {
+        return Err(if flags & NOREPLACE != 0 { Errno::EEXIST } else { Errno::EBUSY });
+    }
+    if a.dir.mount.read_only() {
+        return Err(Errno::EROFS);
     }
     let src = child(t, &a)?;
     let sa = src.attr()?;
@@ -237,9 +245,6 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
     if t.mntns().is_mount_point(&src) {
         return Err(Errno::EBUSY);
     }
-    if a.dir.mount.read_only() {
-        return Err(Errno::EROFS);
-    }
     a.dir.inode().rename(&a.name, b.dir.inode(), &b.name, flags)?;
     // The dentry cache follows.
     let moved = a.dir.dentry.forget_child(&a.name);
@@ -248,10 +253,12 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
         m.relink(&b.dir.dentry, &b.name);
         b.dir.dentry.adopt(&b.name, m);
     }
-    if flags & EXCHANGE != 0 {
-        if let Some(r) = replaced {
+    if let Some(r) = replaced {
+        if flags & EXCHANGE != 0 {
             r.relink(&a.dir.dentry, &a.name);
             a.dir.dentry.adopt(&a.name, r);
+        } else {
+            r.mark_unlinked();
         }
     }
     src.inode().invalidate();
@@ -310,9 +317,6 @@ fn do_link(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: i3
     }
     let Target::Path(src) = resolve_at(t, olddir, &oldp, flags, false)? else { return Err(Errno::EXDEV) };
     let sa = src.attr()?;
-    if sa.is_dir() {
-        return Err(Errno::EPERM);
-    }
     let newp = read_path(t, new)?;
     let p = parent(t, newdir, &newp)?;
     if p.name == b"." || p.name == b".." || p.trailing_slash {
@@ -323,10 +327,20 @@ fn do_link(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: i3
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
+    // Linux's order: write access to the mount, same mount, the
+    // hard-link protection, permission on the directory, then the kind.
+    if p.dir.mount.read_only() {
+        return Err(Errno::EROFS);
+    }
     if !Arc::ptr_eq(&src.mount, &p.dir.mount) {
         return Err(Errno::EXDEV);
     }
+    let c = creds(t);
+    perm::may_link(&sa, &c)?;
     may_create(t, &p.dir)?;
+    if sa.is_dir() {
+        return Err(Errno::EPERM);
+    }
     let inode = p.dir.inode().link(&p.name, src.inode())?;
     p.dir.dentry.insert_child(&p.name, inode);
     Ok(0)
@@ -361,6 +375,9 @@ pub fn fchdir(t: &mut Task, fd: Fd) -> SysResult {
 
 pub fn getcwd(t: &mut Task, buf: Addr, size: u64) -> SysResult {
     let ctx = t.fs_context();
+    if ctx.cwd.dentry.is_unlinked() {
+        return Err(Errno::ENOENT);
+    }
     let mut s = path_string(&ctx.root, &ctx.cwd);
     s.push(0);
     if (s.len() as u64) > size {

@@ -83,11 +83,11 @@ pub fn may_create(t: &Task, dir: &Path) -> Result<(), Errno> {
     if !a.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    perm::check(&a, &creds(t), MAY_WRITE | MAY_EXEC)?;
+    // Linux asks for write access to the mount before the permission.
     if dir.mount.read_only() {
         return Err(Errno::EROFS);
     }
-    Ok(())
+    perm::check(&a, &creds(t), MAY_WRITE | MAY_EXEC)
 }
 
 /// Opens the existing file at `p`.
@@ -201,7 +201,12 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
     let flags = check_flags(flags)?;
     let c = creds(t);
     let mut w = walker(t, &c);
-    let start = if path.starts_with(b"/") { t.fs_context().cwd } else { start_dir(t, dirfd)? };
+    // RESOLVE_IN_ROOT makes even an absolute path start at dirfd.
+    let start = if path.starts_with(b"/") && how & resolve::IN_ROOT == 0 {
+        t.fs_context().cwd
+    } else {
+        start_dir(t, dirfd)?
+    };
     if how & resolve::IN_ROOT != 0 {
         w.root = start.clone();
     }
@@ -219,42 +224,61 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
         let f = open_path(t, p, flags)?;
         return install(t, f, flags);
     }
-    // O_CREAT.
-    let parent =
-        w.walk_parent(start.clone(), path).map_err(|e| if e == Errno::EEXIST { Errno::EISDIR } else { e })?;
-    if parent.name == b"." || parent.name == b".." || parent.trailing_slash {
-        return Err(Errno::EISDIR);
-    }
-    match w.child(&parent.dir, &parent.name) {
-        Ok(existing) => {
-            if flags & O_EXCL != 0 {
-                return Err(Errno::EEXIST);
-            }
-            let p = if existing.attr()?.is_symlink() {
-                if flags & O_NOFOLLOW != 0 {
+    // O_CREAT: a final symbolic link is followed, and a dangling one
+    // creates its target (counted against the walk's link limit).
+    let mut from = start.clone();
+    let mut name_path = path.to_vec();
+    let mut links = 0;
+    loop {
+        let parent =
+            w.walk_parent(from, &name_path)
+                .map_err(|e| if e == Errno::EEXIST { Errno::EISDIR } else { e })?;
+        if parent.name == b"." || parent.name == b".." || parent.trailing_slash {
+            return Err(Errno::EISDIR);
+        }
+        match w.child(&parent.dir, &parent.name) {
+            Ok(existing) => {
+                if flags & O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                if !existing.attr()?.is_symlink() {
+                    check_resolve(t, &start, &existing, path, how)?;
+                    let f = open_path(t, existing, flags)?;
+                    return install(t, f, flags);
+                }
+                if flags & O_NOFOLLOW != 0 || w.no_symlinks {
                     return Err(Errno::ELOOP);
                 }
-                lookup(t, &w, start, path, flags, how)?
-            } else {
-                existing
-            };
-            let f = open_path(t, p, flags)?;
-            install(t, f, flags)
+                links += 1;
+                if links > crate::vfs::walk::MAX_SYMLINKS {
+                    return Err(Errno::ELOOP);
+                }
+                let target = existing.inode().readlink()?;
+                if target.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                if target.starts_with(b"/") && w.beneath.is_some() {
+                    return Err(Errno::EXDEV);
+                }
+                from = parent.dir;
+                name_path = target;
+            }
+            Err(Errno::ENOENT) => {
+                check_resolve(t, &start, &parent.dir, path, how)?;
+                may_create(t, &parent.dir)?;
+                let umask = t.tg().umask.load(std::sync::atomic::Ordering::Relaxed);
+                let perm_bits = mode_bits & 0o7777 & !umask;
+                let owner = new_owner(t, &parent.dir)?;
+                let host_flags = flags & (O_ACCMODE | O_APPEND | O_NOATIME);
+                let (inode, ops) =
+                    parent.dir.inode().create(&parent.name, mode::S_IFREG | perm_bits, owner, host_flags)?;
+                let dentry = parent.dir.dentry.insert_child(&parent.name, inode);
+                let p = Path { mount: parent.dir.mount.clone(), dentry };
+                let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+                return install(t, File::with_path(ops, status, p), flags);
+            }
+            Err(e) => return Err(e),
         }
-        Err(Errno::ENOENT) => {
-            may_create(t, &parent.dir)?;
-            let umask = t.tg().umask.load(std::sync::atomic::Ordering::Relaxed);
-            let perm_bits = mode_bits & 0o7777 & !umask;
-            let owner = new_owner(t, &parent.dir)?;
-            let host_flags = flags & (O_ACCMODE | O_APPEND | O_NOATIME);
-            let (inode, ops) =
-                parent.dir.inode().create(&parent.name, mode::S_IFREG | perm_bits, owner, host_flags)?;
-            let dentry = parent.dir.dentry.insert_child(&parent.name, inode);
-            let p = Path { mount: parent.dir.mount.clone(), dentry };
-            let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
-            install(t, File::with_path(ops, status, p), flags)
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -168,7 +168,7 @@ fn do_readlink(t: &mut Task, dirfd: Fd, path: Addr, buf: Addr, size: i32) -> Sys
         // An O_PATH|O_NOFOLLOW descriptor of a link.
         match resolve_at(t, dirfd, &p, AT_EMPTY_PATH, false)? {
             Target::Path(p) => p,
-            Target::File(_) => return Err(Errno::EINVAL),
+            Target::File(_) => return Err(Errno::ENOENT),
         }
     } else {
         match resolve_at(t, dirfd, &p, AT_SYMLINK_NOFOLLOW, true)? {
@@ -177,7 +177,8 @@ fn do_readlink(t: &mut Task, dirfd: Fd, path: Addr, buf: Addr, size: i32) -> Sys
         }
     };
     if !target.attr()?.is_symlink() {
-        return Err(Errno::EINVAL);
+        // Linux: an empty path names no link (ENOENT); a path, a non-link.
+        return Err(if p.is_empty() { Errno::ENOENT } else { Errno::EINVAL });
     }
     let link = target.inode().readlink()?;
     let n = link.len().min(usize::try_from(size).unwrap_or(0));

@@ -79,6 +79,8 @@ pub trait FileOps: Send + Sync {
     fn read_at(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
+    /// The status flags changed (`F_SETFL`); `flags` are the new ones.
+    fn status_changed(&self, _flags: u32) {}
 }
 
 /// An open file description.
@@ -123,7 +125,9 @@ impl File {
         use oflags::*;
         let changeable = O_APPEND | O_NONBLOCK | O_NOATIME | O_ASYNC | O_DIRECT;
         let keep = self.flags() & !changeable;
-        self.flags.store(keep | (flags & changeable), Ordering::Relaxed);
+        let new = keep | (flags & changeable);
+        self.flags.store(new, Ordering::Relaxed);
+        self.ops.status_changed(new);
     }
 
     /// Opened with `O_PATH`: only descriptor operations work.

@@ -33,6 +33,8 @@ pub struct Dentry {
     pub inode: InodeRef,
     /// Cached children.
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
+    /// Its name was removed (`getcwd` then fails with `ENOENT`).
+    unlinked: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Dentry {
@@ -44,7 +46,12 @@ impl std::fmt::Debug for Dentry {
 impl Dentry {
     /// The root dentry of a file system.
     pub fn root(inode: InodeRef) -> Arc<Dentry> {
-        Arc::new(Dentry { link: Mutex::new(None), inode, children: Mutex::new(HashMap::new()) })
+        Arc::new(Dentry {
+            link: Mutex::new(None),
+            inode,
+            children: Mutex::new(HashMap::new()),
+            unlinked: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     fn child(parent: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
@@ -52,7 +59,18 @@ impl Dentry {
             link: Mutex::new(Some((parent.clone(), name.to_vec()))),
             inode,
             children: Mutex::new(HashMap::new()),
+            unlinked: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Records that the name was removed.
+    pub fn mark_unlinked(&self) {
+        self.unlinked.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the name was removed.
+    pub fn is_unlinked(&self) -> bool {
+        self.unlinked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The parent dentry (`None` at a file system's root).

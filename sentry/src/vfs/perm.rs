@@ -81,6 +81,31 @@ pub fn may_delete(dir: &InodeAttr, victim: &InodeAttr, c: &Credentials) -> Resul
     Ok(())
 }
 
+/// `fs.protected_hardlinks`, read from the host once at start-up (the
+/// setting is not namespaced: a container on Linux sees the host's).
+static PROTECTED_HARDLINKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Reads the host's `fs.protected_hardlinks` (before confinement).
+pub fn detect_protected_hardlinks() {
+    let on = std::fs::read_to_string("/proc/sys/fs/protected_hardlinks").map_or(true, |v| v.trim() != "0");
+    PROTECTED_HARDLINKS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Linux's `may_linkat`: with `fs.protected_hardlinks`, only the owner,
+/// `CAP_FOWNER`, or someone who could read and write a plain regular file
+/// may link to it.
+pub fn may_link(src: &InodeAttr, c: &Credentials) -> Result<(), Errno> {
+    if !PROTECTED_HARDLINKS.load(std::sync::atomic::Ordering::Relaxed) || c.euid == src.uid {
+        return Ok(());
+    }
+    let setgid_exec = src.mode & mode::S_ISGID != 0 && src.mode & 0o010 != 0;
+    let safe = src.kind() == mode::S_IFREG && src.mode & mode::S_ISUID == 0 && !setgid_exec;
+    if safe && check(src, c, MAY_READ | MAY_WRITE).is_ok() || capable(c, CAP_FOWNER) {
+        return Ok(());
+    }
+    Err(Errno::EPERM)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +134,17 @@ mod tests {
         assert_eq!(check(&attr(0o100600, 5, 5), &root, MAY_EXEC), Err(Errno::EACCES));
         assert!(check(&attr(0o100001, 5, 5), &root, MAY_EXEC).is_ok());
         assert!(check(&attr(0o040000, 5, 5), &root, MAY_EXEC).is_ok());
+    }
+
+    #[test]
+    fn protected_hardlinks() {
+        let user = Credentials::new(1000, 1000, vec![]);
+        assert!(may_link(&attr(0o100600, 1000, 1000), &user).is_ok(), "owner");
+        assert_eq!(may_link(&attr(0o100644, 0, 0), &user), Err(Errno::EPERM), "not writable");
+        assert!(may_link(&attr(0o100666, 0, 0), &user).is_ok(), "readable and writable");
+        assert_eq!(may_link(&attr(0o104666, 0, 0), &user), Err(Errno::EPERM), "set-uid");
+        assert_eq!(may_link(&attr(0o102676, 0, 0), &user), Err(Errno::EPERM), "set-gid, group x");
+        assert!(may_link(&attr(0o100000, 5, 5), &Credentials::new(0, 0, vec![])).is_ok(), "CAP_FOWNER");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 # rvisor's whole test suite, from a fresh Debian 12 machine (run as root).
 # Installs what the tests need, then: formatting, lints, unit and
 # integration tests (the compatibility suite runs every program natively and
-# under rvisor), and a bounded fuzz run of the ELF loader.
-# Usage: ./scripts/test.sh   (FUZZ_SECONDS=N to change the fuzz budget)
+# under rvisor), and bounded fuzz runs of the ELF loader and the gofer
+# protocol's decoders.
+# Usage: ./scripts/test.sh   (FUZZ_SECONDS=N to change each fuzz budget)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,11 @@ mkdir -p "$corpus"
 cp target/x86_64-unknown-linux-gnu/debug/compat-programs/*-glibc "$corpus/" 2>/dev/null || true
 cp target/x86_64-unknown-linux-gnu/debug/compat-programs/*-musl "$corpus/" 2>/dev/null || true
 (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run elf_loader "corpus/elf_loader" -- \
+	-max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 8)
+
+step "fuzz: gofer protocol (${FUZZ_SECONDS:-20}s)"
+mkdir -p fuzz/corpus/gofer_protocol
+(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run gofer_protocol "corpus/gofer_protocol" -- \
 	-max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 8)
 
 step "all passed"

@@ -1,6 +1,7 @@
 //! Confining the gofer before it serves anything: its own mount namespace,
 //! `pivot_root`ed into exactly the tree it serves (with the host's `/proc`,
-//! `/sys`, `/dev` and `/run` detached), every other served tree held only
+//! `/sys`, `/dev` and `/run` detached and covered by empty directories),
+//! every other served tree held only
 //! by a descriptor, and only the capabilities file serving needs.
 
 use std::os::fd::OwnedFd;
@@ -85,8 +86,24 @@ pub fn confine(exports: &[Export]) -> std::io::Result<(Vec<AttachPoint>, OwnedFd
     let scaffold_rel = base.strip_prefix("/").unwrap_or(&base).to_path_buf();
     for h in HIDDEN.iter().map(PathBuf::from).chain([scaffold_rel]) {
         let p = new_root.join(&h);
-        // Not a mount point (EINVAL) or missing: nothing to hide.
-        let _ = rustix::mount::unmount(&p, UnmountFlags::DETACH);
+        // Not a mount point (EINVAL) or missing: nothing to detach.
+        let _ = rustix::mount::unmount(&p, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW);
+    }
+    // What the host keeps in those directories on the root file system
+    // itself (device stubs, daemons' run-time directories) is covered by an
+    // empty read-only tmpfs. Only real directories: a link in a bundle's
+    // rootfs is not followed out of it.
+    for h in HIDDEN {
+        let p = new_root.join(h);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            rustix::mount::mount(
+                "rvisor-hidden",
+                &p,
+                "tmpfs",
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                c"size=4k,mode=0755",
+            )?;
+        }
     }
     if root.read_only {
         rustix::mount::mount_remount(&new_root, MountFlags::BIND | MountFlags::RDONLY, "")?;

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use rvisor_tests::{
-    build_c, is_root, run_native, run_native_namespaced, run_rvisor, rvisor_bin, shell_code, test_env, Libc,
+    build_c, is_root, native_confined, run_native, run_native_namespaced, run_rvisor, rvisor_bin, shell_code,
+    test_env, Libc,
 };
 
 struct Case {
@@ -76,20 +77,20 @@ fn make_fixture(dir: &Path) {
 }
 
 /// Runs a file program natively: in a throwaway mount namespace where the
-/// fixture's `ro/` is a read-only bind mount, as `uid` (no capabilities
-/// unless 0).
+/// root and the fixture's `ro/` are read-only and `rw/` writable (so that a
+/// wrong test cannot change the host), as `uid` (no capabilities unless 0).
 fn run_native_files(prog: &Path, dir: &Path, uid: u32) -> Output {
-    let mut c = Command::new("unshare");
-    test_env(&mut c)
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-        .arg("mount --bind \"$0/ro\" \"$0/ro\" && mount -o remount,bind,ro \"$0/ro\" && exec \"$@\"")
-        .arg(dir);
+    let id = uid.to_string();
+    let mut argv: Vec<&std::ffi::OsStr> = Vec::new();
     if uid != 0 {
-        c.args(["setpriv", "--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
-            .args(["--inh-caps=-all", "--"]);
+        for a in ["setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--inh-caps=-all", "--"] {
+            argv.push(std::ffi::OsStr::new(a));
+        }
     }
-    c.arg(prog).arg(dir).stdin(Stdio::null());
-    c.output().expect("run unshare")
+    argv.push(prog.as_os_str());
+    argv.push(dir.as_os_str());
+    let (rw, ro) = (dir.join("rw"), dir.join("ro"));
+    native_confined(&[&rw], &[&ro], &argv).output().expect("run unshare")
 }
 
 /// Runs a file program under rvisor with the fixture's `rw/` as a volume.

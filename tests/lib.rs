@@ -164,6 +164,31 @@ pub fn run_native_namespaced(prog: &Path, args: &[String], hostname: &str) -> Ou
     c.output().expect("run unshare")
 }
 
+/// A command that runs `argv` natively the way `rvisor do` serves files,
+/// and so that it cannot change the host: in a throwaway mount namespace
+/// whose root (and each of `read_only`) is read-only, with each of
+/// `writable` bind-mounted read-write at its own path (the working directory
+/// is entered again after the mounts, so that it is the new mount's).
+pub fn native_confined(writable: &[&Path], read_only: &[&Path], argv: &[&std::ffi::OsStr]) -> Command {
+    const SCRIPT: &str = r#"set -e
+w=$1; r=$2; shift 2
+i=0; while [ $i -lt "$w" ]; do mount --bind "$1" "$1"; shift; i=$((i+1)); done
+i=0; while [ $i -lt "$r" ]; do mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; shift; i=$((i+1)); done
+mount -o remount,bind,ro /
+cd "$(pwd -P)"
+exec "$@""#;
+    let mut c = Command::new("unshare");
+    test_env(&mut c)
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", SCRIPT, "sh"])
+        .arg(writable.len().to_string())
+        .arg(read_only.len().to_string())
+        .args(writable)
+        .args(read_only)
+        .args(argv)
+        .stdin(Stdio::null());
+    c
+}
+
 /// Runs `prog args` under `rvisor [flags] do -- prog args`.
 pub fn run_rvisor(prog: &Path, args: &[String], flags: &[&str]) -> Output {
     let mut c = Command::new(rvisor_bin());

@@ -5,7 +5,11 @@
 //!   timing itself; also the machine's raw same-CPU ptrace floor;
 //! - start-up: wall time of `rvisor do` running a static no-op (fork, exec,
 //!   boot, load, run, exit, reap), against running it natively and
-//!   `runsc do`.
+//!   `runsc do`;
+//! - files: `openat`+`close` of a file and `newfstatat` of a 5-component
+//!   path (`/tmp/rvisor-bench-PID/a/b/file`), raw system calls in a loop
+//!   timed by the program itself (the sandbox reads the host's file
+//!   through its gofer).
 //!
 //! Run: `cargo build --release -p rvisor && cargo bench -p rvisor-benches
 //! --bench sandbox`. Uses `target/x86_64-unknown-linux-gnu/release/rvisor`
@@ -68,6 +72,18 @@ fn getpid_ns(env: &str, prog: &Path, n: u64) -> f64 {
     best
 }
 
+fn file_op_ns(env: &str, prog: &Path, op: &str, path: &Path, n: u64) -> f64 {
+    let mut best = f64::MAX;
+    let p = path.to_str().expect("utf-8 path");
+    for _ in 0..5 {
+        let o = command(env, prog, &[op, p, &n.to_string()]).output().expect("run");
+        assert!(o.status.success(), "{env} {op} loop failed");
+        let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
+        best = best.min(v);
+    }
+    best
+}
+
 fn startup(env: &str, prog: &Path, runs: usize) -> (Duration, Duration) {
     let mut v: Vec<Duration> = (0..runs)
         .map(|_| {
@@ -105,6 +121,30 @@ fn main() {
         println!("{env}: {:.2} us per getpid ({n} calls)", ns / 1000.0);
     }
     println!("rvisor / ptrace floor: {:.2} (goal <= 1.3)", rv / (floor.as_secs_f64() * 1e9));
+
+    println!("## files (best of 5 runs)");
+    let dir = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("a/b")).expect("bench dir");
+    let file = dir.join("a/b/file");
+    std::fs::write(&file, b"bench\n").expect("bench file");
+    let file_ops = build("file_ops");
+    for op in ["open", "stat"] {
+        let what = if op == "open" { "openat+close" } else { "newfstatat, 5 components" };
+        let mut native = 0.0;
+        for env in &envs {
+            let n = match *env {
+                "native" => 200_000,
+                "rvisor" => 20_000,
+                _ => 5_000,
+            };
+            let ns = file_op_ns(env, &file_ops, op, &file, n);
+            if *env == "native" {
+                native = ns;
+            }
+            println!("{env}: {what}: {:.2} us ({:.1}x native, {n} calls)", ns / 1000.0, ns / native);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 
     println!("## start-up of a static no-op (median, p90)");
     for env in &envs {

@@ -62,6 +62,7 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     // becomes an empty directory, before any thread exists.
     rvisor_platform::ptrace::prepare().context("ptrace platform")?;
     rvisor_sentry::prepare();
+    super::confine::raise_nofile();
     super::confine::empty_root().context("confine the sentry")?;
     let platform = Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?);
     super::confine::seccomp()?;

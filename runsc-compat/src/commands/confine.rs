@@ -41,6 +41,17 @@ pub fn empty_root() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open descriptors to the hard one: the sentry
+/// holds a host descriptor per open file of its application, the gofer one
+/// per cached file (both bounded by their own caps, not by the caller's
+/// soft limit).
+pub fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 /// The sentry's allowlist, compiled.
 pub fn sentry_filter() -> anyhow::Result<seccompiler::BpfProgram> {
     let mut filters =

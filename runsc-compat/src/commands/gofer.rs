@@ -26,6 +26,7 @@ fn parse_export(s: &str) -> anyhow::Result<Export> {
 pub fn run(_g: &Global, a: &GoferArgs) -> anyhow::Result<i32> {
     let exports = a.exports.iter().map(|e| parse_export(e)).collect::<anyhow::Result<Vec<_>>>()?;
     let channels = adopt_fds(&a.channel_fds)?;
+    super::confine::raise_nofile();
     let (points, fd_dir) = confine(&exports).context("confine the gofer")?;
     let server = Arc::new(Server::new(points, fd_dir));
     let threads: Vec<_> = channels

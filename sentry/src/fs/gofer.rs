@@ -2,6 +2,15 @@
 //! backed by gofer fids, and regular files backed by the host descriptors
 //! the gofer donates (reads and writes go straight to the host file, with
 //! no round trip).
+//!
+//! Host descriptors are cached per inode and access mode (as gVisor's
+//! gofer client does): the first open of a file for reading asks the gofer
+//! for a read-only descriptor, later opens share it, so an `open` of a
+//! cached file makes no round trip. File offsets therefore live in the
+//! sentry's open files (`pread`/`pwrite` at that offset); `O_APPEND`
+//! writes take the host file's size under a per-inode lock, which
+//! serialises appends within the sandbox (not against host processes
+//! writing the same file).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,6 +22,7 @@ use rvisor_syscalls::abi::Timespec;
 use rvisor_syscalls::Errno;
 
 use crate::kernel::Task;
+use crate::vfs::file::oflags::{O_ACCMODE, O_RDONLY, O_TRUNC, O_WRONLY};
 use crate::vfs::file::{File, FileOps};
 use crate::vfs::inode::{DirEntry, FsStats, Inode, InodeAttr, InodeRef, Owner, SetAttr, TimeSet};
 
@@ -134,11 +144,61 @@ fn to_attr(a: &Attr) -> InodeAttr {
     }
 }
 
+fn from_host_stat(st: &rustix::fs::Stat) -> InodeAttr {
+    let t = |sec: i64, nsec: u64| Timespec { tv_sec: sec, tv_nsec: nsec.cast_signed() };
+    InodeAttr {
+        ino: st.st_ino,
+        dev: 0,
+        mode: st.st_mode,
+        nlink: st.st_nlink,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev,
+        size: st.st_size.cast_unsigned(),
+        blksize: st.st_blksize.cast_unsigned(),
+        blocks: st.st_blocks.cast_unsigned(),
+        atime: t(st.st_atime, st.st_atime_nsec),
+        mtime: t(st.st_mtime, st.st_mtime_nsec),
+        ctime: t(st.st_ctime, st.st_ctime_nsec),
+    }
+}
+
 fn name(n: &[u8]) -> Result<Name, Errno> {
     Name::new(n).map_err(|_| if n.len() > 255 { Errno::ENAMETOOLONG } else { Errno::ENOENT })
 }
 
 type AttrCache = Arc<Mutex<Option<InodeAttr>>>;
+
+/// Host descriptors of one file, by access mode.
+#[derive(Default)]
+struct Handles {
+    read: Option<Arc<OwnedFd>>,
+    write: Option<Arc<OwnedFd>>,
+    both: Option<Arc<OwnedFd>>,
+}
+
+impl Handles {
+    /// A descriptor good for access mode `acc`.
+    fn get(&self, acc: u32) -> Option<Arc<OwnedFd>> {
+        match acc {
+            O_RDONLY => self.read.clone().or_else(|| self.both.clone()),
+            O_WRONLY => self.write.clone().or_else(|| self.both.clone()),
+            _ => self.both.clone(),
+        }
+    }
+
+    fn set(&mut self, acc: u32, fd: Arc<OwnedFd>) {
+        match acc {
+            O_RDONLY => self.read = Some(fd),
+            O_WRONLY => self.write = Some(fd),
+            _ => self.both = Some(fd),
+        }
+    }
+
+    fn any(&self) -> Option<Arc<OwnedFd>> {
+        self.both.clone().or_else(|| self.read.clone()).or_else(|| self.write.clone())
+    }
+}
 
 /// A file served by the gofer.
 pub struct GoferInode {
@@ -146,6 +206,10 @@ pub struct GoferInode {
     fid: Fid,
     /// Cached attributes (`None`: ask again).
     attr: AttrCache,
+    /// Host descriptors for regular files, shared by their opens.
+    handles: Mutex<Handles>,
+    /// Serialises `O_APPEND` writes (size, then write).
+    append: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for GoferInode {
@@ -162,7 +226,39 @@ impl Drop for GoferInode {
 
 impl GoferInode {
     fn make(client: &Arc<GoferClient>, fid: Fid, attr: Attr) -> InodeRef {
-        Arc::new(GoferInode { client: client.clone(), fid, attr: Arc::new(Mutex::new(Some(to_attr(&attr)))) })
+        Arc::new(GoferInode {
+            client: client.clone(),
+            fid,
+            attr: Arc::new(Mutex::new(Some(to_attr(&attr)))),
+            handles: Mutex::new(Handles::default()),
+            append: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// A host descriptor for access mode `acc`: cached, or from the gofer.
+    fn handle(&self, acc: u32) -> Result<Arc<OwnedFd>, Errno> {
+        if let Some(fd) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(acc) {
+            return Ok(fd);
+        }
+        // Not held across the round trip: two first opens may both ask, and
+        // the second descriptor replaces the first in the cache.
+        match self.client.call(&Request::Open { fid: self.fid, flags: acc })? {
+            (Reply::Ok, Some(fd)) => {
+                let fd = Arc::new(fd);
+                self.handles.lock().unwrap_or_else(|p| p.into_inner()).set(acc, fd.clone());
+                Ok(fd)
+            }
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    fn file(&self, fd: Arc<OwnedFd>) -> Box<dyn FileOps> {
+        Box::new(HostBackedFile {
+            fd,
+            pos: Mutex::new(0),
+            attr: self.attr.clone(),
+            append: self.append.clone(),
+        })
     }
 
     fn node(&self, reply: Reply) -> Result<InodeRef, Errno> {
@@ -186,6 +282,13 @@ impl Inode for GoferInode {
     fn attr(&self) -> Result<InodeAttr, Errno> {
         let mut cache = self.attr.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(a) = *cache {
+            return Ok(a);
+        }
+        // A held host descriptor answers without a round trip.
+        let held = self.handles.lock().unwrap_or_else(|p| p.into_inner()).any();
+        if let Some(st) = held.and_then(|fd| rustix::fs::fstat(&*fd).ok()) {
+            let a = from_host_stat(&st);
+            *cache = Some(a);
             return Ok(a);
         }
         match self.client.call(&Request::Stat { fid: self.fid })? {
@@ -220,15 +323,18 @@ impl Inode for GoferInode {
     }
 
     fn open(&self, flags: u32) -> Result<Box<dyn FileOps>, Errno> {
-        match self.client.call(&Request::Open { fid: self.fid, flags })? {
-            (Reply::Ok, Some(fd)) => {
-                if flags & crate::vfs::file::oflags::O_TRUNC != 0 {
-                    self.invalidate();
-                }
-                Ok(Box::new(HostBackedFile { fd, attr: self.attr.clone() }))
+        let acc = flags & O_ACCMODE;
+        let fd = self.handle(acc)?;
+        if flags & O_TRUNC != 0 {
+            self.invalidate();
+            if acc == O_RDONLY {
+                // Permitted by the sentry's checks; the handle cannot write.
+                self.setattr(&SetAttr { size: Some(0), ..SetAttr::default() })?;
+            } else {
+                rustix::fs::ftruncate(&*fd, 0).map_err(host)?;
             }
-            _ => Err(Errno::EIO),
         }
+        Ok(self.file(fd))
     }
 
     fn create(
@@ -238,13 +344,22 @@ impl Inode for GoferInode {
         owner: Owner,
         flags: u32,
     ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
-        let req =
-            Request::Create { dir: self.fid, name: name(n)?, flags, mode: m, uid: owner.uid, gid: owner.gid };
+        let acc = flags & O_ACCMODE;
+        let req = Request::Create {
+            dir: self.fid,
+            name: name(n)?,
+            flags: acc,
+            mode: m,
+            uid: owner.uid,
+            gid: owner.gid,
+        };
         let (reply, fd) = self.client.call(&req)?;
-        let fd = fd.ok_or(Errno::EIO)?;
+        let fd = Arc::new(fd.ok_or(Errno::EIO)?);
         let inode = self.node(reply)?;
-        let attr = inode.as_any().downcast_ref::<GoferInode>().map(|g| g.attr.clone()).ok_or(Errno::EIO)?;
-        Ok((inode, Box::new(HostBackedFile { fd, attr })))
+        let g = inode.as_any().downcast_ref::<GoferInode>().ok_or(Errno::EIO)?;
+        g.handles.lock().unwrap_or_else(|p| p.into_inner()).set(acc, fd.clone());
+        let file = g.file(fd);
+        Ok((inode, file))
     }
 
     fn mkdir(&self, n: &[u8], m: u32, owner: Owner) -> Result<InodeRef, Errno> {
@@ -402,92 +517,134 @@ impl Inode for GoferInode {
     }
 }
 
-/// A regular file through a host descriptor the gofer donated.
+/// A regular file through a host descriptor the gofer donated (shared
+/// with other opens of the file: the offset is this file's own).
 struct HostBackedFile {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
+    /// The file offset.
+    pos: Mutex<u64>,
     /// The inode's attribute cache, dropped when the file changes.
     attr: AttrCache,
+    /// The inode's append lock.
+    append: Arc<Mutex<()>>,
 }
 
 fn host(e: rustix::io::Errno) -> Errno {
     Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO)
 }
 
+/// Retries a host call interrupted by a signal to the sentry.
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> Result<T, Errno> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(host),
+        }
+    }
+}
+
 impl HostBackedFile {
     fn changed(&self) {
         *self.attr.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn size(&self) -> Result<u64, Errno> {
+        Ok(rustix::fs::fstat(&*self.fd).map_err(host)?.st_size.cast_unsigned())
+    }
+
+    fn pos(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.pos.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl FileOps for HostBackedFile {
     fn read(&self, _t: &Task, _f: &File, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
-        loop {
-            let r = match off {
-                Some(o) => rustix::io::pread(&self.fd, &mut *buf, o),
-                None => rustix::io::read(&self.fd, &mut *buf),
-            };
-            match r {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => return r.map_err(host),
+        match off {
+            Some(o) => retry(|| rustix::io::pread(&*self.fd, &mut *buf, o)),
+            None => {
+                let mut pos = self.pos();
+                let n = retry(|| rustix::io::pread(&*self.fd, &mut *buf, *pos))?;
+                *pos += n as u64;
+                Ok(n)
             }
         }
     }
 
-    fn write(&self, _t: &Task, _f: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+    fn write(&self, _t: &Task, f: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
+        use crate::vfs::file::oflags::{O_APPEND, O_DSYNC, O_SYNC};
         self.changed();
-        loop {
-            let r = match off {
-                Some(o) => rustix::io::pwrite(&self.fd, data, o),
-                None => rustix::io::write(&self.fd, data),
-            };
-            match r {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => return r.map_err(host),
+        let flags = f.flags();
+        let n = if flags & O_APPEND != 0 {
+            // At the end, even for pwrite (as Linux); the offset follows
+            // only a plain write.
+            let _one_appender = self.append.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pos = self.pos();
+            let end = self.size()?;
+            let n = retry(|| rustix::io::pwrite(&*self.fd, data, end))?;
+            if off.is_none() {
+                *pos = end + n as u64;
             }
+            n
+        } else {
+            match off {
+                Some(o) => retry(|| rustix::io::pwrite(&*self.fd, data, o))?,
+                None => {
+                    let mut pos = self.pos();
+                    let n = retry(|| rustix::io::pwrite(&*self.fd, data, *pos))?;
+                    *pos += n as u64;
+                    n
+                }
+            }
+        };
+        if flags & O_SYNC == O_SYNC {
+            rustix::fs::fsync(&*self.fd).map_err(host)?;
+        } else if flags & O_DSYNC != 0 {
+            rustix::fs::fdatasync(&*self.fd).map_err(host)?;
         }
-    }
-
-    fn status_changed(&self, flags: u32) {
-        // Appending is the host file's business (atomic at the end).
-        let mut f = rustix::fs::fcntl_getfl(&self.fd).unwrap_or(rustix::fs::OFlags::empty());
-        f.set(rustix::fs::OFlags::APPEND, flags & crate::vfs::file::O_APPEND != 0);
-        let _ = rustix::fs::fcntl_setfl(&self.fd, f);
+        Ok(n)
     }
 
     fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
         use rustix::fs::SeekFrom;
-        let pos = match whence {
-            0 => SeekFrom::Start(u64::try_from(off).map_err(|_| Errno::EINVAL)?),
-            1 => SeekFrom::Current(off),
-            2 => SeekFrom::End(off),
-            3 => SeekFrom::Data(u64::try_from(off).map_err(|_| Errno::ENXIO)?),
-            4 => SeekFrom::Hole(u64::try_from(off).map_err(|_| Errno::ENXIO)?),
+        let mut pos = self.pos();
+        let cur = i64::try_from(*pos).map_err(|_| Errno::EOVERFLOW)?;
+        let new = match whence {
+            0 => off,
+            1 => cur.checked_add(off).ok_or(Errno::EOVERFLOW)?,
+            2 => i64::try_from(self.size()?)
+                .map_err(|_| Errno::EOVERFLOW)?
+                .checked_add(off)
+                .ok_or(Errno::EOVERFLOW)?,
+            // The host descriptor's own offset is never used: only the
+            // answer matters.
+            3 | 4 => {
+                let o = u64::try_from(off).map_err(|_| Errno::ENXIO)?;
+                let to = if whence == 3 { SeekFrom::Data(o) } else { SeekFrom::Hole(o) };
+                i64::try_from(rustix::fs::seek(&*self.fd, to).map_err(host)?).map_err(|_| Errno::EOVERFLOW)?
+            }
             _ => return Err(Errno::EINVAL),
         };
-        rustix::fs::seek(&self.fd, pos).map_err(host)
+        let new = u64::try_from(new).map_err(|_| Errno::EINVAL)?;
+        *pos = new;
+        Ok(new)
     }
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
-        loop {
-            match rustix::io::pread(&self.fd, &mut *buf, off) {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => return r.map_err(host),
-            }
-        }
+        retry(|| rustix::io::pread(&*self.fd, &mut *buf, off))
     }
 
     fn truncate(&self, len: u64) -> Result<(), Errno> {
         self.changed();
-        rustix::fs::ftruncate(&self.fd, len).map_err(host)
+        rustix::fs::ftruncate(&*self.fd, len).map_err(host)
     }
 
     fn fsync(&self) -> Result<(), Errno> {
-        rustix::fs::fsync(&self.fd).map_err(host)
+        rustix::fs::fsync(&*self.fd).map_err(host)
     }
 
     fn allocate(&self, m: u32, off: u64, len: u64) -> Result<(), Errno> {
         self.changed();
         let flags = rustix::fs::FallocateFlags::from_bits(m).ok_or(Errno::EOPNOTSUPP)?;
-        rustix::fs::fallocate(&self.fd, flags, off, len).map_err(host)
+        rustix::fs::fallocate(&*self.fd, flags, off, len).map_err(host)
     }
 }

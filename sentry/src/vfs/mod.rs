@@ -8,6 +8,12 @@
 //! sentry invalidates what it changes itself. For `rvisor do` over the
 //! host's root this means changes the host makes to a file after the
 //! sandbox first looked it up may not be seen by the sandbox.
+//!
+//! The cache is bounded: past [`MAX_CACHED_DENTRIES`] dentries, unused
+//! leaves (nothing but their parent holds them) are evicted in
+//! second-chance order, which closes their gofer fids. Dentries in use (an
+//! open file, a working directory, a mount point, an ancestor of a cached
+//! dentry) are never evicted.
 
 pub mod dir;
 pub mod file;
@@ -16,9 +22,9 @@ pub mod lock;
 pub mod perm;
 pub mod walk;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use rvisor_syscalls::Errno;
 
@@ -34,7 +40,68 @@ pub struct Dentry {
     /// Cached children.
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
     /// Its name was removed (`getcwd` then fails with `ENOENT`).
-    unlinked: std::sync::atomic::AtomicBool,
+    unlinked: AtomicBool,
+    /// Looked up since the evictor last passed (second chance).
+    referenced: AtomicBool,
+}
+
+/// Dentries kept before unused ones are evicted.
+pub const MAX_CACHED_DENTRIES: usize = 4096;
+/// Dentries with a parent, alive.
+static LIVE_DENTRIES: AtomicUsize = AtomicUsize::new(0);
+/// Eviction order: every cached dentry, oldest first (dead entries are
+/// dropped as they come up).
+static EVICTION: Mutex<VecDeque<Weak<Dentry>>> = Mutex::new(VecDeque::new());
+
+/// Evicts unused leaf dentries until the cache is back under its bound
+/// (at most a few hundred looked at per call).
+fn evict() {
+    let mut victims = Vec::new();
+    {
+        let mut q = EVICTION.lock().unwrap_or_else(|p| p.into_inner());
+        let mut budget = q.len().min(512);
+        while LIVE_DENTRIES.load(Ordering::Relaxed).saturating_sub(victims.len()) > MAX_CACHED_DENTRIES
+            && budget > 0
+        {
+            budget -= 1;
+            let Some(w) = q.pop_front() else { break };
+            let Some(d) = w.upgrade() else { continue };
+            if d.referenced.swap(false, Ordering::Relaxed) {
+                q.push_back(w);
+                continue;
+            }
+            let Some((parent, name)) = d.link.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+                continue;
+            };
+            let mut siblings = parent.children.lock().unwrap_or_else(|p| p.into_inner());
+            // Held only by the parent's map and by `d` here: nobody can
+            // take another reference without this lock.
+            let unused = Arc::strong_count(&d) == 2
+                && d.children.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                && siblings.get(&name).is_some_and(|c| Arc::ptr_eq(c, &d));
+            if unused {
+                siblings.remove(&name);
+                drop(siblings);
+                victims.push(d);
+            } else {
+                drop(siblings);
+                q.push_back(w);
+            }
+        }
+        if q.len() > 4 * MAX_CACHED_DENTRIES {
+            q.retain(|w| w.strong_count() > 0);
+        }
+    }
+    // Dropped outside the locks: dropping closes gofer fids.
+    drop(victims);
+}
+
+impl Drop for Dentry {
+    fn drop(&mut self) {
+        if self.link.get_mut().map(|l| l.is_some()).unwrap_or(true) {
+            LIVE_DENTRIES.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for Dentry {
@@ -50,27 +117,32 @@ impl Dentry {
             link: Mutex::new(None),
             inode,
             children: Mutex::new(HashMap::new()),
-            unlinked: std::sync::atomic::AtomicBool::new(false),
+            unlinked: AtomicBool::new(false),
+            referenced: AtomicBool::new(false),
         })
     }
 
     fn child(parent: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
-        Arc::new(Dentry {
+        let d = Arc::new(Dentry {
             link: Mutex::new(Some((parent.clone(), name.to_vec()))),
             inode,
             children: Mutex::new(HashMap::new()),
-            unlinked: std::sync::atomic::AtomicBool::new(false),
-        })
+            unlinked: AtomicBool::new(false),
+            referenced: AtomicBool::new(false),
+        });
+        LIVE_DENTRIES.fetch_add(1, Ordering::Relaxed);
+        EVICTION.lock().unwrap_or_else(|p| p.into_inner()).push_back(Arc::downgrade(&d));
+        d
     }
 
     /// Records that the name was removed.
     pub fn mark_unlinked(&self) {
-        self.unlinked.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.unlinked.store(true, Ordering::Relaxed);
     }
 
     /// Whether the name was removed.
     pub fn is_unlinked(&self) -> bool {
-        self.unlinked.load(std::sync::atomic::Ordering::Relaxed)
+        self.unlinked.load(Ordering::Relaxed)
     }
 
     /// The parent dentry (`None` at a file system's root).
@@ -91,6 +163,7 @@ impl Dentry {
     /// The cached child `name`, or looks it up and caches it.
     pub fn lookup(self: &Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
         if let Some(d) = self.children.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            d.referenced.store(true, Ordering::Relaxed);
             return Ok(d.clone());
         }
         let inode = self.inode.lookup(name)?;
@@ -101,6 +174,9 @@ impl Dentry {
     pub fn insert_child(self: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
         let d = Dentry::child(self, name, inode);
         self.children.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_vec(), d.clone());
+        if LIVE_DENTRIES.load(Ordering::Relaxed) > MAX_CACHED_DENTRIES {
+            evict();
+        }
         d
     }
 
@@ -312,4 +388,60 @@ pub fn path_string(root: &Path, p: &Path) -> Vec<u8> {
         out.push(b'/');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inode::Inode;
+    use super::*;
+
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+    /// A directory whose every name exists.
+    struct Everything;
+
+    impl Drop for Everything {
+        fn drop(&mut self) {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Inode for Everything {
+        fn attr(&self) -> Result<InodeAttr, Errno> {
+            Ok(InodeAttr { mode: inode::mode::S_IFDIR | 0o755, ..InodeAttr::default() })
+        }
+        fn lookup(&self, _name: &[u8]) -> Result<InodeRef, Errno> {
+            Ok(Arc::new(Everything))
+        }
+        fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {
+            Err(Errno::EISDIR)
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn the_dentry_cache_is_bounded_and_keeps_what_is_in_use() {
+        let root = Dentry::root(Arc::new(Everything));
+        let held = root.lookup(b"held").unwrap();
+        let parent = root.lookup(b"parent").unwrap();
+        let _child = parent.lookup(b"child").unwrap();
+        drop(parent);
+        let n = MAX_CACHED_DENTRIES + 3000;
+        for i in 0..n {
+            root.lookup(format!("f{i}").as_bytes()).unwrap();
+        }
+        assert!(LIVE_DENTRIES.load(Ordering::Relaxed) <= MAX_CACHED_DENTRIES + 1, "bounded");
+        let dropped = DROPPED.load(Ordering::Relaxed);
+        assert!(
+            dropped >= 3000 - 3,
+            "evicted inodes are released: {dropped}, live {}",
+            LIVE_DENTRIES.load(Ordering::Relaxed)
+        );
+        let kids = root.children.lock().unwrap();
+        assert!(kids.get(&b"held"[..]).is_some_and(|d| Arc::ptr_eq(d, &held)), "held: kept");
+        assert!(kids.contains_key(&b"parent"[..]), "a parent of a cached dentry: kept");
+        assert!(kids.contains_key(format!("f{}", n - 1).as_bytes()), "the newest: kept");
+    }
 }

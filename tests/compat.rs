@@ -68,6 +68,8 @@ fn make_fixture(dir: &Path) {
     file("rw/nowrite/f", "f\n", 0o666);
     mkdir("rw/sticky", 0o1777);
     file("rw/sticky/rootowned", "r\n", 0o666);
+    mkdir("rw/sgid", 0o2777);
+    mkdir("rw/rootdir", 0o755);
     mkdir("rw/mine", 0o755);
     file("rw/mine/minefile", "m\n", 0o644);
     std::fs::set_permissions(dir.join("rw/noexec"), std::fs::Permissions::from_mode(0o666)).expect("chmod");

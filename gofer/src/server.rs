@@ -39,6 +39,8 @@ pub struct AttachPoint {
 
 struct FidEntry {
     fd: OwnedFd,
+    /// The attach point (export) it was walked from.
+    point: u32,
     read_only: bool,
     /// A readable directory descriptor for `Getdents`.
     dir: Mutex<Option<OwnedFd>>,
@@ -87,6 +89,50 @@ const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
+const S_IFLNK: u32 = 0o120000;
+
+/// File systems of the host's kernel interfaces, never served wherever
+/// they are mounted in an exported tree (`statfs` magic numbers): procfs,
+/// sysfs, debugfs, tracefs, securityfs, cgroup, cgroup2, devpts, bpf,
+/// configfs, pstore, efivarfs, binfmt_misc, fusectl, selinuxfs, mqueue.
+const KERNEL_FS: [i64; 16] = [
+    0x9fa0,
+    0x6265_6572,
+    0x6462_6720,
+    0x7472_6163,
+    0x7363_6673,
+    0x0027_e0eb,
+    0x6367_7270,
+    0x1cd1,
+    0xcafe_4a11,
+    0x6265_6570,
+    0x6165_676c,
+    0xde5e_81e4,
+    0x4249_4e4d,
+    0x6573_5546,
+    0xf97c_ff8c,
+    0x1980_0202,
+];
+
+/// Opens `name` in directory `dir` (`O_PATH`, never following a link);
+/// refuses a mount of a kernel interface file system (`EACCES`).
+fn walk_one(dir: BorrowedFd<'_>, name: &Name) -> Result<OwnedFd> {
+    let fd = rustix::fs::openat(
+        dir,
+        name.as_bytes(),
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // Only a mount can change the file system: compare devices first.
+    let (a, b) = (rustix::fs::fstat(dir)?, rustix::fs::fstat(&fd)?);
+    if a.st_dev != b.st_dev {
+        let f_type = rustix::fs::fstatfs(&fd)?.f_type;
+        if KERNEL_FS.contains(&f_type) {
+            return Err(Errno::ACCESS);
+        }
+    }
+    Ok(fd)
+}
 
 fn is_dir(a: &Attr) -> bool {
     a.mode & S_IFMT == S_IFDIR
@@ -188,19 +234,40 @@ impl Server {
     }
 
     fn child(&self, parent: &Arc<FidEntry>, name: &Name) -> Result<(Fid, Attr)> {
-        let fd = rustix::fs::openat(
-            &parent.fd,
-            name.as_bytes(),
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = walk_one(parent.fd.as_fd(), name)?;
         let attr = attr_of(fd.as_fd())?;
-        let fid = self.insert(FidEntry { fd, read_only: parent.read_only, dir: Mutex::new(None) })?;
-        Ok((fid, attr))
+        self.adopt(parent, fd, attr)
     }
 
-    /// Reopens a fid for I/O with `flags`, checking it is still the same
-    /// inode.
+    /// A fid for `fd`, a file below `parent`'s export.
+    fn adopt(&self, parent: &FidEntry, fd: OwnedFd, attr: Attr) -> Result<(Fid, Attr)> {
+        let e = FidEntry { fd, point: parent.point, read_only: parent.read_only, dir: Mutex::new(None) };
+        Ok((self.insert(e)?, attr))
+    }
+
+    /// The fid of a node just made as `name` in `d` (a directory, FIFO,
+    /// socket or link, which give no descriptor when made), owned by
+    /// `u`:`g`. Opened by name once, checked to be a node of `kind` the
+    /// gofer itself owns (what it just made), then changed through that
+    /// descriptor: a rename in between can at worst redirect the change to
+    /// an equal node the gofer owns, never to someone else's file.
+    fn created(&self, d: &Arc<FidEntry>, name: &Name, kind: u32, u: u32, g: u32) -> Result<(Fid, Attr)> {
+        let fd = walk_one(d.fd.as_fd(), name)?;
+        let a = attr_of(fd.as_fd())?;
+        if a.mode & S_IFMT != kind || a.uid != rustix::process::geteuid().as_raw() {
+            return Err(Errno::AGAIN);
+        }
+        rustix::fs::chownat(
+            &fd,
+            "",
+            Some(uid(u)),
+            Some(gid(g)),
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        let attr = attr_of(fd.as_fd())?;
+        self.adopt(d, fd, attr)
+    }
+
     /// A new descriptor for the file `e` holds (a regular file or
     /// directory: the callers check), through `/proc/self/fd/N` of the
     /// gofer's own `O_PATH` descriptor: the name the file was walked by may
@@ -223,8 +290,12 @@ impl Server {
             Request::Attach { point } => {
                 let a = usize::try_from(point).ok().and_then(|i| self.attach.get(i)).ok_or(Errno::NOENT)?;
                 let fd = a.root.try_clone().map_err(|_| Errno::MFILE)?;
+                if KERNEL_FS.contains(&rustix::fs::fstatfs(&fd)?.f_type) {
+                    return Err(Errno::ACCESS);
+                }
                 let attr = attr_of(fd.as_fd())?;
-                let fid = self.insert(FidEntry { fd, read_only: a.read_only, dir: Mutex::new(None) })?;
+                let fid =
+                    self.insert(FidEntry { fd, point, read_only: a.read_only, dir: Mutex::new(None) })?;
                 ok(Reply::Node { fid, attr })
             }
             Request::Walk { dir, names } => {
@@ -251,12 +322,7 @@ impl Server {
                 let mut cur: Option<OwnedFd> = None;
                 for (i, n) in names.iter().enumerate() {
                     let base = cur.as_ref().map_or(start.fd.as_fd(), AsFd::as_fd);
-                    let next = rustix::fs::openat(
-                        base,
-                        n.as_bytes(),
-                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    );
+                    let next = walk_one(base, n);
                     let fd = match next {
                         Ok(fd) => fd,
                         Err(e) if i == 0 => return Err(e),
@@ -320,15 +386,24 @@ impl Server {
                     let _ = rustix::fs::unlinkat(&d.fd, name.as_bytes(), AtFlags::empty());
                     return Err(e);
                 }
-                let (fid, attr) = self.child(&d, &name)?;
+                // The fid is the created file itself (through the gofer's
+                // /proc/self/fd), not whatever the name holds by now.
+                let num = fd.as_raw_fd().to_string();
+                let path = rustix::fs::openat(
+                    &self.fd_dir,
+                    num.as_str(),
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let attr = attr_of(path.as_fd())?;
+                let (fid, attr) = self.adopt(&d, path, attr)?;
                 Ok((Reply::Node { fid, attr }, Some(fd)))
             }
             Request::Mkdir { dir, name, mode, uid: u, gid: g } => {
                 let d = self.fid(dir)?;
                 self.writable(&d)?;
                 rustix::fs::mkdirat(&d.fd, name.as_bytes(), Mode::from_bits_truncate(mode & SETTABLE_MODE))?;
-                self.chown_new(&d, &name, u, g)?;
-                let (fid, attr) = self.child(&d, &name)?;
+                let (fid, attr) = self.created(&d, &name, S_IFDIR, u, g)?;
                 ok(Reply::Node { fid, attr })
             }
             Request::Mknod { dir, name, mode, uid: u, gid: g } => {
@@ -348,22 +423,23 @@ impl Server {
                     Mode::from_bits_truncate(mode & SETTABLE_MODE),
                     0,
                 )?;
-                self.chown_new(&d, &name, u, g)?;
-                let (fid, attr) = self.child(&d, &name)?;
+                let (fid, attr) = self.created(&d, &name, kind, u, g)?;
                 ok(Reply::Node { fid, attr })
             }
             Request::Symlink { dir, name, target, uid: u, gid: g } => {
                 let d = self.fid(dir)?;
                 self.writable(&d)?;
                 rustix::fs::symlinkat(target.as_slice(), &d.fd, name.as_bytes())?;
-                self.chown_new(&d, &name, u, g)?;
-                let (fid, attr) = self.child(&d, &name)?;
+                let (fid, attr) = self.created(&d, &name, S_IFLNK, u, g)?;
                 ok(Reply::Node { fid, attr })
             }
             Request::Link { dir, name, target } => {
                 let d = self.fid(dir)?;
                 self.writable(&d)?;
                 let t = self.fid(target)?;
+                if t.point != d.point {
+                    return Err(Errno::XDEV);
+                }
                 // By the held descriptor (CAP_DAC_READ_SEARCH), not by a name
                 // that may have changed.
                 rustix::fs::linkat(&t.fd, "", &d.fd, name.as_bytes(), AtFlags::EMPTY_PATH)?;
@@ -381,6 +457,9 @@ impl Server {
                 let (a, b) = (self.fid(old_dir)?, self.fid(new_dir)?);
                 self.writable(&a)?;
                 self.writable(&b)?;
+                if a.point != b.point {
+                    return Err(Errno::XDEV);
+                }
                 let f = rustix::fs::RenameFlags::from_bits_retain(flags)
                     & (rustix::fs::RenameFlags::NOREPLACE | rustix::fs::RenameFlags::EXCHANGE);
                 rustix::fs::renameat_with(&a.fd, old.as_bytes(), &b.fd, new.as_bytes(), f)?;
@@ -476,10 +555,6 @@ impl Server {
         }
     }
 
-    fn chown_new(&self, d: &FidEntry, name: &Name, u: u32, g: u32) -> Result<()> {
-        rustix::fs::chownat(&d.fd, name.as_bytes(), Some(uid(u)), Some(gid(g)), AtFlags::SYMLINK_NOFOLLOW)
-    }
-
     /// A descriptor to read or change attributes through: the file itself
     /// for regular files and directories, refused for anything else.
     fn reopen_for_attrs(&self, e: &FidEntry) -> Result<OwnedFd> {
@@ -513,6 +588,9 @@ impl Server {
             rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode & SETTABLE_MODE))?;
         }
         if mask & setattr::SIZE != 0 {
+            if attr_of(e.fd.as_fd())?.mode & S_IFMT != S_IFREG {
+                return Err(Errno::INVAL);
+            }
             let fd = self.reopen(e, OFlags::WRONLY)?;
             rustix::fs::ftruncate(&fd, size)?;
         }

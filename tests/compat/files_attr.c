@@ -210,5 +210,24 @@ int main(int argc, char **argv) {
 	EXPECT("unlock", lock(f1, F_SETLK, F_UNLCK, 0, 0), 0);
 	RAW1(SYS_close, rdonly);
 	EXPECT("setlk_after_close_of_other_fd", lock(f2, F_OFD_SETLK, F_WRLCK, 0, 10), 0);
+
+	/* A process's record locks go when any of its descriptors for the
+	 * file is closed: by dup2 over it, or by close_range. */
+	long g1 = op("g", O_CREAT | O_RDWR), g2 = op("g", O_RDWR), spare = op("f", O_RDONLY);
+	struct flock probe;
+	EXPECT("setlk_g", lock(g1, F_SETLK, F_WRLCK, 0, 10), 0);
+	probe = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+	RAW3(SYS_fcntl, g2, F_OFD_GETLK, &probe);
+	EXPECT("setlk_g_held", probe.l_type, F_WRLCK);
+	RAW2(SYS_dup2, spare, g2);
+	probe = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+	long g3 = op("g", O_RDWR);
+	RAW3(SYS_fcntl, g3, F_OFD_GETLK, &probe);
+	EXPECT("dup2_over_descriptor_releases_locks", probe.l_type, F_UNLCK);
+	EXPECT("setlk_g_again", lock(g1, F_SETLK, F_WRLCK, 0, 10), 0);
+	RAW3(SYS_close_range, g1, g1, 0);
+	probe = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+	RAW3(SYS_fcntl, g3, F_OFD_GETLK, &probe);
+	EXPECT("close_range_releases_locks", probe.l_type, F_UNLCK);
 	return 0;
 }

@@ -122,6 +122,16 @@ int main(int argc, char **argv) {
 	EXPECT("path_fstat", fmode(fd), S_IFREG | 0644);
 	EXPECT("path_getfl", RAW2(SYS_fcntl, fd, F_GETFL), O_PATH);
 	EXPECT("path_fchmod_ebadf", RAW2(SYS_fchmod, fd, 0600), -EBADF);
+	EXPECT("path_fchown_ebadf", RAW3(SYS_fchown, fd, 0, 0), -EBADF);
+	EXPECT("path_fgetxattr_ebadf", RAW4(SYS_fgetxattr, fd, "user.x", buf, sizeof buf), -EBADF);
+	EXPECT("path_flock_ebadf", RAW2(SYS_flock, fd, 1), -EBADF);
+	EXPECT("path_fsync_ebadf", RAW1(SYS_fsync, fd), -EBADF);
+	EXPECT("path_fadvise_ebadf", RAW4(SYS_fadvise64, fd, 0, 0, 0), -EBADF);
+	EXPECT("path_setfl_ebadf", RAW3(SYS_fcntl, fd, F_SETFL, O_NONBLOCK), -EBADF);
+	EXPECT("path_futimens_ebadf", RAW4(SYS_utimensat, fd, NULL, NULL, 0), -EBADF);
+	EXPECT("path_fchownat_empty_path", RAW5(SYS_fchownat, fd, "", 0, 0, AT_EMPTY_PATH), 0);
+	EXPECT("path_dupfd", RAW3(SYS_fcntl, fd, F_DUPFD, 50), 50);
+	RAW1(SYS_close, 50);
 	RAW1(SYS_close, fd);
 	fd = op("d", O_PATH | O_DIRECTORY, 0);
 	long at = RAW4(SYS_openat, fd, "../a", O_RDONLY, 0);

@@ -77,6 +77,22 @@ int main(int argc, char **argv) {
 	EXPECT("trusted_set_eperm", RAW5(SYS_setxattr, "mine/minefile", "trusted.x", "1", 1, 0), -EPERM);
 	EXPECT("trusted_get_hidden", RAW4(SYS_getxattr, "mine/minefile", "trusted.x", v, sizeof v), -ENODATA);
 
+	/* A set-group-id directory of a group we are not in: new files take
+	 * its group, and lose a group-executable set-group-id bit. */
+	long fd = RAW3(SYS_open, "sgid/x", O_CREAT | O_RDWR, 02775);
+	RAW1(SYS_close, fd);
+	RAW2(SYS_stat, "sgid/x", &s);
+	CHECK("sgid_dir_new_file", fd >= 0 && s.st_gid == 0 && s.st_mode == (S_IFREG | 0755), "fd %ld gid %u mode %o",
+	      fd, s.st_gid, (unsigned)s.st_mode);
+	EXPECT("sgid_dir_mkdir", RAW2(SYS_mkdir, "sgid/d", 02755), 0);
+	RAW2(SYS_stat, "sgid/d", &s);
+	CHECK("sgid_dir_new_dir_keeps_bit", s.st_gid == 0 && (s.st_mode & 02000), "gid %u mode %o", s.st_gid,
+	      (unsigned)s.st_mode);
+
+	/* A directory changing parent must be writable (its ".."). */
+	EXPECT("rename_unwritable_dir_to_new_parent", RAW2(SYS_rename, "rootdir", "mine/rootdir"), -EACCES);
+	EXPECT("rename_unwritable_dir_same_parent", RAW2(SYS_rename, "rootdir", "rootdir2"), 0);
+
 	/* Removing what is not ours in a directory that is not ours. */
 	EXPECT("rmdir_not_empty", RAW1(SYS_rmdir, "nowrite"), -ENOTEMPTY);
 	/* fs.protected_hardlinks (on by default): no links to files one could

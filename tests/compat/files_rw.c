@@ -161,6 +161,7 @@ int main(int argc, char **argv) {
 	in_off = 1000;
 	EXPECT("copy_file_range_past_eof", RAW6(SYS_copy_file_range, fd, &in_off, out, NULL, 8, 0), 0);
 	EXPECT("copy_file_range_dir_eisdir", RAW6(SYS_copy_file_range, dfd, NULL, out, NULL, 8, 0), -EISDIR);
+	EXPECT("copy_file_range_eisdir_before_ebadf", RAW6(SYS_copy_file_range, dfd, NULL, ro, NULL, 8, 0), -EISDIR);
 
 	/* A large transfer, in one call each way. */
 	long big = 3 << 20;

@@ -22,7 +22,7 @@ use rvisor_syscalls::abi::Timespec;
 use rvisor_syscalls::Errno;
 
 use crate::kernel::Task;
-use crate::vfs::file::oflags::{O_ACCMODE, O_RDONLY, O_TRUNC, O_WRONLY};
+use crate::vfs::file::oflags::{O_ACCMODE, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
 use crate::vfs::file::{File, FileOps};
 use crate::vfs::inode::{DirEntry, FsStats, Inode, InodeAttr, InodeRef, Owner, SetAttr, TimeSet};
 
@@ -326,12 +326,13 @@ impl Inode for GoferInode {
         let acc = flags & O_ACCMODE;
         let fd = self.handle(acc)?;
         if flags & O_TRUNC != 0 {
-            self.invalidate();
             if acc == O_RDONLY {
                 // Permitted by the sentry's checks; the handle cannot write.
                 self.setattr(&SetAttr { size: Some(0), ..SetAttr::default() })?;
             } else {
-                rustix::fs::ftruncate(&*fd, 0).map_err(host)?;
+                let r = rustix::fs::ftruncate(&*fd, 0).map_err(host);
+                self.invalidate();
+                r?;
             }
         }
         Ok(self.file(fd))
@@ -344,7 +345,8 @@ impl Inode for GoferInode {
         owner: Owner,
         flags: u32,
     ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
-        let acc = flags & O_ACCMODE;
+        // Access mode 3 (ioctl-only) opens read-write, as for open.
+        let acc = if flags & O_ACCMODE == O_ACCMODE { O_RDWR } else { flags & O_ACCMODE };
         let req = Request::Create {
             dir: self.fid,
             name: name(n)?,
@@ -385,14 +387,17 @@ impl Inode for GoferInode {
 
     fn link(&self, n: &[u8], target: &InodeRef) -> Result<InodeRef, Errno> {
         let req = Request::Link { dir: self.fid, name: name(n)?, target: Self::fid_of(target)? };
+        let r = self.client.call(&req);
+        // After the change: a concurrent lookup cannot cache what was.
         target.invalidate();
-        self.node(self.client.call(&req)?.0)
+        self.node(r?.0)
     }
 
     fn unlink(&self, n: &[u8], dir: bool) -> Result<(), Errno> {
         let flags = if dir { 0x200 } else { 0 }; // AT_REMOVEDIR
+        let r = self.ok(&Request::Unlink { dir: self.fid, name: name(n)?, flags });
         self.invalidate();
-        self.ok(&Request::Unlink { dir: self.fid, name: name(n)?, flags })
+        r
     }
 
     fn rename(&self, n: &[u8], new_dir: &InodeRef, new_name: &[u8], flags: u32) -> Result<(), Errno> {
@@ -403,9 +408,10 @@ impl Inode for GoferInode {
             new: name(new_name)?,
             flags,
         };
+        let r = self.ok(&req);
         self.invalidate();
         new_dir.invalidate();
-        self.ok(&req)
+        r
     }
 
     fn readdir(&self, cookie: u64) -> Result<Vec<(DirEntry, u64)>, Errno> {
@@ -447,8 +453,7 @@ impl Inode for GoferInode {
         };
         let atime = time(a.atime, setattr::ATIME, setattr::ATIME_NOW, &mut mask);
         let mtime = time(a.mtime, setattr::MTIME, setattr::MTIME_NOW, &mut mask);
-        self.invalidate();
-        self.ok(&Request::SetAttr {
+        let r = self.ok(&Request::SetAttr {
             fid: self.fid,
             mask,
             mode: req_mode,
@@ -457,7 +462,9 @@ impl Inode for GoferInode {
             size: a.size.unwrap_or(0),
             atime,
             mtime,
-        })
+        });
+        self.invalidate();
+        r
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
@@ -488,8 +495,9 @@ impl Inode for GoferInode {
     }
 
     fn setxattr(&self, n: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        let r = self.ok(&Request::SetXattr { fid: self.fid, name: n.to_vec(), value: value.to_vec(), flags });
         self.invalidate();
-        self.ok(&Request::SetXattr { fid: self.fid, name: n.to_vec(), value: value.to_vec(), flags })
+        r
     }
 
     fn listxattr(&self) -> Result<Vec<u8>, Errno> {
@@ -500,8 +508,9 @@ impl Inode for GoferInode {
     }
 
     fn removexattr(&self, n: &[u8]) -> Result<(), Errno> {
+        let r = self.ok(&Request::RemoveXattr { fid: self.fid, name: n.to_vec() });
         self.invalidate();
-        self.ok(&Request::RemoveXattr { fid: self.fid, name: n.to_vec() })
+        r
     }
 
     fn fsync(&self) -> Result<(), Errno> {
@@ -572,7 +581,6 @@ impl FileOps for HostBackedFile {
 
     fn write(&self, _t: &Task, f: &File, data: &[u8], off: Option<u64>) -> Result<usize, Errno> {
         use crate::vfs::file::oflags::{O_APPEND, O_DSYNC, O_SYNC};
-        self.changed();
         let flags = f.flags();
         let n = if flags & O_APPEND != 0 {
             // At the end, even for pwrite (as Linux); the offset follows
@@ -596,6 +604,8 @@ impl FileOps for HostBackedFile {
                 }
             }
         };
+        // After the write: a concurrent stat cannot cache the old size.
+        self.changed();
         if flags & O_SYNC == O_SYNC {
             rustix::fs::fsync(&*self.fd).map_err(host)?;
         } else if flags & O_DSYNC != 0 {
@@ -634,8 +644,9 @@ impl FileOps for HostBackedFile {
     }
 
     fn truncate(&self, len: u64) -> Result<(), Errno> {
+        let r = rustix::fs::ftruncate(&*self.fd, len).map_err(host);
         self.changed();
-        rustix::fs::ftruncate(&*self.fd, len).map_err(host)
+        r
     }
 
     fn fsync(&self) -> Result<(), Errno> {
@@ -643,8 +654,9 @@ impl FileOps for HostBackedFile {
     }
 
     fn allocate(&self, m: u32, off: u64, len: u64) -> Result<(), Errno> {
-        self.changed();
         let flags = rustix::fs::FallocateFlags::from_bits(m).ok_or(Errno::EOPNOTSUPP)?;
-        rustix::fs::fallocate(&*self.fd, flags, off, len).map_err(host)
+        let r = rustix::fs::fallocate(&*self.fd, flags, off, len).map_err(host);
+        self.changed();
+        r
     }
 }

@@ -245,7 +245,12 @@ impl Task {
         // Dropping the context releases its stub thread.
         let tg = self.shared.tg.clone();
         let tid = self.tid();
-        drop(std::mem::replace(&mut self.fds, Arc::new(FdTable::default())));
+        let fds = std::mem::replace(&mut self.fds, Arc::new(FdTable::default()));
+        if Arc::strong_count(&fds) == 1 {
+            // The process's last descriptor table: its record locks go.
+            crate::vfs::lock::release(crate::vfs::lock::LockOwner::Process(self.tgid()), None);
+        }
+        drop(fds);
         drop(self);
         tg.task_exited(tid, own);
     }

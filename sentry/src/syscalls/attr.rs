@@ -19,8 +19,10 @@ fn path_of(t: &Task, dirfd: Fd, path: &[u8], flags: i32) -> Result<Path, Errno> 
     }
 }
 
+/// The place of descriptor `fd` for the `f*` calls, which use the file
+/// itself (`O_PATH` descriptors: `EBADF`, as Linux's `fdget`).
 fn fd_path(t: &Task, fd: Fd) -> Result<Path, Errno> {
-    t.fds.get(fd.0)?.path().cloned().ok_or(Errno::EPERM)
+    super::fs::io_file(t, fd)?.path().cloned().ok_or(Errno::EPERM)
 }
 
 fn writable_mount(p: &Path) -> Result<(), Errno> {
@@ -32,12 +34,13 @@ fn writable_mount(p: &Path) -> Result<(), Errno> {
 }
 
 fn chmod_path(t: &Task, p: &Path, m: u32) -> SysResult {
+    // Linux asks for write access to the mount first.
+    writable_mount(p)?;
     let a = p.attr()?;
     let c = creds(t);
     if !perm::owner_or_capable(&a, &c) {
         return Err(Errno::EPERM);
     }
-    writable_mount(p)?;
     let mut m = m & 0o7777;
     if !perm::in_group(&c, a.gid) && !perm::capable(&c, perm::CAP_FSETID) {
         m &= !mode::S_ISGID;
@@ -68,6 +71,7 @@ pub fn fchmodat(t: &mut Task, dirfd: Fd, path: Addr, m: u32) -> SysResult {
 }
 
 fn chown_path(t: &Task, p: &Path, uid: u32, gid: u32) -> SysResult {
+    writable_mount(p)?;
     let a = p.attr()?;
     let c = creds(t);
     let (new_uid, new_gid) = ((uid != u32::MAX).then_some(uid), (gid != u32::MAX).then_some(gid));
@@ -82,7 +86,6 @@ fn chown_path(t: &Task, p: &Path, uid: u32, gid: u32) -> SysResult {
             return Err(Errno::EPERM);
         }
     }
-    writable_mount(p)?;
     let mut set = SetAttr { uid: new_uid, gid: new_gid, ..SetAttr::default() };
     // A change of owner clears set-user-id and set-group-id on files
     // (set-group-id only when the group may execute).
@@ -141,6 +144,7 @@ fn set_times(t: &Task, p: &Path, atime: TimeSet, mtime: TimeSet) -> SysResult {
     if atime == TimeSet::Omit && mtime == TimeSet::Omit {
         return Ok(0);
     }
+    writable_mount(p)?;
     let a = p.attr()?;
     let c = creds(t);
     let explicit = matches!(atime, TimeSet::At(_)) || matches!(mtime, TimeSet::At(_));
@@ -151,7 +155,6 @@ fn set_times(t: &Task, p: &Path, atime: TimeSet, mtime: TimeSet) -> SysResult {
         }
         perm::check(&a, &c, MAY_WRITE)?;
     }
-    writable_mount(p)?;
     p.inode().setattr(&SetAttr { atime, mtime, ..SetAttr::default() })?;
     Ok(0)
 }
@@ -208,8 +211,8 @@ pub fn truncate(t: &mut Task, path: Addr, len: i64) -> SysResult {
     if !a.is_reg() {
         return Err(Errno::EINVAL);
     }
-    perm::check(&a, &creds(t), MAY_WRITE)?;
     writable_mount(&p)?;
+    perm::check(&a, &creds(t), MAY_WRITE)?;
     p.inode().setattr(&SetAttr { size: Some(len), ..SetAttr::default() })?;
     Ok(0)
 }
@@ -233,13 +236,13 @@ pub fn fallocate(t: &mut Task, fd: Fd, m: u32, off: i64, len: i64) -> SysResult 
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    let f = t.fds.get(fd.0)?;
+    let f = super::fs::io_file(t, fd)?;
     f.allocate(m, off, len)?;
     Ok(0)
 }
 
 pub fn fsync(t: &mut Task, fd: Fd) -> SysResult {
-    t.fds.get(fd.0)?.fsync()?;
+    super::fs::io_file(t, fd)?.fsync()?;
     Ok(0)
 }
 
@@ -252,12 +255,12 @@ pub fn sync(_t: &mut Task) -> SysResult {
 }
 
 pub fn syncfs(t: &mut Task, fd: Fd) -> SysResult {
-    t.fds.get(fd.0)?;
+    super::fs::io_file(t, fd)?;
     Ok(0)
 }
 
 pub fn fadvise64(t: &mut Task, fd: Fd, _off: i64, len: i64, advice: i32) -> SysResult {
-    let f = t.fds.get(fd.0)?;
+    let f = super::fs::io_file(t, fd)?;
     if f.path().is_none() {
         return Err(Errno::ESPIPE);
     }

@@ -11,7 +11,7 @@ use crate::kernel::Task;
 use crate::vfs::dir::dirent_size;
 use crate::vfs::file::{O_APPEND, O_NONBLOCK};
 use crate::vfs::lock::{self, Flavor, Lock, LockKind, LockOwner};
-use crate::vfs::FdTable;
+use std::sync::Arc;
 
 /// `MAX_RW_COUNT`: Linux never transfers more in one call.
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -201,11 +201,29 @@ pub fn readv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
 
 pub fn close(t: &mut Task, fd: Fd) -> SysResult {
     let e = t.fds.remove(fd.0)?;
-    // A process's record locks on the file go with any of its descriptors.
-    if let Some(a) = e.file.path().and_then(|p| p.attr().ok()) {
-        lock::release(LockOwner::Process(t.tgid()), Some((a.dev, a.ino)));
-    }
+    closed(t, [e]);
     Ok(0)
+}
+
+/// After descriptors were closed (by `close`, `dup2` over them,
+/// `close_range`): a process's record locks on a file go with any of its
+/// descriptors for it.
+pub fn closed(t: &Task, entries: impl IntoIterator<Item = crate::vfs::FdEntry>) {
+    for e in entries {
+        if let Some(a) = e.file.path().and_then(|p| p.attr().ok()) {
+            lock::release(LockOwner::Process(t.tgid()), Some((a.dev, a.ino)));
+        }
+    }
+}
+
+/// The file at `fd`, which must not be an `O_PATH` descriptor (`EBADF`,
+/// as Linux's `fdget` for calls that use the file itself).
+pub fn io_file(t: &Task, fd: Fd) -> Result<Arc<crate::vfs::File>, Errno> {
+    let f = t.fds.get(fd.0)?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
 }
 
 pub fn dup(t: &mut Task, fd: Fd) -> SysResult {
@@ -214,12 +232,13 @@ pub fn dup(t: &mut Task, fd: Fd) -> SysResult {
     Ok(t.fds.install(f, false, 0, lim)?.cast_unsigned().into())
 }
 
-fn dup_to(fds: &FdTable, old: Fd, new: Fd, cloexec: bool, limit: usize) -> SysResult {
-    let f = fds.get(old.0)?;
+fn dup_to(t: &Task, old: Fd, new: Fd, cloexec: bool) -> SysResult {
+    let f = t.fds.get(old.0)?;
     if new.0 < 0 {
         return Err(Errno::EBADF);
     }
-    fds.install_at(new.0, f, cloexec, limit)?;
+    let replaced = t.fds.install_at(new.0, f, cloexec, nofile_limit(t))?;
+    closed(t, replaced);
     Ok(u64::from(new.0.cast_unsigned()))
 }
 
@@ -228,7 +247,7 @@ pub fn dup2(t: &mut Task, old: Fd, new: Fd) -> SysResult {
         t.fds.get(old.0)?;
         return Ok(u64::from(new.0.cast_unsigned()));
     }
-    dup_to(&t.fds, old, new, false, nofile_limit(t))
+    dup_to(t, old, new, false)
 }
 
 pub fn dup3(t: &mut Task, old: Fd, new: Fd, flags: i32) -> SysResult {
@@ -236,7 +255,7 @@ pub fn dup3(t: &mut Task, old: Fd, new: Fd, flags: i32) -> SysResult {
     if flags & !O_CLOEXEC != 0 || old == new {
         return Err(Errno::EINVAL);
     }
-    dup_to(&t.fds, old, new, flags & O_CLOEXEC != 0, nofile_limit(t))
+    dup_to(t, old, new, flags & O_CLOEXEC != 0)
 }
 
 pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
@@ -253,6 +272,9 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
     const F_OFD_SETLK: i32 = 37;
     const F_OFD_SETLKW: i32 = 38;
     let entry = t.fds.entry(fd.0)?;
+    if entry.file.is_path_only() && !matches!(cmd, F_DUPFD | F_DUPFD_CLOEXEC | F_GETFD | F_SETFD | F_GETFL) {
+        return Err(Errno::EBADF);
+    }
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let min: i32 = super::FromArg::from_arg(arg);
@@ -475,17 +497,37 @@ fn copy(
         };
         let w = match to.write(t, &b[..got], out_off) {
             Ok(w) => w,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
+            Err(e) => {
+                unread(from, in_off, got)?;
+                if done == 0 {
+                    return Err(e);
+                }
+                break;
+            }
         };
         done += w as u64;
         in_off = in_off.map(|o| o + w as u64);
         out_off = out_off.map(|o| o + w as u64);
         if w < got {
+            // What was read but not written goes back to the input.
+            unread(from, in_off, got - w)?;
+            break;
+        }
+        if got < n {
+            // A short read: return what there is rather than wait for more.
             break;
         }
     }
     Ok((done, in_off, out_off))
+}
+
+/// Moves the input's file position back by `n` bytes read but not
+/// written (when the copy uses the position, not an explicit offset).
+fn unread(from: &crate::vfs::File, in_off: Option<u64>, n: usize) -> Result<(), Errno> {
+    if in_off.is_none() && n > 0 {
+        from.seek(-i64::try_from(n).map_err(|_| Errno::EOVERFLOW)?, 1)?;
+    }
+    Ok(())
 }
 
 pub fn sendfile(t: &mut Task, out_fd: Fd, in_fd: Fd, offset: Addr, count: u64) -> SysResult {
@@ -524,9 +566,7 @@ pub fn copy_file_range(
     }
     let from = t.fds.get(fd_in.0)?;
     let to = t.fds.get(fd_out.0)?;
-    if !from.readable() || !to.writable() || to.flags() & O_APPEND != 0 {
-        return Err(Errno::EBADF);
-    }
+    // Linux's order: directories, other kinds, then the access modes.
     for f in [&from, &to] {
         let a = f.path().ok_or(Errno::EINVAL)?.attr()?;
         if a.is_dir() {
@@ -535,6 +575,9 @@ pub fn copy_file_range(
         if !a.is_reg() {
             return Err(Errno::EINVAL);
         }
+    }
+    if !from.readable() || !to.writable() || to.flags() & O_APPEND != 0 {
+        return Err(Errno::EBADF);
     }
     let read_off = |addr: Addr| -> Result<Option<u64>, Errno> {
         if addr == 0 {
@@ -596,7 +639,7 @@ pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
     const LOCK_EX: i32 = 2;
     const LOCK_NB: i32 = 4;
     const LOCK_UN: i32 = 8;
-    let f = t.fds.get(fd.0)?;
+    let f = io_file(t, fd)?;
     let key = file_key(&f)?;
     let owner = f.lock_owner();
     let kind = match op & !LOCK_NB {

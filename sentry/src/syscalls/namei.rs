@@ -94,7 +94,7 @@ pub fn mknodat(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32, _dev: u64) -
         Err(e) => return Err(e),
     }
     may_create(t, &p.dir)?;
-    let m = mode_bits & 0o7777 & !umask(t);
+    let m = super::open::strip_sgid(t, &p.dir, mode_bits & 0o7777 & !umask(t))?;
     let owner = new_owner(t, &p.dir)?;
     let inode = if kind == mode::S_IFREG {
         p.dir.inode().create(&p.name, kind | m, owner, 0)?.0
@@ -124,22 +124,24 @@ fn remove(t: &mut Task, dirfd: Fd, path: Addr, dir: bool) -> SysResult {
     }
     let victim = child(t, &p)?;
     let va = victim.attr()?;
+    // Linux's order: unlink's trailing slash, the permission and sticky
+    // rules, the kind, then mount points.
+    if !dir && p.trailing_slash {
+        return Err(if va.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
+    }
+    let d = p.dir.attr()?;
+    perm::may_delete(&d, &va, &creds(t))?;
     if dir && !va.is_dir() {
         return Err(Errno::ENOTDIR);
     }
     if !dir && va.is_dir() {
         return Err(Errno::EISDIR);
     }
-    if !dir && p.trailing_slash {
-        return Err(Errno::ENOTDIR);
-    }
     if t.mntns().is_mount_point(&Path { mount: p.dir.mount.clone(), dentry: victim.dentry.clone() })
         || !Arc::ptr_eq(&victim.mount, &p.dir.mount)
     {
         return Err(Errno::EBUSY);
     }
-    let d = p.dir.attr()?;
-    perm::may_delete(&d, &va, &creds(t))?;
     p.dir.inode().unlink(&p.name, dir)?;
     p.dir.dentry.forget_child(&p.name);
     victim.dentry.mark_unlinked();
@@ -204,11 +206,17 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
         return Err(Errno::EROFS);
     }
     let src = child(t, &a)?;
+    // A name that is a mount point (the walk crossed into the mount):
+    // neither moved nor replaced.
+    if !Arc::ptr_eq(&src.mount, &a.dir.mount) {
+        return Err(Errno::EBUSY);
+    }
     let sa = src.attr()?;
     if (a.trailing_slash || b.trailing_slash) && !sa.is_dir() {
         return Err(Errno::ENOTDIR);
     }
     let dst = match child(t, &b) {
+        Ok(d) if !Arc::ptr_eq(&d.mount, &b.dir.mount) => return Err(Errno::EBUSY),
         Ok(d) => Some(d),
         Err(Errno::ENOENT) if flags & EXCHANGE == 0 => None,
         Err(e) => return Err(e),
@@ -237,6 +245,19 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
         }
     } else {
         perm::check(&b.dir.attr()?, &c, perm::MAY_WRITE | MAY_EXEC)?;
+    }
+    // A directory changing parent has its ".." rewritten: it must be
+    // writable (and so must an exchanged one).
+    if !Arc::ptr_eq(&a.dir.dentry, &b.dir.dentry) {
+        if sa.is_dir() {
+            perm::check(&sa, &c, perm::MAY_WRITE)?;
+        }
+        if let Some(d) = dst.as_ref().filter(|_| flags & EXCHANGE != 0) {
+            let da = d.attr()?;
+            if da.is_dir() {
+                perm::check(&da, &c, perm::MAY_WRITE)?;
+            }
+        }
     }
     // A directory cannot move below itself.
     if sa.is_dir() && is_ancestor(&src, &b.dir) {

@@ -77,6 +77,22 @@ pub fn new_owner(t: &Task, dir: &Path) -> Result<Owner, Errno> {
     Ok(Owner { uid: c.euid, gid })
 }
 
+/// Linux's `mode_strip_sgid` for a new non-directory in `dir`: in a
+/// set-group-id directory, a group-executable set-group-id file keeps the
+/// bit only if its creator is in the directory's group or has
+/// `CAP_FSETID` (CVE-2018-13405).
+pub fn strip_sgid(t: &Task, dir: &Path, m: u32) -> Result<u32, Errno> {
+    if m & (mode::S_ISGID | 0o010) != (mode::S_ISGID | 0o010) {
+        return Ok(m);
+    }
+    let d = dir.attr()?;
+    let c = creds(t);
+    if d.mode & mode::S_ISGID == 0 || perm::in_group(&c, d.gid) || perm::capable(&c, perm::CAP_FSETID) {
+        return Ok(m);
+    }
+    Ok(m & !mode::S_ISGID)
+}
+
 /// Checks the caller may create or remove names in directory `dir`.
 pub fn may_create(t: &Task, dir: &Path) -> Result<(), Errno> {
     let a = dir.attr()?;
@@ -267,7 +283,7 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
                 check_resolve(t, &start, &parent.dir, path, how)?;
                 may_create(t, &parent.dir)?;
                 let umask = t.tg().umask.load(std::sync::atomic::Ordering::Relaxed);
-                let perm_bits = mode_bits & 0o7777 & !umask;
+                let perm_bits = strip_sgid(t, &parent.dir, mode_bits & 0o7777 & !umask)?;
                 let owner = new_owner(t, &parent.dir)?;
                 let host_flags = flags & (O_ACCMODE | O_APPEND | O_NOATIME);
                 let (inode, ops) =
@@ -344,6 +360,7 @@ pub fn close_range(t: &mut Task, first: u32, last: u32, flags: u32) -> SysResult
         return Err(Errno::EINVAL);
     }
     // One descriptor table per process so far: nothing to unshare.
-    drop(t.fds.close_range(first, last, flags & CLOEXEC != 0));
+    let gone = t.fds.close_range(first, last, flags & CLOEXEC != 0);
+    super::fs::closed(t, gone);
     Ok(0)
 }

@@ -634,6 +634,29 @@ fn wait_for_lock(t: &Task, mut attempt: impl FnMut() -> bool) -> Result<(), Errn
     Ok(())
 }
 
+/// The errno of a lock not taken: `busy` for a conflict, `ENOLCK` past
+/// the table's bound.
+fn lock_error(e: lock::SetError, busy: Errno) -> Errno {
+    match e {
+        lock::SetError::Conflict(_) => busy,
+        lock::SetError::TooMany => Errno::ENOLCK,
+    }
+}
+
+/// Retries a blocking lock; `ENOLCK` ends the wait.
+fn set_lock_waiting(t: &Task, flavor: Flavor, key: lock::FileKey, want: Lock) -> Result<(), Errno> {
+    let mut err = None;
+    wait_for_lock(t, || match lock::set(flavor, key, want) {
+        Ok(()) => true,
+        Err(lock::SetError::TooMany) => {
+            err = Some(Errno::ENOLCK);
+            true
+        }
+        Err(lock::SetError::Conflict(_)) => false,
+    })?;
+    err.map_or(Ok(()), Err)
+}
+
 pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
     const LOCK_SH: i32 = 1;
     const LOCK_EX: i32 = 2;
@@ -653,9 +676,11 @@ pub fn flock(t: &mut Task, fd: Fd, op: i32) -> SysResult {
     };
     let want = Lock { owner, kind, start: 0, end: u64::MAX };
     if op & LOCK_NB != 0 {
-        return lock::set(Flavor::Flock, key, want).map(|()| 0).map_err(|_| Errno::EWOULDBLOCK);
+        return lock::set(Flavor::Flock, key, want)
+            .map(|()| 0)
+            .map_err(|e| lock_error(e, Errno::EWOULDBLOCK));
     }
-    wait_for_lock(t, || lock::set(Flavor::Flock, key, want).is_ok())?;
+    set_lock_waiting(t, Flavor::Flock, key, want)?;
     Ok(0)
 }
 
@@ -734,9 +759,9 @@ fn record_lock(t: &mut Task, f: &crate::vfs::File, cmd: i32, arg: u64, owner: Lo
             t.mm.copy_out(arg, &out)?;
             Ok(0)
         }
-        6 => lock::set(Flavor::Record, key, want).map(|()| 0).map_err(|_| Errno::EAGAIN),
+        6 => lock::set(Flavor::Record, key, want).map(|()| 0).map_err(|e| lock_error(e, Errno::EAGAIN)),
         _ => {
-            wait_for_lock(t, || lock::set(Flavor::Record, key, want).is_ok())?;
+            set_lock_waiting(t, Flavor::Record, key, want)?;
             Ok(0)
         }
     }

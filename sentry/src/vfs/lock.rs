@@ -89,17 +89,44 @@ pub fn test(flavor: Flavor, key: FileKey, want: &Lock) -> Option<Lock> {
     list(t, flavor, key).iter().find(|l| l.conflicts(want)).copied()
 }
 
+/// Most locks one file carries (Linux bounds them by memory; a sandbox's
+/// application must not grow the sentry without bound): `ENOLCK` past it.
+pub const MAX_LOCKS_PER_FILE: usize = 16_384;
+
+/// Why a lock was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetError {
+    /// Another owner's lock is in the way.
+    Conflict(Lock),
+    /// The file has too many locks (`ENOLCK`).
+    TooMany,
+}
+
 /// Takes `want` if nothing conflicts (replacing and splitting the owner's
-/// own locks on the range, as POSIX does); returns the conflict otherwise.
-pub fn set(flavor: Flavor, key: FileKey, want: Lock) -> Result<(), Lock> {
+/// own locks on the range, and merging it with the owner's adjacent locks
+/// of the same kind, as Linux does); returns the conflict otherwise.
+pub fn set(flavor: Flavor, key: FileKey, want: Lock) -> Result<(), SetError> {
     let mut g = table();
     let Some(t) = g.as_mut() else { return Ok(()) };
     let l = list(t, flavor, key);
     if let Some(c) = l.iter().find(|x| x.conflicts(&want)) {
-        return Err(*c);
+        return Err(SetError::Conflict(*c));
     }
     carve(l, want.owner, want.start, want.end);
-    l.push(want);
+    let mut merged = want;
+    l.retain(|x| {
+        let touches =
+            x.owner == want.owner && x.kind == want.kind && (x.end == want.start || x.start == want.end);
+        if touches {
+            merged.start = merged.start.min(x.start);
+            merged.end = merged.end.max(x.end);
+        }
+        !touches
+    });
+    if l.len() >= MAX_LOCKS_PER_FILE {
+        return Err(SetError::TooMany);
+    }
+    l.push(merged);
     Ok(())
 }
 
@@ -155,7 +182,7 @@ mod tests {
         let b = LockOwner::Process(2);
         let w = |o, s, e| Lock { owner: o, kind: LockKind::Write, start: s, end: e };
         set(Flavor::Record, key, w(a, 0, 100)).unwrap();
-        assert_eq!(set(Flavor::Record, key, w(b, 50, 60)), Err(w(a, 0, 100)));
+        assert_eq!(set(Flavor::Record, key, w(b, 50, 60)), Err(SetError::Conflict(w(a, 0, 100))));
         unlock(Flavor::Record, key, a, 40, 70);
         assert!(set(Flavor::Record, key, w(b, 50, 60)).is_ok());
         assert!(test(Flavor::Record, key, &w(b, 0, 10)).is_some(), "a still holds [0, 40)");
@@ -163,5 +190,27 @@ mod tests {
         release(a, Some(key));
         assert!(test(Flavor::Record, key, &w(b, 0, 10)).is_none());
         release(b, None);
+    }
+
+    #[test]
+    fn adjacent_locks_merge_and_a_file_has_a_bounded_number() {
+        let key = (999, 2);
+        let a = LockOwner::Process(3);
+        let b = LockOwner::Process(4);
+        let w = |o, s, e| Lock { owner: o, kind: LockKind::Write, start: s, end: e };
+        set(Flavor::Record, key, w(a, 0, 5)).unwrap();
+        set(Flavor::Record, key, w(a, 5, 10)).unwrap();
+        assert_eq!(test(Flavor::Record, key, &w(b, 0, 10)), Some(w(a, 0, 10)), "merged");
+        // Every other byte: no merging, so the count grows until ENOLCK.
+        let mut n = 0u64;
+        let err = loop {
+            match set(Flavor::Record, key, w(a, 100 + 2 * n, 101 + 2 * n)) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, SetError::TooMany);
+        assert!(usize::try_from(n).is_ok_and(|n| n <= MAX_LOCKS_PER_FILE));
+        release(a, None);
     }
 }

@@ -29,8 +29,8 @@ fn case(prog: &'static str, args: &[&str]) -> Case {
     Case { prog, args: args.iter().map(|s| (*s).to_string()).collect(), namespaced: None, files: None }
 }
 
-fn files_case(prog: &'static str, uid: u32) -> Case {
-    Case { prog, args: vec![], namespaced: None, files: Some(uid) }
+fn files_case(prog: &'static str, uid: u32, args: &[&str]) -> Case {
+    Case { prog, args: args.iter().map(|s| (*s).to_string()).collect(), namespaced: None, files: Some(uid) }
 }
 
 /// The user id of the unprivileged file cases (`nobody` on Debian).
@@ -81,7 +81,7 @@ fn make_fixture(dir: &Path) {
 /// Runs a file program natively: in a throwaway mount namespace where the
 /// root and the fixture's `ro/` are read-only and `rw/` writable (so that a
 /// wrong test cannot change the host), as `uid` (no capabilities unless 0).
-fn run_native_files(prog: &Path, dir: &Path, uid: u32) -> Output {
+fn run_native_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Output {
     let id = uid.to_string();
     let mut argv: Vec<&std::ffi::OsStr> = Vec::new();
     if uid != 0 {
@@ -91,12 +91,13 @@ fn run_native_files(prog: &Path, dir: &Path, uid: u32) -> Output {
     }
     argv.push(prog.as_os_str());
     argv.push(dir.as_os_str());
+    argv.extend(args.iter().map(std::ffi::OsStr::new));
     let (rw, ro) = (dir.join("rw"), dir.join("ro"));
     native_confined(&[&rw], &[&ro], &argv).output().expect("run unshare")
 }
 
 /// Runs a file program under rvisor with the fixture's `rw/` as a volume.
-fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32) -> Output {
+fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Output {
     let rw = dir.join("rw");
     let rw = rw.to_str().expect("utf-8 path");
     let mut c = Command::new(rvisor_bin());
@@ -104,7 +105,7 @@ fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32) -> Output {
     if uid != 0 {
         c.args(["--user", &format!("{uid}:{uid}")]);
     }
-    c.arg("--").arg(prog).arg(dir).stdin(Stdio::null());
+    c.arg("--").arg(prog).arg(dir).args(args).stdin(Stdio::null());
     c.output().expect("run rvisor")
 }
 
@@ -147,11 +148,22 @@ fn cases() -> Vec<Case> {
         namespaced: Some("rvisor"),
         files: None,
     });
-    for p in ["files_open", "files_walk", "files_rw", "files_stat", "files_dir", "files_attr", "files_erofs"]
-    {
-        v.push(files_case(p, 0));
+    for p in [
+        "files_open",
+        "files_walk",
+        "files_rw",
+        "files_stat",
+        "files_dir",
+        "files_attr",
+        "files_erofs",
+        "files_mmap",
+    ] {
+        v.push(files_case(p, 0, &[]));
     }
-    v.push(files_case("files_perm", NOBODY));
+    v.push(files_case("files_perm", NOBODY, &[]));
+    for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
+        v.push(files_case("files_mmap", 0, &[c]));
+    }
     v
 }
 
@@ -206,9 +218,9 @@ fn compat_suite_native_vs_rvisor() {
             let (native, sandboxed) = match (c.namespaced, c.files) {
                 (_, Some(uid)) => {
                     make_fixture(&fixture);
-                    let n = run_native_files(&bin, &fixture, uid);
+                    let n = run_native_files(&bin, &fixture, uid, &c.args);
                     make_fixture(&fixture);
-                    let s = run_rvisor_files(&bin, &fixture, uid);
+                    let s = run_rvisor_files(&bin, &fixture, uid, &c.args);
                     let _ = std::fs::remove_dir_all(&fixture);
                     (n, s)
                 }

@@ -643,6 +643,10 @@ impl FileOps for HostBackedFile {
         retry(|| rustix::io::pread(&*self.fd, &mut *buf, off))
     }
 
+    fn mappable(&self) -> Option<Arc<OwnedFd>> {
+        Some(self.fd.clone())
+    }
+
     fn truncate(&self, len: u64) -> Result<(), Errno> {
         let r = rustix::fs::ftruncate(&*self.fd, len).map_err(host);
         self.changed();

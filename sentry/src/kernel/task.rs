@@ -11,7 +11,7 @@ use rvisor_syscalls::Errno;
 
 use super::signal::{default_action, sig, DefaultAction, SIG_DFL, SIG_IGN};
 use super::{ExitStatus, Kernel, ThreadGroup};
-use crate::mm::MemoryManager;
+use crate::mm::{MemoryManager, SegvCode};
 use crate::vfs::{FdTable, FsContext};
 
 /// The part of a task other tasks and the host-signal thread can reach.
@@ -177,10 +177,16 @@ impl Task {
                 Event::Syscall => self.syscall(),
                 // Only the x86_64 ABI is offered.
                 Event::ForeignSyscall => self.arch.regs.rax = rvisor_syscalls::Errno::ENOSYS.to_ret(),
-                Event::Fault { addr, signo, .. } => {
+                // The host's SIGBUS: a page mapped from a file, wholly past
+                // its end.
+                Event::Fault { addr, signo, .. } if signo == sig::SIGBUS => {
+                    tracing::debug!(tid = self.tid(), addr, "bus error");
+                    self.force_signal(sig::SIGBUS);
+                }
+                Event::Fault { addr, .. } => {
                     if let Err(code) = self.mm.handle_fault(addr) {
                         tracing::debug!(tid = self.tid(), addr, ?code, "fault");
-                        let signo = if signo == sig::SIGBUS { sig::SIGBUS } else { sig::SIGSEGV };
+                        let signo = if code == SegvCode::Bus { sig::SIGBUS } else { sig::SIGSEGV };
                         self.force_signal(signo);
                     }
                 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use rvisor_syscalls::Errno;
 
-use super::PAGE;
+use super::{PAGE, PAGE_BYTES};
 
 /// First-fit allocator of page-aligned file ranges.
 #[derive(Debug)]
@@ -173,6 +173,16 @@ impl MemoryFile {
         let o = self.check(off, len);
         // SAFETY: as in `read`.
         unsafe { std::ptr::write_bytes(self.base.as_ptr().add(o), 0, len) };
+    }
+
+    /// Whether the page at `off` holds host memory (was ever touched and
+    /// not freed since): `mincore` of the sentry's mapping of the file.
+    pub fn resident(&self, off: u64) -> bool {
+        let o = self.check(off & !(PAGE - 1), PAGE_BYTES);
+        let mut v = 0u8;
+        // SAFETY: one page of the mapping (checked), and one byte of output.
+        let r = unsafe { libc::mincore(self.base.as_ptr().add(o).cast(), PAGE_BYTES, &raw mut v) };
+        r == 0 && v & 1 == 1
     }
 
     /// Bytes of host memory the file holds.

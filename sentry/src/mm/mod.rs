@@ -11,11 +11,21 @@
 //! - The platform address space maps PMAs on fault, with the VMA's
 //!   protections; a fault on a page already mapped with its VMA's
 //!   protections is a real access violation.
+//! - File mappings (VMAs with a [`vma::FileMap`]) are mapped straight from
+//!   the host file the gofer donated, so the host page cache is shared by
+//!   every sandbox and `MAP_SHARED` mappings stay coherent with `read` and
+//!   `write` of the file. Pages of a private file mapping are mapped
+//!   without write access; a write (a fault on a page already mapped with
+//!   everything else the VMA allows: the ptrace platform does not report
+//!   access types) copies the page into the memory file first. A page
+//!   wholly past the end of the file gives `SIGBUS`, as on Linux (the host
+//!   raises it for pages mapped from the file; the sentry for copies).
 
 pub mod memfile;
 pub mod vma;
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rvisor_platform::{AddressSpace, FileRange, Platform, Prot};
@@ -23,10 +33,12 @@ use rvisor_syscalls::Errno;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub use self::memfile::MemoryFile;
-use self::vma::{Vma, VmaFlags, VmaName, VmaSet};
+use self::vma::{FileMap, Vma, VmaFlags, VmaName, VmaSet};
 
 /// Page size.
 pub const PAGE: u64 = 4096;
+/// Page size, as a length.
+pub const PAGE_BYTES: usize = 4096;
 /// Allocation and fault-around unit of anonymous memory.
 pub const HUGE_PAGE: u64 = 2 << 20;
 /// Most VMAs an address space may have (Linux's `vm.max_map_count`).
@@ -51,16 +63,85 @@ pub enum SegvCode {
     MapErr,
     /// A mapping that does not allow the access.
     AccErr,
+    /// A file page wholly past the end of the file (`SIGBUS`).
+    Bus,
 }
 
-/// Memory behind a range of an anonymous VMA.
+/// Memory behind a range of a VMA: memory-file pages (anonymous memory,
+/// copies of private file pages) or the VMA's file itself.
 #[derive(Clone, Copy, Debug)]
 struct Pma {
     end: u64,
-    /// Offset of the first byte in the memory file.
+    /// Offset of the first byte in the memory file, or in the VMA's file
+    /// when `file`.
     off: u64,
+    /// Backed by the VMA's file, not the memory file.
+    file: bool,
     /// Protections it is mapped with in the platform address space.
     mapped: Option<Prot>,
+}
+
+/// What a PMA is mapped with: the VMA's rights, less writing for file
+/// pages of a private mapping (a write copies them first).
+fn eff_prot(vma: &Vma, p: &Pma) -> Prot {
+    if p.file && !vma.flags.contains(VmaFlags::SHARED) {
+        vma.prot - Prot::WRITE
+    } else {
+        vma.prot
+    }
+}
+
+/// A piece of application memory, as copy-in/out sees it.
+enum Piece {
+    /// Memory-file bytes at this offset.
+    Mem(u64),
+    /// Never touched anonymous memory: zeros.
+    Zero,
+    /// Bytes of a mapped file at this offset.
+    File(Arc<OwnedFd>, u64),
+}
+
+/// Reads `buf.len()` bytes of a mapped file at `off`, as an access through
+/// a mapping would: bytes past the end of the file but inside its last page
+/// are zeros; a page wholly past the end is `EFAULT`.
+fn read_mapped(fd: &OwnedFd, off: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let size = rustix::fs::fstat(fd).map_err(|_| Errno::EFAULT)?.st_size.cast_unsigned();
+    let limit = page_up(size).unwrap_or(u64::MAX);
+    if off.checked_add(buf.len() as u64).is_none_or(|e| e > limit) {
+        return Err(Errno::EFAULT);
+    }
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(fd, &mut buf[done..], off + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return Err(Errno::EFAULT),
+        }
+    }
+    buf[done..].fill(0);
+    Ok(())
+}
+
+/// Writes `data` to a shared file mapping's file at `off`: bytes past the
+/// end of the file (inside its last page) are not kept, as on Linux.
+fn write_mapped(fd: &OwnedFd, off: u64, data: &[u8]) -> Result<(), Errno> {
+    let size = rustix::fs::fstat(fd).map_err(|_| Errno::EFAULT)?.st_size.cast_unsigned();
+    let limit = page_up(size).unwrap_or(u64::MAX);
+    if off.checked_add(data.len() as u64).is_none_or(|e| e > limit) {
+        return Err(Errno::EFAULT);
+    }
+    let keep = usize::try_from(size.saturating_sub(off)).unwrap_or(usize::MAX).min(data.len());
+    let mut done = 0;
+    while done < keep {
+        match rustix::io::pwrite(fd, &data[done..keep], off + done as u64) {
+            Ok(0) => return Err(Errno::EFAULT),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return Err(Errno::EFAULT),
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +254,16 @@ impl MemoryManager {
 
     /// `mmap` of anonymous memory. Returns the address.
     pub fn mmap_anon(&self, req: MapRequest, name: VmaName) -> Result<u64, Errno> {
+        self.mmap_inner(req, name, None)
+    }
+
+    /// `mmap` of a file (the caller checked the file's access mode against
+    /// the request). Returns the address.
+    pub fn mmap_file(&self, req: MapRequest, name: VmaName, file: FileMap) -> Result<u64, Errno> {
+        self.mmap_inner(req, name, Some(file))
+    }
+
+    fn mmap_inner(&self, req: MapRequest, name: VmaName, file: Option<FileMap>) -> Result<u64, Errno> {
         if req.len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -190,7 +281,7 @@ impl MemoryManager {
         if req.fixed && !req.noreplace {
             self.unmap_locked(&mut st, start, start + len)?;
         }
-        st.vmas.insert(Vma { start, end: start + len, prot: req.prot, flags, name });
+        st.vmas.insert(Vma { start, end: start + len, prot: req.prot, flags, name, file });
         if req.populate && !req.prot.is_empty() {
             // A hint: map the first part ahead; the rest faults in.
             let end = start + len.min(MAX_POPULATE);
@@ -260,7 +351,9 @@ impl MemoryManager {
         for k in keys {
             if let Some(p) = st.pmas.remove(&k) {
                 mapped |= p.mapped.is_some();
-                ranges.push((p.off, p.end - k));
+                if !p.file {
+                    ranges.push((p.off, p.end - k));
+                }
             }
         }
         if mapped && !self.platform_unmap(start, end) {
@@ -329,22 +422,36 @@ impl MemoryManager {
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut st = self.lock();
         Self::room_for_vmas(&st)?;
+        if !st.vmas.covers(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        // A shared mapping of a file opened read-only never becomes
+        // writable.
+        let read_only_file =
+            |v: &Vma| v.flags.contains(VmaFlags::SHARED) && v.file.as_ref().is_some_and(|f| !f.file.writable);
+        if prot.contains(Prot::WRITE) && st.vmas.overlapping(addr, end).any(read_only_file) {
+            return Err(Errno::EACCES);
+        }
         if !st.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
         split_pma(&mut st.pmas, addr);
         split_pma(&mut st.pmas, end);
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (&k, p) in st.pmas.range_mut(addr..end) {
+        let mut runs: Vec<(u64, u64, Prot)> = Vec::new();
+        let keys: Vec<u64> = st.pmas.range(addr..end).map(|(&k, _)| k).collect();
+        for k in keys {
+            let Some(v) = st.vmas.find(k).cloned() else { continue };
+            let Some(p) = st.pmas.get_mut(&k) else { continue };
             if p.mapped.is_some() {
-                p.mapped = Some(prot);
+                let want = eff_prot(&v, p);
+                p.mapped = Some(want);
                 match runs.last_mut() {
-                    Some(r) if r.1 == k => r.1 = p.end,
-                    _ => runs.push((k, p.end)),
+                    Some(r) if r.1 == k && r.2 == want => r.1 = p.end,
+                    _ => runs.push((k, p.end, want)),
                 }
             }
         }
-        for (s, e) in runs {
+        for (s, e, prot) in runs {
             if let Err(err) = self.aspace.protect(s, e - s, prot) {
                 // Never leave the platform allowing more than the VMAs: drop
                 // the mappings (they fault back in with the new rights).
@@ -377,6 +484,7 @@ impl MemoryManager {
                 prot: Prot::READ | Prot::WRITE,
                 flags: VmaFlags::empty(),
                 name: VmaName::Heap,
+                file: None,
             });
         } else if new_end < old_end {
             let _ = self.unmap_locked(&mut st, new_end, old_end);
@@ -428,7 +536,7 @@ impl MemoryManager {
         }
         let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
         if vma.end == old_end && self.in_user_range(old, new_len) && !st.vmas.intersects(old_end, grow_end) {
-            st.vmas.insert(Vma { start: old_end, end: grow_end, ..vma });
+            st.vmas.insert(vma.part(old_end, grow_end));
             return Ok(old);
         }
         if !may_move {
@@ -469,10 +577,11 @@ impl MemoryManager {
             return Err(Errno::ENOMEM);
         }
         self.unmap_locked(st, old, old + old_len)?;
-        st.vmas.insert(Vma { start: dest, end: dest + new_len, ..vma.clone() });
+        let src = vma.part(old, old + keep);
+        st.vmas.insert(Vma { start: dest, end: dest + new_len, ..src });
         for (k, p) in moved {
             let nk = k - old + dest;
-            st.pmas.insert(nk, Pma { end: p.end - old + dest, off: p.off, mapped: None });
+            st.pmas.insert(nk, Pma { end: p.end - old + dest, mapped: None, ..p });
         }
         Ok(dest)
     }
@@ -522,8 +631,14 @@ impl MemoryManager {
         if vma.prot.is_empty() {
             return Err(SegvCode::AccErr);
         }
+        let private_file = vma.file.is_some() && !vma.flags.contains(VmaFlags::SHARED);
         if let Some((_, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
-            if p.mapped == Some(vma.prot) {
+            if p.mapped == Some(eff_prot(&vma, p)) {
+                if p.file && private_file && vma.prot.contains(Prot::WRITE) {
+                    // Mapped from the file without write access in a
+                    // writable private mapping: the access was a write.
+                    return self.cow_page(st, &vma, page_down(addr));
+                }
                 // Mapped with everything the VMA allows: the access itself
                 // is what is forbidden (a write to read-only memory…).
                 return Err(SegvCode::AccErr);
@@ -531,34 +646,98 @@ impl MemoryManager {
         }
         let win = page_down(addr) & !(HUGE_PAGE - 1);
         let (mut ws, mut we) = (win.max(vma.start), (win + HUGE_PAGE).min(vma.end));
-        if self.ensure_pmas(st, ws, we).is_err() {
+        if vma.file.is_some() {
+            Self::ensure_file_pmas(st, &vma, ws, we);
+        } else if self.ensure_pmas(st, ws, we).is_err() {
             // The memory file is fragmented or full: try the page alone.
             (ws, we) = (page_down(addr), page_down(addr) + PAGE);
             self.ensure_pmas(st, ws, we).map_err(|_| SegvCode::MapErr)?;
         }
         split_pma(&mut st.pmas, ws);
         split_pma(&mut st.pmas, we);
-        // Map what is not mapped yet, in runs contiguous in the file.
-        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        // Map what is not mapped yet, in runs contiguous in their file.
+        let mut runs: Vec<(u64, u64, u64, bool)> = Vec::new();
         for (&k, p) in st.pmas.range(ws..we) {
-            if p.mapped != Some(vma.prot) {
+            if p.mapped != Some(eff_prot(&vma, p)) {
                 match runs.last_mut() {
-                    Some(r) if r.1 == k && r.2 + (r.1 - r.0) == p.off => r.1 = p.end,
-                    _ => runs.push((k, p.end, p.off)),
+                    Some(r) if r.1 == k && r.3 == p.file && r.2 + (r.1 - r.0) == p.off => r.1 = p.end,
+                    _ => runs.push((k, p.end, p.off, p.file)),
                 }
             }
         }
-        for (s, e, off) in runs {
-            let file = FileRange { fd: self.mf.fd(), offset: off };
-            if let Err(err) = self.aspace.map(s, e - s, vma.prot, file) {
+        for (s, e, off, file) in runs {
+            let prot = if file && private_file { vma.prot - Prot::WRITE } else { vma.prot };
+            let fd = match (&vma.file, file) {
+                (Some(f), true) => f.file.fd.as_fd(),
+                _ => self.mf.fd(),
+            };
+            if let Err(err) = self.aspace.map(s, e - s, prot, FileRange { fd, offset: off }) {
                 tracing::error!("platform map {s:#x}-{e:#x}: {err}");
                 return Err(SegvCode::MapErr);
             }
             // Recorded only once the platform really maps it.
             for (_, p) in st.pmas.range_mut(s..e) {
-                p.mapped = Some(vma.prot);
+                p.mapped = Some(prot);
             }
         }
+        Ok(())
+    }
+
+    /// Records the file as the memory of every part of `[start, end)` (in
+    /// file VMA `vma`) that has none.
+    fn ensure_file_pmas(st: &mut MmState, vma: &Vma, start: u64, end: u64) {
+        let Some(base) = vma.file_offset(start) else { return };
+        let mut gaps = Vec::new();
+        let mut at = start;
+        let first = st.pmas.range(..=start).next_back().filter(|(_, p)| p.end > start).map(|(&k, _)| k);
+        for (&k, p) in st.pmas.range(first.unwrap_or(start)..end) {
+            if k > at {
+                gaps.push((at, k));
+            }
+            at = at.max(p.end);
+        }
+        if at < end {
+            gaps.push((at, end));
+        }
+        for (s, e) in gaps {
+            st.pmas.insert(s, Pma { end: e, off: base + (s - start), file: true, mapped: None });
+        }
+    }
+
+    /// Copies the file page at `page` of private file VMA `vma` into the
+    /// memory file and maps the copy writable (copy-on-write).
+    fn cow_page(&self, st: &mut MmState, vma: &Vma, page: u64) -> Result<(), SegvCode> {
+        let fm = vma.file.as_ref().ok_or(SegvCode::MapErr)?;
+        Self::ensure_file_pmas(st, vma, page, page + PAGE);
+        split_pma(&mut st.pmas, page);
+        split_pma(&mut st.pmas, page + PAGE);
+        let p = st.pmas.get(&page).copied().ok_or(SegvCode::MapErr)?;
+        if !p.file {
+            return Ok(());
+        }
+        let mut buf = [0u8; PAGE_BYTES];
+        let mut got = 0;
+        while got < buf.len() {
+            match rustix::io::pread(&*fm.file.fd, &mut buf[got..], p.off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return Err(SegvCode::Bus),
+            }
+        }
+        if got == 0 {
+            // Wholly past the end of the file.
+            return Err(SegvCode::Bus);
+        }
+        let m = self.mf.allocate(PAGE).map_err(|_| SegvCode::MapErr)?;
+        self.mf.write(m, &buf);
+        if let Err(err) = self.aspace.map(page, PAGE, vma.prot, FileRange { fd: self.mf.fd(), offset: m }) {
+            tracing::error!("platform map {page:#x}: {err}");
+            // The file page may still be mapped: the copy is not used.
+            self.mf.free(m, PAGE);
+            return Err(SegvCode::MapErr);
+        }
+        st.pmas.insert(page, Pma { end: page + PAGE, off: m, file: false, mapped: Some(vma.prot) });
         Ok(())
     }
 
@@ -578,7 +757,7 @@ impl MemoryManager {
         }
         for (s, e) in gaps {
             let off = self.mf.allocate(e - s)?;
-            st.pmas.insert(s, Pma { end: e, off, mapped: None });
+            st.pmas.insert(s, Pma { end: e, off, file: false, mapped: None });
         }
         Ok(())
     }
@@ -586,19 +765,18 @@ impl MemoryManager {
     // ------------------------------------------------------------------
     // Copy-in/out: the one gateway to application memory.
 
-    /// Visits `[addr, addr+len)` in pieces backed by the memory file,
-    /// checking the application's access rights (`write`: the VMA must be
-    /// writable; otherwise readable). With `force`, rights are not checked
-    /// (the loader writing read-only segments). `f(file_offset, len,
-    /// position)` gets `None` for the offset when reading memory that was
-    /// never touched (it reads as zeros).
+    /// Visits `[addr, addr+len)` in pieces, checking the application's
+    /// access rights (`write`: the VMA must be writable; otherwise
+    /// readable). With `force`, rights are not checked (the loader writing
+    /// read-only segments). `f(piece, len, position)`. Writes to a private
+    /// file mapping copy its pages first.
     fn visit(
         &self,
         addr: u64,
         len: usize,
         write: bool,
         force: bool,
-        mut f: impl FnMut(Option<u64>, usize, usize),
+        mut f: impl FnMut(Piece, usize, usize) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let len64 = u64::try_from(len).map_err(|_| Errno::EFAULT)?;
         let end = addr.checked_add(len64).ok_or(Errno::EFAULT)?;
@@ -616,23 +794,45 @@ impl MemoryManager {
             if !allowed && !force {
                 return Err(Errno::EFAULT);
             }
+            let private = !vma.flags.contains(VmaFlags::SHARED);
             let chunk_end = end.min(vma.end);
             while at < chunk_end {
                 let pos = usize::try_from(at - addr).map_err(|_| Errno::EFAULT)?;
                 let pma = st.pmas.range(..=at).next_back().filter(|(_, p)| p.end > at).map(|(&k, p)| (k, *p));
-                match pma {
-                    Some((k, p)) => {
+                match (pma, &vma.file) {
+                    (Some((k, p)), _) if !p.file => {
                         let n = p.end.min(chunk_end) - at;
-                        f(Some(p.off + (at - k)), usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos);
+                        f(Piece::Mem(p.off + (at - k)), usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)?;
                         at += n;
                     }
-                    None if !write => {
+                    (_, Some(_)) if write && private => {
+                        // Copy the page, then write the copy.
+                        self.cow_page(&mut st, &vma, page_down(at)).map_err(|_| Errno::EFAULT)?;
+                    }
+                    (Some((k, p)), Some(fm)) => {
+                        let n = p.end.min(chunk_end) - at;
+                        let piece = Piece::File(fm.file.fd.clone(), p.off + (at - k));
+                        f(piece, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)?;
+                        at += n;
+                    }
+                    (None, Some(fm)) => {
                         let next = st.pmas.range(at..).next().map_or(chunk_end, |(&k, _)| k.min(chunk_end));
                         let n = next - at;
-                        f(None, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos);
+                        let off = vma.file_offset(at).ok_or(Errno::EFAULT)?;
+                        f(
+                            Piece::File(fm.file.fd.clone(), off),
+                            usize::try_from(n).map_err(|_| Errno::EFAULT)?,
+                            pos,
+                        )?;
                         at += n;
                     }
-                    None => {
+                    (None, None) if !write => {
+                        let next = st.pmas.range(at..).next().map_or(chunk_end, |(&k, _)| k.min(chunk_end));
+                        let n = next - at;
+                        f(Piece::Zero, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)?;
+                        at += n;
+                    }
+                    (_, None) => {
                         let win = page_down(at) & !(HUGE_PAGE - 1);
                         self.ensure_pmas(&mut st, win.max(vma.start), (win + HUGE_PAGE).min(vma.end))?;
                     }
@@ -646,32 +846,102 @@ impl MemoryManager {
     /// it is unmapped or unreadable).
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let mf = &self.mf;
-        self.visit(addr, buf.len(), false, false, |off, n, pos| match off {
-            Some(o) => mf.read(o, &mut buf[pos..pos + n]),
-            None => buf[pos..pos + n].fill(0),
+        self.visit(addr, buf.len(), false, false, |piece, n, pos| {
+            let b = &mut buf[pos..pos + n];
+            match piece {
+                Piece::Mem(o) => mf.read(o, b),
+                Piece::Zero => b.fill(0),
+                Piece::File(fd, o) => read_mapped(&fd, o, b)?,
+            }
+            Ok(())
         })
     }
 
     /// Copies `data` to application memory at `addr` (`EFAULT` if any of it
     /// is unmapped or not writable).
     pub fn copy_out(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        let mf = &self.mf;
-        self.visit(addr, data.len(), true, false, |off, n, pos| {
-            if let Some(o) = off {
-                mf.write(o, &data[pos..pos + n]);
-            }
-        })
+        self.write_at(addr, data, false)
     }
 
     /// Writes `data` at `addr` whatever the protections (the loader filling
     /// read-only segments). The range must be mapped.
     pub fn poke(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.write_at(addr, data, true)
+    }
+
+    fn write_at(&self, addr: u64, data: &[u8], force: bool) -> Result<(), Errno> {
         let mf = &self.mf;
-        self.visit(addr, data.len(), true, true, |off, n, pos| {
-            if let Some(o) = off {
-                mf.write(o, &data[pos..pos + n]);
+        self.visit(addr, data.len(), true, force, |piece, n, pos| {
+            let d = &data[pos..pos + n];
+            match piece {
+                Piece::Mem(o) => mf.write(o, d),
+                Piece::Zero => {}
+                Piece::File(fd, o) => write_mapped(&fd, o, d)?,
             }
+            Ok(())
         })
+    }
+
+    /// `msync`: `[addr, addr+len)` must be mapped; with `sync`, the files
+    /// of shared mappings in it are written back.
+    pub fn msync(&self, addr: u64, len: u64, sync: bool) -> Result<(), Errno> {
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let files: Vec<Arc<OwnedFd>> = {
+            let st = self.lock();
+            if !st.vmas.covers(addr, end) {
+                return Err(Errno::ENOMEM);
+            }
+            st.vmas
+                .overlapping(addr, end)
+                .filter(|v| v.flags.contains(VmaFlags::SHARED))
+                .filter_map(|v| v.file.as_ref().map(|f| f.file.fd.clone()))
+                .collect()
+        };
+        if sync {
+            for fd in files {
+                rustix::fs::fdatasync(&*fd).map_err(|_| Errno::EIO)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `mincore`: one byte per page of `[addr, addr+len)`, 1 if resident.
+    /// Touched anonymous memory and copied file pages are resident; file
+    /// pages inside the file are reported resident (the host page cache is
+    /// not asked).
+    pub fn mincore(&self, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let st = self.lock();
+        if !st.vmas.covers(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let pages = usize::try_from(len / PAGE).map_err(|_| Errno::ENOMEM)?;
+        let mut out = Vec::with_capacity(pages);
+        let mut sizes: Vec<(usize, u64)> = Vec::new();
+        let mut at = addr;
+        while at < end {
+            let v = st.vmas.find(at).ok_or(Errno::ENOMEM)?;
+            let pma = st.pmas.range(..=at).next_back().filter(|(_, p)| p.end > at).map(|(&k, p)| (k, *p));
+            let resident = match (&v.file, pma) {
+                (_, Some((k, p))) if !p.file => self.mf.resident(p.off + (at - k)),
+                (Some(f), _) => {
+                    let key = Arc::as_ptr(&f.file) as usize;
+                    let size = match sizes.iter().find(|(k, _)| *k == key) {
+                        Some(&(_, sz)) => sz,
+                        None => {
+                            let sz = rustix::fs::fstat(&*f.file.fd).map_or(0, |s| s.st_size.cast_unsigned());
+                            sizes.push((key, sz));
+                            sz
+                        }
+                    };
+                    v.file_offset(at).is_some_and(|o| o < size)
+                }
+                (None, _) => false,
+            };
+            out.push(u8::from(resident));
+            at += PAGE;
+        }
+        Ok(out)
     }
 
     /// Reads a `T` from application memory.
@@ -742,7 +1012,7 @@ fn split_pma(pmas: &mut BTreeMap<u64, Pma>, addr: u64) {
     if p.end <= addr {
         return;
     }
-    let tail = Pma { end: p.end, off: p.off + (addr - k), mapped: p.mapped };
+    let tail = Pma { end: p.end, off: p.off + (addr - k), file: p.file, mapped: p.mapped };
     if let Some(head) = pmas.get_mut(&k) {
         head.end = addr;
     }

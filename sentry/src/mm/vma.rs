@@ -2,6 +2,8 @@
 //! no memory behind it (see `MemoryManager` for that).
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use rvisor_platform::Prot;
 
@@ -30,6 +32,39 @@ pub enum VmaName {
     File(String),
 }
 
+/// A file an address space maps: a host descriptor (one the gofer
+/// donated), and what `/proc/PID/maps` says of it.
+#[derive(Debug)]
+pub struct MappedFile {
+    /// The host descriptor (shared with the open file it came from).
+    pub fd: Arc<OwnedFd>,
+    /// Opened for writing: a shared mapping may be made writable.
+    pub writable: bool,
+    /// Device number the sandbox reports.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Path, for `/proc/PID/maps`.
+    pub path: String,
+}
+
+/// The file behind a VMA.
+#[derive(Clone, Debug)]
+pub struct FileMap {
+    /// The file.
+    pub file: Arc<MappedFile>,
+    /// Offset in the file of the VMA's first byte.
+    pub offset: u64,
+}
+
+impl PartialEq for FileMap {
+    fn eq(&self, o: &FileMap) -> bool {
+        Arc::ptr_eq(&self.file, &o.file) && self.offset == o.offset
+    }
+}
+
+impl Eq for FileMap {}
+
 /// One virtual memory area: `[start, end)`, page aligned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vma {
@@ -43,11 +78,39 @@ pub struct Vma {
     pub flags: VmaFlags,
     /// Name.
     pub name: VmaName,
+    /// The file mapped (`None`: anonymous memory).
+    pub file: Option<FileMap>,
 }
 
 impl Vma {
     fn can_merge(&self, next: &Vma) -> bool {
-        self.end == next.start && self.prot == next.prot && self.flags == next.flags && self.name == next.name
+        let files = match (&self.file, &next.file) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                Arc::ptr_eq(&a.file, &b.file) && a.offset.checked_add(self.end - self.start) == Some(b.offset)
+            }
+            _ => false,
+        };
+        self.end == next.start
+            && self.prot == next.prot
+            && self.flags == next.flags
+            && self.name == next.name
+            && files
+    }
+
+    /// The file offset of address `addr` of this VMA.
+    pub fn file_offset(&self, addr: u64) -> Option<u64> {
+        self.file.as_ref().map(|f| f.offset + (addr - self.start))
+    }
+
+    /// This VMA's part `[start, end)` (inside it), with the file offset
+    /// of the part's first byte.
+    pub fn part(&self, start: u64, end: u64) -> Vma {
+        let file = self
+            .file
+            .as_ref()
+            .map(|f| FileMap { file: f.file.clone(), offset: f.offset + (start - self.start) });
+        Vma { start, end, file, ..self.clone() }
     }
 }
 
@@ -96,8 +159,7 @@ impl VmaSet {
         if v.start == addr {
             return;
         }
-        let mut tail = v.clone();
-        tail.start = addr;
+        let tail = v.part(addr, v.end);
         if let Some(head) = self.map.get_mut(&v.start.clone()) {
             head.end = addr;
         }
@@ -207,7 +269,7 @@ mod tests {
     const P: u64 = 0x1000;
 
     fn anon(start: u64, end: u64, prot: Prot) -> Vma {
-        Vma { start, end, prot, flags: VmaFlags::empty(), name: VmaName::None }
+        Vma { start, end, prot, flags: VmaFlags::empty(), name: VmaName::None, file: None }
     }
 
     fn ranges(s: &VmaSet) -> Vec<(u64, u64)> {

@@ -5,7 +5,9 @@ use rvisor_syscalls::Errno;
 
 use super::{Addr, Fd, SysResult};
 use crate::kernel::Task;
-use crate::mm::vma::VmaName;
+use std::sync::Arc;
+
+use crate::mm::vma::{FileMap, MappedFile, VmaName};
 use crate::mm::{page_up, MapRequest, PAGE};
 
 const PROT_READ: u64 = 1;
@@ -75,9 +77,7 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
         return Err(Errno::EINVAL);
     }
     let anonymous = flags & MAP_ANONYMOUS != 0;
-    if !anonymous {
-        t.fds.get(fd.0)?;
-    }
+    let file = if anonymous { None } else { Some(t.fds.get(fd.0)?) };
     // Linux's mmap ignores protection bits it does not know.
     let prot = prot(prot_bits & (PROT_READ | PROT_WRITE | PROT_EXEC))?;
     let shared = match flags & 3 {
@@ -100,11 +100,6 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
     if off.checked_add(len).is_none() {
         return Err(Errno::EOVERFLOW);
     }
-    if !anonymous {
-        // File mappings come with the files issues; the only files now are
-        // host stdio, which Linux cannot map either.
-        return Err(Errno::ENODEV);
-    }
     if shared && flags & MAP_GROWSDOWN != 0 {
         return Err(Errno::EINVAL);
     }
@@ -118,7 +113,48 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
         growsdown: flags & MAP_GROWSDOWN != 0,
         populate: flags & MAP_POPULATE != 0 && flags & MAP_NONBLOCK == 0,
     };
-    t.mm.mmap_anon(req, VmaName::None)
+    match file {
+        None => t.mm.mmap_anon(req, VmaName::None),
+        Some(f) => mmap_file(t, &f, req, off),
+    }
+}
+
+/// `mmap` of an open file: Linux's checks on the descriptor, then a VMA
+/// backed by the file's host descriptor.
+fn mmap_file(t: &Task, f: &crate::vfs::File, req: MapRequest, off: u64) -> SysResult {
+    let host = f.mappable();
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    let Some(fd) = host else {
+        // Directories, host stdio (pipes and terminals), special files.
+        return Err(if f.path().is_some_and(|p| p.attr().is_ok_and(|a| a.is_dir())) {
+            Errno::ENODEV
+        } else {
+            Errno::EACCES
+        });
+    };
+    if !f.readable() {
+        return Err(Errno::EACCES);
+    }
+    if req.shared && req.prot.contains(Prot::WRITE) && !f.writable() {
+        return Err(Errno::EACCES);
+    }
+    let path = f.path().ok_or(Errno::EACCES)?;
+    if req.prot.contains(Prot::EXEC) && path.mount.flags & crate::vfs::mflags::NOEXEC != 0 {
+        return Err(Errno::EPERM);
+    }
+    let a = path.attr()?;
+    let ctx = t.fs_context();
+    let name = crate::vfs::path_string(&ctx.root, path);
+    let file = Arc::new(MappedFile {
+        fd,
+        writable: f.writable(),
+        dev: a.dev,
+        ino: a.ino,
+        path: String::from_utf8_lossy(&name).into_owned(),
+    });
+    t.mm.mmap_file(req, VmaName::File(file.path.clone()), FileMap { file, offset: off })
 }
 
 pub fn munmap(t: &mut Task, addr: Addr, len: u64) -> SysResult {
@@ -172,10 +208,30 @@ pub fn msync(t: &mut Task, addr: Addr, len: u64, flags: i32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    // Anonymous memory has nothing to write back.
-    if len != 0 && !t.mm.is_mapped(addr, len) {
+    if len != 0 {
+        t.mm.msync(addr, len, flags & MS_SYNC != 0)?;
+    }
+    Ok(0)
+}
+
+pub fn mincore(t: &mut Task, addr: Addr, len: u64, vec: Addr) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    if addr.checked_add(len).is_none_or(|e| e > t.mm.max_addr()) {
         return Err(Errno::ENOMEM);
     }
+    if len == 0 {
+        return Ok(0);
+    }
+    // Linux's access_ok: the vector must lie in the user range (whether it
+    // is mapped shows when it is written).
+    if vec.checked_add(len / PAGE).is_none_or(|e| e > t.mm.max_addr()) {
+        return Err(Errno::EFAULT);
+    }
+    let v = t.mm.mincore(addr, len)?;
+    t.mm.copy_out(vec, &v)?;
     Ok(0)
 }
 

@@ -109,6 +109,7 @@ syscall_table! {
     24 => process::sched_yield [];
     25 => mm::mremap [Addr, u64, u64, u64, Addr];
     26 => mm::msync [Addr, u64, i32];
+    27 => mm::mincore [Addr, u64, Addr];
     28 => mm::madvise [Addr, u64, i32];
     32 => fs::dup [Fd];
     33 => fs::dup2 [Fd, Fd];

@@ -81,6 +81,10 @@ pub trait FileOps: Send + Sync {
     }
     /// The status flags changed (`F_SETFL`); `flags` are the new ones.
     fn status_changed(&self, _flags: u32) {}
+    /// The host descriptor `mmap` maps, for files that have one.
+    fn mappable(&self) -> Option<Arc<std::os::fd::OwnedFd>> {
+        None
+    }
 }
 
 /// An open file description.
@@ -128,6 +132,11 @@ impl File {
         let new = keep | (flags & changeable);
         self.flags.store(new, Ordering::Relaxed);
         self.ops.status_changed(new);
+    }
+
+    /// The host descriptor `mmap` maps (regular files the gofer serves).
+    pub fn mappable(&self) -> Option<Arc<std::os::fd::OwnedFd>> {
+        self.ops.mappable()
     }
 
     /// Opened with `O_PATH`: only descriptor operations work.

@@ -180,8 +180,19 @@ fn sandbox_processes_are_gone_after_a_normal_exit() {
 }
 
 #[test]
-fn dynamically_linked_programs_are_refused_clearly() {
-    let o = rvisor_do(&["/bin/true"]);
+fn dynamically_linked_programs_run() {
+    let o = rvisor_do(&["/bin/echo", "dynamic", "echo"]);
+    assert_eq!(shell_code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"dynamic echo\n");
+}
+
+#[test]
+fn unknown_formats_are_refused_clearly() {
+    let f = std::env::temp_dir().join(format!("rvisor-garbage-{}", std::process::id()));
+    std::fs::write(&f, b"\x01\x02 not a program").unwrap();
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = rvisor_do(&[f.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&f);
     assert_eq!(shell_code(&o), 126);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Exec format error"), "stderr: {err}");

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         randomize: true,
     };
     let facts = AuxvFacts { hwcap: 0, hwcap2: 0, minsigstksz: 2048 };
-    let loaded = load(&mm, data, &args, facts);
+    let loaded = load(&mm, data, None, &args, facts);
     // A file the parser rejects is never loaded.
     if parsed.is_err() {
         assert!(loaded.is_err());

@@ -12,15 +12,12 @@ use rvisor_syscalls::Errno;
 use crate::fs::gofer::GoferClient;
 use crate::fs::host::HostFile;
 use crate::kernel::creds::Credentials;
-use crate::kernel::thread_group::{RLIM_INFINITY, RLIM_NLIMITS};
+use crate::kernel::exec::{self, ExecContext, Program};
+use crate::kernel::thread_group::{ProcessView, RLIM_INFINITY, RLIM_NLIMITS};
 use crate::kernel::{Container, ExitStatus, Kernel, KernelOptions, Task, TaskShared, ThreadGroup};
-use crate::loader::elf::ExecFile;
-use crate::loader::{self, LoadArgs};
-use crate::mm::MemoryManager;
 use crate::vfs::file::O_ACCMODE;
-use crate::vfs::perm::{self, MAY_EXEC};
 use crate::vfs::walk::Walker;
-use crate::vfs::{mflags, FdTable, File, FsContext, MountNamespace, Path};
+use crate::vfs::{mflags, FdTable, File, FsContext, MountNamespace};
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -154,20 +151,25 @@ fn mounts(spec: &Spec, client: &Arc<GoferClient>) -> Result<Arc<MountNamespace>,
     Ok(ns)
 }
 
-/// Opens the program through the VFS, with the checks `execve` makes.
-fn open_exe(ns: &MountNamespace, cwd: &Path, path: &str, creds: &Credentials) -> Result<ExecFile, Errno> {
-    let w = Walker { ns, root: ns.root(), creds, no_symlinks: false, beneath: None };
-    let p = w.walk(cwd.clone(), path.as_bytes(), true)?;
-    let a = p.attr()?;
-    if !a.is_reg() {
-        return Err(Errno::EACCES);
+/// The sentry's own `/dev` and `/proc`, on the directories of those
+/// names the root has (the gofer serves them empty).
+fn synthetic_mounts(ns: &Arc<MountNamespace>, kernel: &Arc<Kernel>) {
+    let admin = Credentials::new(0, 0, vec![]);
+    let all: [(&str, crate::vfs::inode::InodeRef, u32); 2] = [
+        ("/dev", crate::fs::dev::new(), mflags::NOSUID | mflags::NOEXEC),
+        ("/proc", crate::fs::proc::new(kernel), mflags::NOSUID | mflags::NODEV | mflags::NOEXEC),
+    ];
+    for (point, fs, flags) in all {
+        let w = Walker { ns, root: ns.root(), creds: &admin, no_symlinks: true, beneath: None };
+        match w.walk(ns.root(), point.as_bytes(), false) {
+            Ok(at) if at.attr().is_ok_and(|a| a.is_dir()) => {
+                if let Err(e) = ns.mount(&at, fs, flags) {
+                    tracing::warn!("mount {point}: {e:?}");
+                }
+            }
+            _ => tracing::debug!("no directory for {point}: not mounted"),
+        }
     }
-    perm::check(&a, creds, MAY_EXEC)?;
-    if p.mount.flags & mflags::NOEXEC != 0 {
-        return Err(Errno::EACCES);
-    }
-    let ops = p.inode().open(crate::vfs::file::O_RDONLY)?;
-    Ok(ExecFile { ops, size: a.size })
 }
 
 /// Boots a sandbox running the spec's process.
@@ -181,6 +183,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     }
     let client = GoferClient::new(cfg.gofer);
     let ns = mounts(&cfg.spec, &client)?;
+    synthetic_mounts(&ns, &kernel);
     let container = Container::new(&cfg.id, ns.clone());
     kernel.add_container(container.clone());
     let user = process.user();
@@ -197,26 +200,22 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let init = ThreadGroup::new(&kernel, container.clone(), tgid, 0, creds.clone(), rlimits(&cfg.spec));
     let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
 
-    let exe = open_exe(&ns, &cwd, &cfg.exe_path, &creds)
-        .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?;
-    let mm = Arc::new(
-        MemoryManager::new(cfg.platform.as_ref(), kernel.mf.clone())
-            .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?,
-    );
-    let load_args = LoadArgs {
-        argv: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        envp: process.env().clone().unwrap_or_default().iter().map(|e| e.as_bytes().to_vec()).collect(),
-        execfn: cfg.exe_path.as_bytes().to_vec(),
-        uid: creds.ruid,
-        euid: creds.euid,
-        gid: creds.rgid,
-        egid: creds.egid,
+    let cx = ExecContext { ns: &ns, root: ns.root(), start: cwd.clone(), creds: &creds };
+    let argv: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> =
+        process.env().clone().unwrap_or_default().iter().map(|e| e.as_bytes().to_vec()).collect();
+    let prog = Program {
+        path: cfg.exe_path.as_bytes().to_vec(),
+        target: None,
+        follow: true,
+        argv,
+        envp,
         stack_limit: init.rlimit(3).cur,
-        randomize: true,
     };
-    let loaded = loader::load(&mm, &exe, &load_args, kernel.facts)
+    let image = exec::prepare(&kernel, &cx, prog)
         .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?;
-    drop(exe);
+    let (mm, loaded) = (image.mm.clone(), image.loaded);
+    mm.set_exe(image.exe.clone(), loaded.args);
 
     let fds = Arc::new(FdTable::default());
     for (i, fd) in cfg.stdio.into_iter().enumerate() {
@@ -224,8 +223,16 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
     }
     init.add_task(shared.clone());
-    let comm: Vec<u8> =
-        std::path::Path::new(&args[0]).file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
+    let comm = image.comm;
+    let mut view_comm = [0u8; 16];
+    let n = comm.len().min(15);
+    view_comm[..n].copy_from_slice(&comm[..n]);
+    init.set_view(ProcessView {
+        mm: Some(mm.clone()),
+        fds: Some(fds.clone()),
+        fs: Some(fs.clone()),
+        comm: view_comm,
+    });
     let platform = cfg.platform.clone();
     std::thread::Builder::new()
         .name(format!("task-{tgid}"))

@@ -84,13 +84,7 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let sandbox = match boot(cfg) {
         Ok(s) => Arc::new(s),
         Err(BootError::Exec { path, errno }) => {
-            let why = match errno {
-                Errno::ENOEXEC => {
-                    "Exec format error (only static executables run until the files issue lands)"
-                }
-                e => e.description(),
-            };
-            eprintln!("rvisor: {path}: {why}");
+            eprintln!("rvisor: {path}: {}", errno.description());
             return Ok(if errno == Errno::ENOENT { 127 } else { 126 });
         }
         Err(e) => return Err(e.into()),

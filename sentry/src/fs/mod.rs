@@ -1,4 +1,7 @@
 //! File systems and file kinds served by the sentry.
 
+pub mod dev;
 pub mod gofer;
 pub mod host;
+pub mod proc;
+pub mod synth;

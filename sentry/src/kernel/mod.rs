@@ -2,6 +2,8 @@
 //! namespace, UTS names, containers) and the processes and threads in it.
 
 pub mod creds;
+pub mod exec;
+pub mod futex;
 pub mod signal;
 pub mod task;
 pub mod thread_group;
@@ -48,6 +50,21 @@ impl ExitStatus {
             ExitStatus::Signal { sig, .. } => 128 + sig,
         }
     }
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Records that this sentry thread serves a task of process `tgid`
+/// (`/proc/self` is resolved with it).
+pub fn set_current(tgid: i32) {
+    CURRENT.with(|c| c.set(tgid));
+}
+
+/// The process the calling sentry thread serves (0: none).
+pub fn current() -> i32 {
+    CURRENT.with(std::cell::Cell::get)
 }
 
 /// The sandbox's UTS names.
@@ -138,6 +155,8 @@ pub struct Kernel {
     /// CPUs the sandbox has (the sentry's allowed CPUs when it booted,
     /// before task threads were bound to theirs).
     pub cpus: usize,
+    /// Futex wait queues.
+    pub futexes: futex::FutexTable,
     mf_size: u64,
     containers: Mutex<Vec<Arc<Container>>>,
     pids: Mutex<PidTable>,
@@ -176,6 +195,7 @@ impl Kernel {
             strace: opts.strace.then(|| Strace::new(opts.strace_to_log)),
             boot: Instant::now(),
             cpus: host_cpus(),
+            futexes: futex::FutexTable::default(),
             mf_size: mem_size,
             containers: Mutex::new(Vec::new()),
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),
@@ -231,7 +251,15 @@ impl Kernel {
         p.tasks.get(&tid).and_then(Weak::upgrade)
     }
 
-    /// The process with id `tgid`, if it exists.
+    /// Every process, by id.
+    pub fn thread_groups(&self) -> Vec<Arc<ThreadGroup>> {
+        let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<Arc<ThreadGroup>> = p.groups.values().filter_map(Weak::upgrade).collect();
+        v.sort_by_key(|g| g.tgid);
+        v
+    }
+
+    /// The process `tgid`, if it is alive.
     pub fn thread_group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
         let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
         p.groups.get(&tgid).and_then(Weak::upgrade)

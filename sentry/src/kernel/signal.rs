@@ -104,6 +104,16 @@ impl SigActions {
         usize::try_from(sig - 1).ok().and_then(|i| self.0.get(i)).copied().unwrap_or_default()
     }
 
+    /// `execve`: caught signals go back to their default action; ignored
+    /// ones stay ignored.
+    pub fn reset_for_exec(&mut self) {
+        for a in &mut self.0 {
+            if a.handler != SIG_IGN {
+                *a = KernelSigaction::default();
+            }
+        }
+    }
+
     /// Sets the action of `sig`.
     pub fn set(&mut self, sig: i32, act: KernelSigaction) {
         if let Some(a) = usize::try_from(sig - 1).ok().and_then(|i| self.0.get_mut(i)) {

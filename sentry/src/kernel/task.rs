@@ -161,6 +161,7 @@ impl Task {
 
     /// Runs the task until it exits.
     pub fn run(mut self) {
+        super::set_current(self.tgid());
         loop {
             if self.must_stop() {
                 break;
@@ -244,8 +245,11 @@ impl Task {
     fn exit_task(mut self) {
         let own = self.exit.unwrap_or(ExitStatus::Code(0));
         if self.clear_child_tid != 0 && self.shared.tg.exiting().is_none() {
-            // CLONE_CHILD_CLEARTID: the futex wake comes with futexes.
-            let _ = self.mm.write_obj(self.clear_child_tid, &0u32);
+            // CLONE_CHILD_CLEARTID: zero the word and wake one waiter.
+            if self.mm.write_obj(self.clear_child_tid, &0u32).is_ok() {
+                let key = (Arc::as_ptr(&self.mm) as usize, self.clear_child_tid);
+                self.kernel.futexes.lock().wake(key, 1, u32::MAX);
+            }
         }
         *self.shared.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = None;
         // Dropping the context releases its stub thread.
@@ -309,6 +313,40 @@ impl Task {
             }
             if ready {
                 return Ok(true);
+            }
+        }
+    }
+
+    /// Blocks until `done()` holds (`Ok(true)`), `deadline` passes
+    /// (`Ok(false)`) or the task must stop (`EINTR`). Whoever makes
+    /// `done()` true kicks the task.
+    pub fn block(&self, done: impl Fn() -> bool, deadline: Option<Instant>) -> Result<bool, Errno> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            if done() {
+                return Ok(true);
+            }
+            if self.must_stop() {
+                return Err(Errno::EINTR);
+            }
+            let ts = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    Some(Timespec {
+                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    })
+                }
+                None => None,
+            };
+            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
+            if let Ok(n) = poll(&mut fds, ts.as_ref()) {
+                if n > 0 {
+                    self.shared.drain_wake();
+                }
             }
         }
     }

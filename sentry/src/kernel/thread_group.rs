@@ -49,7 +49,24 @@ pub struct ThreadGroup {
     pub rlimits: Mutex<[Rlimit; RLIM_NLIMITS]>,
     /// Signal dispositions.
     pub actions: Mutex<SigActions>,
+    /// What `/proc/PID` shows of the process.
+    pub view: Mutex<ProcessView>,
     state: Mutex<TgState>,
+}
+
+/// What other processes see of one through `/proc`: its address space,
+/// descriptors, root and working directory, name. Set when it starts and
+/// at `execve`; dropped when it ends.
+#[derive(Clone, Default)]
+pub struct ProcessView {
+    /// The address space.
+    pub mm: Option<Arc<crate::mm::MemoryManager>>,
+    /// The descriptor table.
+    pub fds: Option<Arc<crate::vfs::FdTable>>,
+    /// Root and working directory.
+    pub fs: Option<Arc<Mutex<crate::vfs::FsContext>>>,
+    /// `comm`, NUL-padded.
+    pub comm: [u8; 16],
 }
 
 impl std::fmt::Debug for ThreadGroup {
@@ -80,6 +97,7 @@ impl ThreadGroup {
             creds: Mutex::new(creds),
             rlimits: Mutex::new(rlimits),
             actions: Mutex::new(SigActions::default()),
+            view: Mutex::new(ProcessView::default()),
             state: Mutex::new(TgState::default()),
         });
         kernel.register_group(&tg);
@@ -98,6 +116,26 @@ impl ThreadGroup {
     /// The limit of `resource`.
     pub fn rlimit(&self, resource: usize) -> Rlimit {
         self.rlimits.lock().unwrap_or_else(|p| p.into_inner()).get(resource).copied().unwrap_or_default()
+    }
+
+    /// What `/proc` shows of the process (a copy).
+    pub fn view(&self) -> ProcessView {
+        self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces what `/proc` shows of the process.
+    pub fn set_view(&self, v: ProcessView) {
+        *self.view.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// Live threads.
+    pub fn task_count(&self) -> usize {
+        self.lock().live
+    }
+
+    /// Whether the process has ended.
+    pub fn is_dead(&self) -> bool {
+        self.lock().live == 0
     }
 
     /// Adds a thread.
@@ -137,6 +175,8 @@ impl ThreadGroup {
             if st.live > 0 {
                 return;
             }
+            // Nothing of it stays reachable through /proc.
+            *self.view.lock().unwrap_or_else(|p| p.into_inner()) = ProcessView::default();
             *st.exit.get_or_insert(own)
         };
         tracing::debug!(tgid = self.tgid, ?status, "process exited");

@@ -8,6 +8,10 @@ use rvisor_syscalls::Errno;
 pub trait ExecSource {
     /// Reads up to `buf.len()` bytes at `off`; returns how many were read.
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// The file to map segments from (`None`: segments are copied).
+    fn mapped(&self) -> Option<std::sync::Arc<crate::mm::vma::MappedFile>> {
+        None
+    }
     /// File size.
     fn len(&self) -> u64;
     /// Whether the file is empty.
@@ -52,6 +56,10 @@ pub struct ExecFile {
     pub ops: Box<dyn crate::vfs::FileOps>,
     /// Its size.
     pub size: u64,
+    /// Its host descriptor and identity, to map segments from.
+    pub mapped: Option<std::sync::Arc<crate::mm::vma::MappedFile>>,
+    /// Writes refused while it is executed (`ETXTBSY`).
+    pub deny_write: Option<crate::vfs::textbusy::DenyWrite>,
 }
 
 impl ExecSource for ExecFile {
@@ -60,6 +68,9 @@ impl ExecSource for ExecFile {
     }
     fn len(&self) -> u64 {
         self.size
+    }
+    fn mapped(&self) -> Option<std::sync::Arc<crate::mm::vma::MappedFile>> {
+        self.mapped.clone()
     }
 }
 

@@ -8,7 +8,7 @@ use rvisor_syscalls::consts::auxvec as at;
 use rvisor_syscalls::Errno;
 
 use self::elf::{ElfFile, ElfKind, ExecSource};
-use crate::mm::vma::VmaName;
+use crate::mm::vma::{FileMap, VmaName};
 use crate::mm::{page_down, page_up, MapRequest, MemoryManager, PAGE};
 
 /// What the loader needs to know about the process it loads for.
@@ -43,17 +43,32 @@ pub struct Loaded {
     pub sp: u64,
     /// Bottom of the stack VMA.
     pub stack_start: u64,
+    /// Where argv and envp strings went (for `/proc/PID/cmdline`).
+    pub args: ArgArea,
+}
+
+/// Where the loader put the argument and environment strings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgArea {
+    /// First byte of argv's strings.
+    pub arg_start: u64,
+    /// One past the last byte of argv's strings.
+    pub arg_end: u64,
+    /// First byte of envp's strings.
+    pub env_start: u64,
+    /// One past the last byte of envp's strings.
+    pub env_end: u64,
 }
 
 /// Limits on `argv` + `envp`, as Linux: a quarter of the stack limit, at
 /// least 128 KiB, and at most 6 MiB (a quarter of 24 MiB: below `_STK_LIM`
 /// worth of pointers).
-fn arg_limit(stack_limit: u64) -> u64 {
+pub fn arg_limit(stack_limit: u64) -> u64 {
     (stack_limit / 4).clamp(128 << 10, 6 << 20)
 }
 
 /// `MAX_ARG_STRLEN`: one string may be at most 32 pages.
-const MAX_ARG_STRLEN: usize = 32 * 4096;
+pub const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 /// Host facts that go into every auxv.
 #[derive(Clone, Copy, Debug)]
@@ -110,35 +125,41 @@ fn random_pages(max: u64, randomize: bool) -> u64 {
     (random_u64() % (max / PAGE)) * PAGE
 }
 
-/// Loads the executable `src` into the empty address space `mm`.
-pub fn load<S: ExecSource + ?Sized>(
+/// Where an ELF image went.
+struct Placed {
+    /// `base - lowest vaddr`: add to an unrelocated address.
+    bias: u64,
+    /// One past the highest byte of the image.
+    end: u64,
+}
+
+impl Placed {
+    fn reloc(&self, v: u64) -> Option<u64> {
+        v.checked_add(self.bias)
+    }
+}
+
+/// Maps the `PT_LOAD` segments of `elf` (read from `src`) into `mm`: at
+/// their link addresses (`ET_EXEC`), at `at` (`ET_DYN` with a chosen
+/// base) or where `mmap` would place the whole image. As Linux's
+/// `elf_map`: file pages are mapped private from the file (or copied when
+/// the source is not a mappable file), the rest of a writable segment's
+/// last file page is zeroed, and the bss beyond it is anonymous memory.
+fn map_image<S: ExecSource + ?Sized>(
     mm: &MemoryManager,
     src: &S,
-    args: &LoadArgs,
-    facts: AuxvFacts,
-) -> Result<Loaded, Errno> {
-    let elf = ElfFile::parse(src)?;
-    if elf.interp.is_some() {
-        // Dynamically linked programs need ld.so from the file system,
-        // which the sentry does not serve yet.
-        return Err(Errno::ENOEXEC);
-    }
-    // The stack goes at the top of the user range, randomised by up to
-    // 16 GiB like Linux; mmap placement starts below its growth area.
-    let stack_limit = args.stack_limit.clamp(128 << 10, 1 << 30);
-    let stack_top = page_down(mm.max_addr() - random_pages(16 << 30, args.randomize));
-    let stack_start = stack_top - page_up(stack_limit).ok_or(Errno::ENOMEM)?;
-    let gap = stack_limit.clamp(128 << 20, 1 << 40) + (1 << 20);
-    let mmap_base = page_down(stack_top - gap - random_pages(1 << 40, args.randomize));
-    mm.set_mmap_base(mmap_base);
-
+    elf: &ElfFile,
+    at: Option<u64>,
+    name: &VmaName,
+) -> Result<Placed, Errno> {
     let (lo, hi) = elf.span();
-    // Where the image's lowest page goes: its link address for ET_EXEC, a
-    // place chosen like an mmap for ET_DYN. Addresses are relocated as
-    // `base + (vaddr - lo)`, which cannot wrap: every vaddr is >= lo.
-    let base = match elf.kind {
-        ElfKind::Exec => lo,
-        ElfKind::Dyn => {
+    let base = match (elf.kind, at) {
+        (ElfKind::Exec, _) => lo,
+        (ElfKind::Dyn, Some(b)) => {
+            let align = elf.max_align();
+            b.checked_add(align - 1).ok_or(Errno::ENOMEM)? & !(align - 1)
+        }
+        (ElfKind::Dyn, None) => {
             // Reserve room for the whole image, aligned, then map over it.
             let align = elf.max_align();
             let span = page_up(hi - lo).ok_or(Errno::ENOEXEC)?;
@@ -149,35 +170,107 @@ pub fn load<S: ExecSource + ?Sized>(
             base
         }
     };
-    let reloc = |v: u64| v.checked_sub(lo).and_then(|d| base.checked_add(d));
-    let name = VmaName::File(String::from_utf8_lossy(&args.execfn).into_owned());
+    // Every vaddr is >= lo, so base + (vaddr - lo) cannot wrap below base.
+    let bias = base.wrapping_sub(lo);
+    let placed = |v: u64| v.checked_sub(lo).and_then(|d| base.checked_add(d));
+    let file = src.mapped();
     let mut end = 0;
     for p in elf.loads() {
-        let vstart = reloc(p.vaddr).ok_or(Errno::ENOEXEC)?;
+        let vstart = placed(p.vaddr).ok_or(Errno::ENOEXEC)?;
         let vend = vstart.checked_add(p.memsz).ok_or(Errno::ENOEXEC)?;
         let start = page_down(vstart);
         let seg_end = page_up(vend).ok_or(Errno::ENOEXEC)?;
         if seg_end <= start {
             continue;
         }
-        let req = MapRequest {
-            addr: start,
-            len: seg_end - start,
-            prot: p.prot(),
-            fixed: true,
-            ..MapRequest::default()
+        let prot = p.prot();
+        let req = |addr: u64, len: u64| MapRequest { addr, len, prot, fixed: true, ..MapRequest::default() };
+        let no_room = |e: Errno| if e == Errno::ENOMEM { e } else { Errno::ENOEXEC };
+        let file_end = vstart.checked_add(p.filesz).ok_or(Errno::ENOEXEC)?;
+        let mapped_end = match &file {
+            Some(f) if p.filesz > 0 => {
+                let off = p.offset.checked_sub(vstart - start).ok_or(Errno::ENOEXEC)?;
+                let map_end = page_up(file_end).ok_or(Errno::ENOEXEC)?;
+                let fm = FileMap { file: f.clone(), offset: off };
+                mm.mmap_file(req(start, map_end - start), name.clone(), fm).map_err(no_room)?;
+                if p.memsz > p.filesz && prot.contains(Prot::WRITE) && map_end > file_end {
+                    // The bss begins inside the last file page.
+                    let zeros = vec![0u8; usize::try_from(map_end - file_end).map_err(|_| Errno::ENOEXEC)?];
+                    mm.poke(file_end, &zeros)?;
+                }
+                map_end
+            }
+            _ => start,
         };
-        mm.mmap_anon(req, name.clone()).map_err(|e| if e == Errno::ENOMEM { e } else { Errno::ENOEXEC })?;
-        // Like Linux's file mapping: the whole first file page, then the
-        // segment's bytes; the rest reads as zeros (bss).
-        let file_start = page_down(p.offset);
-        let file_end = p.offset + p.filesz;
-        copy_file(mm, src, file_start, file_end, start)?;
+        if seg_end > mapped_end {
+            mm.mmap_anon(req(mapped_end, seg_end - mapped_end), name.clone()).map_err(no_room)?;
+            if mapped_end == start {
+                // Copied: the whole first file page, then the segment's
+                // bytes; the rest reads as zeros (bss).
+                copy_file(mm, src, page_down(p.offset), p.offset + p.filesz, start)?;
+            }
+        }
         end = end.max(vend);
     }
+    Ok(Placed { bias, end })
+}
+
+/// Loads the executable `src` into the empty address space `mm`, with
+/// `interp` (the program's `PT_INTERP`, opened by the caller) when it is
+/// dynamically linked.
+pub fn load<S: ExecSource + ?Sized>(
+    mm: &MemoryManager,
+    src: &S,
+    interp: Option<&dyn ExecSource>,
+    args: &LoadArgs,
+    facts: AuxvFacts,
+) -> Result<Loaded, Errno> {
+    let elf = ElfFile::parse(src)?;
+    let interp_elf = match (&elf.interp, interp) {
+        (None, _) => None,
+        (Some(_), Some(i)) => {
+            let ie = ElfFile::parse(i)?;
+            // An interpreter is itself static.
+            if ie.interp.is_some() {
+                return Err(Errno::ELIBBAD);
+            }
+            Some((ie, i))
+        }
+        (Some(_), None) => return Err(Errno::ENOEXEC),
+    };
+    // The stack goes at the top of the user range, randomised by up to
+    // 16 GiB like Linux; mmap placement starts below its growth area.
+    let stack_limit = args.stack_limit.clamp(128 << 10, 1 << 30);
+    let stack_top = page_down(mm.max_addr() - random_pages(16 << 30, args.randomize));
+    let stack_start = stack_top - page_up(stack_limit).ok_or(Errno::ENOMEM)?;
+    let gap = stack_limit.clamp(128 << 20, 1 << 40) + (1 << 20);
+    let mmap_base = page_down(stack_top - gap - random_pages(1 << 40, args.randomize));
+    mm.set_mmap_base(mmap_base);
+
+    let name = VmaName::File(
+        src.mapped().map_or_else(|| String::from_utf8_lossy(&args.execfn).into_owned(), |m| m.path.clone()),
+    );
+    // A position-independent executable with an interpreter goes at
+    // ELF_ET_DYN_BASE (randomised); a static PIE where mmap would put it.
+    let at = (elf.kind == ElfKind::Dyn && elf.interp.is_some())
+        .then(|| ELF_ET_DYN_BASE + random_pages(1 << 40, args.randomize));
+    let exe = map_image(mm, src, &elf, at, &name)?;
+    let entry = exe.reloc(elf.entry).ok_or(Errno::ENOEXEC)?;
+    let (start, interp_base) = match &interp_elf {
+        Some((ie, i)) => {
+            let iname = VmaName::File(i.mapped().map_or_else(
+                || String::from_utf8_lossy(elf.interp.as_deref().unwrap_or_default()).into_owned(),
+                |m| m.path.clone(),
+            ));
+            let placed = map_image(mm, *i, ie, None, &iname)?;
+            let base = placed.reloc(ie.span().0).ok_or(Errno::ELIBBAD)?;
+            (placed.reloc(ie.entry).ok_or(Errno::ELIBBAD)?, base)
+        }
+        None => (entry, 0),
+    };
     let brk = match elf.kind {
         ElfKind::Dyn if elf.interp.is_none() => ELF_ET_DYN_BASE,
-        _ => page_up(end).ok_or(Errno::ENOEXEC)?,
+        _ => page_up(exe.end).ok_or(Errno::ENOEXEC)?,
     };
     mm.set_brk_start(brk + random_pages(32 << 20, args.randomize));
 
@@ -191,9 +284,8 @@ pub fn load<S: ExecSource + ?Sized>(
         ..MapRequest::default()
     };
     mm.mmap_anon(req, VmaName::Stack)?;
-    let phdr = elf.phdr_vaddr().and_then(reloc).unwrap_or(0);
-    let entry = reloc(elf.entry).ok_or(Errno::ENOEXEC)?;
-    let sp = build_stack(
+    let phdr = elf.phdr_vaddr().and_then(|v| exe.reloc(v)).unwrap_or(0);
+    let (sp, area) = build_stack(
         mm,
         stack_top,
         stack_start,
@@ -203,12 +295,12 @@ pub fn load<S: ExecSource + ?Sized>(
             (u64::from(at::AT_PHDR), phdr),
             (u64::from(at::AT_PHENT), 56),
             (u64::from(at::AT_PHNUM), u64::from(elf.phnum)),
-            (u64::from(at::AT_BASE), 0),
+            (u64::from(at::AT_BASE), interp_base),
             (u64::from(at::AT_FLAGS), 0),
             (u64::from(at::AT_ENTRY), entry),
         ],
     )?;
-    Ok(Loaded { entry, sp, stack_start })
+    Ok(Loaded { entry: start, sp, stack_start, args: area })
 }
 
 fn copy_file<S: ExecSource + ?Sized>(
@@ -237,7 +329,7 @@ fn build_stack(
     args: &LoadArgs,
     facts: AuxvFacts,
     elf_aux: &[(u64, u64)],
-) -> Result<u64, Errno> {
+) -> Result<(u64, ArgArea), Errno> {
     let total: u64 = args.argv.iter().chain(&args.envp).map(|s| s.len() as u64 + 1).sum::<u64>()
         + (args.argv.len() + args.envp.len()) as u64 * 8;
     let room = top - bottom;
@@ -258,16 +350,19 @@ fn build_stack(
     // Strings: the executable's path highest, then envp, then argv, each
     // list in order from low to high addresses.
     let execfn = push_str(&mut sp, &args.execfn)?;
+    let env_end = sp;
     let mut envp = Vec::with_capacity(args.envp.len());
     for s in args.envp.iter().rev() {
         envp.push(push_str(&mut sp, s)?);
     }
     envp.reverse();
+    let (env_start, arg_end) = (sp, sp);
     let mut argv = Vec::with_capacity(args.argv.len());
     for s in args.argv.iter().rev() {
         argv.push(push_str(&mut sp, s)?);
     }
     argv.reverse();
+    let area = ArgArea { arg_start: sp, arg_end, env_start, env_end };
     sp &= !15;
     let platform = push_str(&mut sp, b"x86_64")?;
     sp -= 16;
@@ -314,7 +409,7 @@ fn build_stack(
     }
     let bytes: Vec<u8> = table.iter().flat_map(|w| w.to_le_bytes()).collect();
     mm.copy_out(sp, &bytes)?;
-    Ok(sp)
+    Ok((sp, area))
 }
 
 #[cfg(test)]
@@ -349,7 +444,7 @@ mod tests {
         let mf = Arc::new(MemoryFile::new(1 << 30).unwrap());
         let mm = MemoryManager::new(&FakePlatform::default(), mf).unwrap();
         let img = elf::tests::tiny_elf();
-        let l = load(&mm, img.as_slice(), &args(), facts()).unwrap();
+        let l = load(&mm, img.as_slice(), None, &args(), facts()).unwrap();
         assert_eq!(l.entry, 0x40_1000);
         assert_eq!(l.sp % 16, 0);
         let word = |a: u64| mm.read_obj::<u64>(a).unwrap();
@@ -387,10 +482,10 @@ mod tests {
         let img = elf::tests::tiny_elf();
         let mut a = args();
         a.argv.push(vec![b'x'; MAX_ARG_STRLEN]);
-        assert_eq!(load(&mm, img.as_slice(), &a, facts()).unwrap_err(), Errno::E2BIG);
+        assert_eq!(load(&mm, img.as_slice(), None, &a, facts()).unwrap_err(), Errno::E2BIG);
         let mut a = args();
         a.envp = vec![vec![b'y'; 1000]; 3000];
-        assert_eq!(load(&mm, img.as_slice(), &a, facts()).unwrap_err(), Errno::E2BIG);
+        assert_eq!(load(&mm, img.as_slice(), None, &a, facts()).unwrap_err(), Errno::E2BIG);
     }
 
     #[test]

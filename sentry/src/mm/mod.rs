@@ -174,6 +174,16 @@ pub struct MapRequest {
     pub populate: bool,
 }
 
+/// What `/proc/PID` shows of an address space: the program and where its
+/// arguments are (Linux keeps these in the `mm` too).
+#[derive(Clone, Debug, Default)]
+pub struct MmMeta {
+    /// The executable (`/proc/PID/exe`).
+    pub exe: Option<crate::vfs::Path>,
+    /// argv and envp strings.
+    pub args: crate::loader::ArgArea,
+}
+
 /// An application address space.
 pub struct MemoryManager {
     aspace: Box<dyn AddressSpace>,
@@ -181,6 +191,9 @@ pub struct MemoryManager {
     min_addr: u64,
     max_addr: u64,
     state: Mutex<MmState>,
+    meta: Mutex<MmMeta>,
+    /// The executable may not be written while this runs it.
+    exe_deny: Mutex<Option<crate::vfs::textbusy::DenyWrite>>,
 }
 
 impl std::fmt::Debug for MemoryManager {
@@ -202,7 +215,24 @@ impl MemoryManager {
             min_addr: platform.min_user_address(),
             max_addr: platform.max_user_address(),
             state: Mutex::new(MmState::default()),
+            meta: Mutex::new(MmMeta::default()),
+            exe_deny: Mutex::new(None),
         })
+    }
+
+    /// Keeps the executable unwritable while this address space lives.
+    pub fn hold_exe(&self, deny: Option<crate::vfs::textbusy::DenyWrite>) {
+        *self.exe_deny.lock().unwrap_or_else(|p| p.into_inner()) = deny;
+    }
+
+    /// Records the program this address space runs and its argument area.
+    pub fn set_exe(&self, exe: crate::vfs::Path, args: crate::loader::ArgArea) {
+        *self.meta.lock().unwrap_or_else(|p| p.into_inner()) = MmMeta { exe: Some(exe), args };
+    }
+
+    /// The program and argument area.
+    pub fn meta(&self) -> MmMeta {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The platform address space.
@@ -988,6 +1018,11 @@ impl MemoryManager {
     /// The VMAs, for diagnostics and `/proc/PID/maps`.
     pub fn vmas(&self) -> Vec<Vma> {
         self.lock().vmas.iter().cloned().collect()
+    }
+
+    /// Where the program break started.
+    pub fn brk_start(&self) -> u64 {
+        self.lock().brk_start
     }
 
     /// The current program break.

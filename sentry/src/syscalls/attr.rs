@@ -213,6 +213,7 @@ pub fn truncate(t: &mut Task, path: Addr, len: i64) -> SysResult {
     }
     writable_mount(&p)?;
     perm::check(&a, &creds(t), MAY_WRITE)?;
+    let _writing = crate::vfs::textbusy::get_write((a.dev, a.ino)).ok_or(Errno::ETXTBSY)?;
     p.inode().setattr(&SetAttr { size: Some(len), ..SetAttr::default() })?;
     Ok(0)
 }

@@ -115,6 +115,8 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
     };
     match file {
         None => t.mm.mmap_anon(req, VmaName::None),
+        // /dev/zero: anonymous memory (shared or private as asked).
+        Some(f) if f.maps_anonymous() && !f.is_path_only() => t.mm.mmap_anon(req, VmaName::None),
         Some(f) => mmap_file(t, &f, req, off),
     }
 }

@@ -4,7 +4,9 @@
 //! Unimplemented numbers return `ENOSYS` and are reported once by name.
 
 mod attr;
+mod exec;
 mod fs;
+mod futex;
 mod mm;
 mod namei;
 mod open;
@@ -115,6 +117,7 @@ syscall_table! {
     33 => fs::dup2 [Fd, Fd];
     35 => time::nanosleep [Addr, Addr];
     39 => process::getpid [];
+    59 => exec::execve [Addr, Addr, Addr];
     60 => process::exit [i32];
     62 => signal::kill [i32, i32];
     63 => process::uname [Addr];
@@ -148,6 +151,7 @@ syscall_table! {
     186 => process::gettid [];
     200 => signal::tkill [i32, i32];
     201 => time::time [Addr];
+    202 => futex::futex [Addr, i32, u32, Addr, Addr, u32];
     203 => process::sched_setaffinity [i32, u64, Addr];
     204 => process::sched_getaffinity [i32, u64, Addr];
     218 => process::set_tid_address [Addr];
@@ -162,6 +166,7 @@ syscall_table! {
     292 => fs::dup3 [Fd, Fd, i32];
     302 => process::prlimit64 [i32, u32, Addr, Addr];
     309 => process::getcpu [Addr, Addr, Addr];
+    322 => exec::execveat [Fd, Addr, Addr, Addr, i32];
     318 => process::getrandom [Addr, u64, u32];
     334 => process::rseq [Addr, u32, i32, u32];
     2 => open::open [Addr, u32, u32];

@@ -12,6 +12,7 @@ use crate::vfs::file::oflags::*;
 use crate::vfs::file::{File, FileOps};
 use crate::vfs::inode::{mode, Owner};
 use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::textbusy;
 use crate::vfs::walk::Walker;
 use crate::vfs::Path;
 
@@ -122,6 +123,7 @@ pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
     let acc = flags & O_ACCMODE;
     let writes = acc != O_RDONLY || flags & O_TRUNC != 0;
     let c = creds(t);
+    let mut access = None;
     let mut want = 0;
     if acc == O_RDONLY || acc == O_RDWR || acc == O_ACCMODE {
         want |= MAY_READ;
@@ -142,16 +144,32 @@ pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
             if writes && p.mount.read_only() {
                 return Err(Errno::EROFS);
             }
+            if writes {
+                access = Some(textbusy::get_write((a.dev, a.ino)).ok_or(Errno::ETXTBSY)?);
+            }
             let host_flags = flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_NOATIME);
             p.inode().open(if acc == O_ACCMODE { host_flags & !O_ACCMODE | O_RDWR } else { host_flags })?
         }
         mode::S_IFLNK => return Err(Errno::ELOOP),
-        // Devices, FIFOs and sockets are served by the sentry's own file
-        // systems (synthetic-filesystems issue), never from the host.
+        // Device nodes are the sentry's own (`/dev`); the gofer refuses to
+        // open anything but regular files and directories (FIFOs and
+        // sockets on the host: ENXIO until the pipes issue).
+        mode::S_IFCHR | mode::S_IFBLK => {
+            if p.mount.flags & crate::vfs::mflags::NODEV != 0 {
+                return Err(Errno::EACCES);
+            }
+            perm::check(&a, &c, want)?;
+            p.inode().open(flags & (O_ACCMODE | O_APPEND))?
+        }
         _ => return Err(Errno::ENXIO),
     };
     let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
-    Ok(File::with_path(ops, status, p))
+    // Read-only with O_TRUNC truncated above; only a writable description
+    // keeps write access.
+    Ok(match access.filter(|_| acc != O_RDONLY) {
+        Some(w) => File::writing(ops, status, p, w),
+        None => File::with_path(ops, status, p),
+    })
 }
 
 /// Validates `open` flags as Linux's `build_open_flags`.
@@ -291,7 +309,13 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
                 let dentry = parent.dir.dentry.insert_child(&parent.name, inode);
                 let p = Path { mount: parent.dir.mount.clone(), dentry };
                 let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
-                return install(t, File::with_path(ops, status, p), flags);
+                let a = p.attr()?;
+                let file = match textbusy::get_write((a.dev, a.ino)).filter(|_| flags & O_ACCMODE != O_RDONLY)
+                {
+                    Some(w) => File::writing(ops, status, p, w),
+                    None => File::with_path(ops, status, p),
+                };
+                return install(t, file, flags);
             }
             Err(e) => return Err(e),
         }

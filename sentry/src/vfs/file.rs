@@ -85,6 +85,10 @@ pub trait FileOps: Send + Sync {
     fn mappable(&self) -> Option<Arc<std::os::fd::OwnedFd>> {
         None
     }
+    /// Whether `mmap` of the file gives anonymous memory (`/dev/zero`).
+    fn maps_anonymous(&self) -> bool {
+        false
+    }
 }
 
 /// An open file description.
@@ -94,6 +98,9 @@ pub struct File {
     flags: AtomicU32,
     /// Where it was opened, for files of the VFS.
     path: Option<Path>,
+    /// Write access held (`ETXTBSY` for executions meanwhile); released
+    /// when the description goes.
+    _write_access: Option<super::textbusy::WriteAccess>,
 }
 
 impl std::fmt::Debug for File {
@@ -105,12 +112,22 @@ impl std::fmt::Debug for File {
 impl File {
     /// A new open file description not in the VFS (host stdio).
     pub fn new(ops: Box<dyn FileOps>, flags: u32) -> Arc<File> {
-        Arc::new(File { ops, flags: AtomicU32::new(flags), path: None })
+        Arc::new(File { ops, flags: AtomicU32::new(flags), path: None, _write_access: None })
     }
 
     /// A new open file description of `path`.
     pub fn with_path(ops: Box<dyn FileOps>, flags: u32, path: Path) -> Arc<File> {
-        Arc::new(File { ops, flags: AtomicU32::new(flags), path: Some(path) })
+        Arc::new(File { ops, flags: AtomicU32::new(flags), path: Some(path), _write_access: None })
+    }
+
+    /// A new open file description of `path`, open for writing.
+    pub fn writing(
+        ops: Box<dyn FileOps>,
+        flags: u32,
+        path: Path,
+        access: super::textbusy::WriteAccess,
+    ) -> Arc<File> {
+        Arc::new(File { ops, flags: AtomicU32::new(flags), path: Some(path), _write_access: Some(access) })
     }
 
     /// Status flags.
@@ -137,6 +154,11 @@ impl File {
     /// The host descriptor `mmap` maps (regular files the gofer serves).
     pub fn mappable(&self) -> Option<Arc<std::os::fd::OwnedFd>> {
         self.ops.mappable()
+    }
+
+    /// Whether `mmap` of the file gives anonymous memory (`/dev/zero`).
+    pub fn maps_anonymous(&self) -> bool {
+        self.ops.maps_anonymous()
     }
 
     /// Opened with `O_PATH`: only descriptor operations work.
@@ -346,6 +368,21 @@ impl FdTable {
             }
         }
         closed
+    }
+
+    /// `execve`: closes every close-on-exec descriptor; returns them.
+    pub fn close_on_exec(&self) -> Vec<FdEntry> {
+        let mut s = self.lock();
+        s.iter_mut().filter(|e| e.as_ref().is_some_and(|e| e.cloexec)).filter_map(Option::take).collect()
+    }
+
+    /// The open descriptors and their files, in order.
+    pub fn list(&self) -> Vec<(i32, Arc<File>)> {
+        self.lock()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i32::try_from(i).ok()?, e.as_ref()?.file.clone())))
+            .collect()
     }
 
     /// Sets `FD_CLOEXEC` on `fd`.

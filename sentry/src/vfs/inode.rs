@@ -241,6 +241,11 @@ pub trait Inode: Send + Sync + Any {
     }
     /// Forget cached attributes (after a change made through a file).
     fn invalidate(&self) {}
+    /// Whether the dentry cache may keep this inode under its name
+    /// (`false` for files that come and go on their own: `/proc`).
+    fn cacheable(&self) -> bool {
+        true
+    }
     /// For downcasting within a file system (links, renames).
     fn as_any(&self) -> &dyn Any;
 }

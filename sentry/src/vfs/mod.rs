@@ -20,6 +20,7 @@ pub mod file;
 pub mod inode;
 pub mod lock;
 pub mod perm;
+pub mod textbusy;
 pub mod walk;
 
 use std::collections::{HashMap, VecDeque};
@@ -43,6 +44,8 @@ pub struct Dentry {
     unlinked: AtomicBool,
     /// Looked up since the evictor last passed (second chance).
     referenced: AtomicBool,
+    /// Counted in `LIVE_DENTRIES` (cached children are).
+    counted: bool,
 }
 
 /// Dentries kept before unused ones are evicted.
@@ -95,7 +98,7 @@ fn evict() {
 
 impl Drop for Dentry {
     fn drop(&mut self) {
-        if self.link.get_mut().map(|l| l.is_some()).unwrap_or(true) {
+        if self.counted {
             LIVE_DENTRIES.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -116,6 +119,20 @@ impl Dentry {
             children: Mutex::new(HashMap::new()),
             unlinked: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            counted: false,
+        })
+    }
+
+    /// A child dentry the cache does not keep (its inode is not
+    /// cacheable).
+    fn uncached(parent: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
+        Arc::new(Dentry {
+            link: Mutex::new(Some((parent.clone(), name.to_vec()))),
+            inode,
+            children: Mutex::new(HashMap::new()),
+            unlinked: AtomicBool::new(false),
+            referenced: AtomicBool::new(false),
+            counted: false,
         })
     }
 
@@ -126,6 +143,7 @@ impl Dentry {
             children: Mutex::new(HashMap::new()),
             unlinked: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            counted: true,
         });
         let live = LIVE_DENTRIES.fetch_add(1, Ordering::Relaxed) + 1;
         let mut q = EVICTION.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,6 +190,9 @@ impl Dentry {
             return Ok(d.clone());
         }
         let inode = self.inode.lookup(name)?;
+        if !inode.cacheable() {
+            return Ok(Dentry::uncached(self, name, inode));
+        }
         Ok(self.insert_child(name, inode))
     }
 

@@ -1,0 +1,122 @@
+//! Futexes: wait queues keyed by a futex word's address in its address
+//! space. Checking the word and queueing happen under one lock that wakers
+//! take too, so no wake-up is lost. (Shared futexes are keyed like private
+//! ones: no memory is shared between processes yet.)
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::TaskShared;
+
+/// A futex: (address space, address of the word).
+pub type Key = (usize, u64);
+
+/// A task waiting on a futex.
+struct Waiter {
+    task: Arc<TaskShared>,
+    bitset: u32,
+    woken: AtomicBool,
+}
+
+/// A queued wait; dropping it leaves the queue.
+pub struct Ticket {
+    waiter: Arc<Waiter>,
+}
+
+impl Ticket {
+    /// Whether a wake-up reached this waiter.
+    pub fn woken(&self) -> bool {
+        self.waiter.woken.load(Ordering::Acquire)
+    }
+}
+
+/// The kernel's futex queues.
+#[derive(Default)]
+pub struct FutexTable {
+    queues: Mutex<HashMap<Key, Vec<Arc<Waiter>>>>,
+}
+
+impl std::fmt::Debug for FutexTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FutexTable").finish_non_exhaustive()
+    }
+}
+
+/// The queues, locked: check the word, then queue, under one lock.
+pub struct Locked<'a> {
+    q: MutexGuard<'a, HashMap<Key, Vec<Arc<Waiter>>>>,
+}
+
+impl Locked<'_> {
+    /// Queues `task` on `key`.
+    pub fn enqueue(&mut self, key: Key, task: Arc<TaskShared>, bitset: u32) -> Ticket {
+        let waiter = Arc::new(Waiter { task, bitset, woken: AtomicBool::new(false) });
+        self.q.entry(key).or_default().push(waiter.clone());
+        Ticket { waiter }
+    }
+
+    /// Wakes up to `n` waiters of `key` whose bitset meets `bitset`.
+    pub fn wake(&mut self, key: Key, n: usize, bitset: u32) -> usize {
+        let Some(list) = self.q.get_mut(&key) else { return 0 };
+        let mut woken = 0;
+        list.retain(|w| {
+            if woken < n && w.bitset & bitset != 0 {
+                woken += 1;
+                w.woken.store(true, Ordering::Release);
+                w.task.kick();
+                false
+            } else {
+                true
+            }
+        });
+        if list.is_empty() {
+            self.q.remove(&key);
+        }
+        woken
+    }
+
+    /// Wakes up to `n` waiters of `from`, then moves up to `m` more to
+    /// `to`; returns how many were woken plus moved.
+    pub fn requeue(&mut self, from: Key, to: Key, n: usize, m: usize) -> usize {
+        let woken = self.wake(from, n, u32::MAX);
+        let Some(list) = self.q.get_mut(&from) else { return woken };
+        let k = m.min(list.len());
+        let moved: Vec<Arc<Waiter>> = list.drain(..k).collect();
+        if list.is_empty() {
+            self.q.remove(&from);
+        }
+        self.q.entry(to).or_default().extend(moved);
+        woken + k
+    }
+}
+
+impl FutexTable {
+    /// Locks the queues.
+    pub fn lock(&self) -> Locked<'_> {
+        Locked { q: self.queues.lock().unwrap_or_else(|p| p.into_inner()) }
+    }
+
+    /// Takes `ticket`'s waiter off its queue (a wait that ended without a
+    /// wake-up: timeout, signal).
+    pub fn cancel(&self, key: Key, ticket: &Ticket) {
+        let mut q = self.lock();
+        // The waiter may have been requeued: look everywhere only if it is
+        // not where it was put.
+        let mut found = false;
+        if let Some(list) = q.q.get_mut(&key) {
+            let before = list.len();
+            list.retain(|w| !Arc::ptr_eq(w, &ticket.waiter));
+            found = list.len() != before;
+            if list.is_empty() {
+                q.q.remove(&key);
+            }
+        }
+        if !found {
+            for list in q.q.values_mut() {
+                list.retain(|w| !Arc::ptr_eq(w, &ticket.waiter));
+            }
+            q.q.retain(|_, l| !l.is_empty());
+        }
+    }
+}

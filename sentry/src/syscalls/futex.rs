@@ -198,7 +198,8 @@ mod tests {
         assert_eq!(wake_op(enc, 1), Ok((0, false)));
         // ADD with a shifted argument: old + (1 << 3).
         let enc = (1 << 28) | (8 << 28) | (3 << 12);
-        assert_eq!(wake_op(enc, 1), Ok((9, true)));
+        assert_eq!(wake_op(enc, 1), Ok((9, false)), "1 == 0 is false");
+        assert_eq!(wake_op(enc, 0), Ok((8, true)));
         // Negative 12-bit arguments are sign-extended.
         let enc = (1 << 28) | (0xfff << 12);
         assert_eq!(wake_op(enc, 5), Ok((4, true)));

@@ -49,12 +49,13 @@ impl Drop for DenyWrite {
 
 /// Write access to `key`: `None` (`ETXTBSY`) while it is executed.
 pub fn get_write(key: Key) -> Option<WriteAccess> {
-    adjust(key, 1, |c| c >= 0).then_some(WriteAccess(key))
+    // `then`, not `then_some`: a guard built and dropped would count.
+    adjust(key, 1, |c| c >= 0).then(|| WriteAccess(key))
 }
 
 /// Executes `key`: `None` (`ETXTBSY`) while it is open for writing.
 pub fn deny_write(key: Key) -> Option<DenyWrite> {
-    adjust(key, -1, |c| c <= 0).then_some(DenyWrite(key))
+    adjust(key, -1, |c| c <= 0).then(|| DenyWrite(key))
 }
 
 #[cfg(test)]

@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(wake_op(enc, 0), Ok((8, true)));
         // Negative 12-bit arguments are sign-extended.
         let enc = (1 << 28) | (0xfff << 12);
-        assert_eq!(wake_op(enc, 5), Ok((4, true)));
+        assert_eq!(wake_op(enc, 5), Ok((4, false)));
         assert_eq!(wake_op(6 << 28, 0), Err(Errno::ENOSYS));
     }
 }

@@ -164,6 +164,21 @@ fn cases() -> Vec<Case> {
     for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
         v.push(files_case("files_mmap", 0, &[c]));
     }
+    for c in [
+        "reexec",
+        "dynamic",
+        "shebang",
+        "shebang_arg",
+        "shebang_nested",
+        "chain",
+        "empty_argv",
+        "errors",
+        "execveat",
+        "proc",
+        "devices",
+    ] {
+        v.push(files_case("files_exec", 0, &[c]));
+    }
     v
 }
 
@@ -196,7 +211,7 @@ fn compat_suite_native_vs_rvisor() {
     let ex = excluded();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for libc in [Libc::Glibc, Libc::GlibcPie, Libc::Musl] {
+    for libc in [Libc::Glibc, Libc::GlibcPie, Libc::GlibcDynamic, Libc::Musl] {
         if !libc.available() {
             println!("skip {}: compiler not installed", libc.name());
             continue;

@@ -34,6 +34,8 @@ pub enum Libc {
     Glibc,
     /// glibc, static position-independent executable (`-static-pie`).
     GlibcPie,
+    /// glibc, dynamically linked (`ld.so` and `libc.so.6` from the root).
+    GlibcDynamic,
     /// musl, static (musl-gcc).
     Musl,
 }
@@ -44,13 +46,14 @@ impl Libc {
         match self {
             Libc::Glibc => "glibc",
             Libc::GlibcPie => "glibc-pie",
+            Libc::GlibcDynamic => "glibc-dyn",
             Libc::Musl => "musl",
         }
     }
 
     fn compiler(self) -> &'static str {
         match self {
-            Libc::Glibc | Libc::GlibcPie => "gcc",
+            Libc::Glibc | Libc::GlibcPie | Libc::GlibcDynamic => "gcc",
             Libc::Musl => "musl-gcc",
         }
     }
@@ -58,6 +61,7 @@ impl Libc {
     fn link_flag(self) -> &'static str {
         match self {
             Libc::GlibcPie => "-static-pie",
+            Libc::GlibcDynamic => "-pie",
             _ => "-static",
         }
     }

@@ -235,3 +235,54 @@ pub fn thread_pointer() -> usize {
     }
     tp
 }
+
+/// Reports a system call the process's seccomp filter trapped
+/// (`SECCOMP_RET_TRAP`: `SIGSYS`) on standard error, then exits with
+/// 128 + `SIGSYS`: a debugging aid for allowlists (only async-signal-safe
+/// calls in the handler).
+extern "C" fn report_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers;
+    // for SIGSYS the word after si_addr (at byte 24) holds si_syscall.
+    let nr = unsafe { *(info.cast::<u8>().add(24).cast::<i32>()) };
+    let mut buf = *b"rvisor: seccomp trapped system call            \n";
+    let mut n = nr.unsigned_abs();
+    let mut at = 46;
+    loop {
+        buf[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 || at == 36 {
+            break;
+        }
+        at -= 1;
+    }
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is
+    // a local.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), buf.len());
+        libc::_exit(128 + libc::SIGSYS);
+    }
+}
+
+/// Installs the `SIGSYS` reporter (see [`report_sigsys`]).
+pub fn report_seccomp_traps() {
+    // SAFETY: a zeroed sigaction with a valid handler and SA_SIGINFO is a
+    // valid argument; the handler only makes async-signal-safe calls.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = report_sigsys as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Fixes glibc's malloc arena limit (`M_ARENA_MAX`). Without it, glibc
+/// computes the limit the first time threads contend for an arena, by
+/// reading `/sys/devices/system/cpu/online`: an `openat` a confined
+/// process may not make (and may make at any moment). Fewer arenas also
+/// keep the sentry's memory small. Call it before confinement.
+pub fn limit_malloc_arenas(max: i32) {
+    // SAFETY: mallopt takes two ints and changes only malloc's parameters.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, max);
+    }
+}

@@ -31,7 +31,14 @@ int main(int argc, char **argv) {
 	printf("AT_HWCAP %#lx\n", getauxval(AT_HWCAP));
 	printf("AT_HWCAP2 %#lx\n", getauxval(AT_HWCAP2));
 	printf("AT_MINSIGSTKSZ %lu\n", getauxval(51));
-	printf("AT_BASE %#lx\n", getauxval(AT_BASE));
+	/* 0 for a static program; the interpreter's (randomised) base for a
+	 * dynamic one: where the ELF header of ld.so is. */
+	unsigned long base = getauxval(AT_BASE);
+	if (base == 0)
+		printf("AT_BASE 0\n");
+	else
+		CHECK("at_base_is_interpreter", base % 4096 == 0 && memcmp((void *)base, "\177ELF", 4) == 0,
+		      "AT_BASE %#lx", base);
 	const char *plat = (const char *)getauxval(AT_PLATFORM);
 	printf("AT_PLATFORM %s\n", plat ? plat : "(none)");
 	const char *execfn = (const char *)getauxval(AT_EXECFN);

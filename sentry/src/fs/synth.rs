@@ -168,10 +168,9 @@ impl Inode for SynthFile {
         Ok(self.meta.attr(1))
     }
 
-    fn open(&self, flags: u32) -> Result<Box<dyn FileOps>, Errno> {
-        if flags & crate::vfs::file::O_ACCMODE != crate::vfs::file::O_RDONLY {
-            return Err(Errno::EACCES);
-        }
+    fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {
+        // Who may open it for writing is the VFS's business (its modes);
+        // writes themselves fail.
         Ok(Box::new(BufferFile { data: (self.generate)()?, pos: Mutex::new(0) }))
     }
 
@@ -208,7 +207,7 @@ impl FileOps for BufferFile {
     }
 
     fn write(&self, _t: &Task, _f: &File, _data: &[u8], _off: Option<u64>) -> Result<usize, Errno> {
-        Err(Errno::EBADF)
+        Err(Errno::EINVAL)
     }
 
     fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {

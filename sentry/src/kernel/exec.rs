@@ -19,8 +19,9 @@ use crate::vfs::{mflags, path_string, MountNamespace, Path};
 
 /// `BINPRM_BUF_SIZE`: how much of a file decides its format.
 const BINPRM_BUF: usize = 256;
-/// Most `#!` interpreters in a chain (Linux's `BINPRM_MAX_RECURSION`).
-const MAX_SCRIPT_DEPTH: usize = 4;
+/// Most `#!` scripts in a chain (Linux's `exec_binprm` gives up past a
+/// depth of 5: five scripts and the program that finally runs).
+const MAX_SCRIPT_DEPTH: usize = 5;
 
 /// Where and as whom to look a program up.
 pub struct ExecContext<'a> {

@@ -203,7 +203,10 @@ fn map_image<S: ExecSource + ?Sized>(
             _ => start,
         };
         if seg_end > mapped_end {
-            mm.mmap_anon(req(mapped_end, seg_end - mapped_end), name.clone()).map_err(no_room)?;
+            // The bss is anonymous memory (unnamed in /proc/PID/maps); a
+            // copied segment keeps the file's name.
+            let anon_name = if mapped_end == start { name.clone() } else { VmaName::None };
+            mm.mmap_anon(req(mapped_end, seg_end - mapped_end), anon_name).map_err(no_room)?;
             if mapped_end == start {
                 // Copied: the whole first file page, then the segment's
                 // bytes; the rest reads as zeros (bss).

@@ -768,6 +768,7 @@ impl MemoryManager {
             return Err(SegvCode::MapErr);
         }
         st.pmas.insert(page, Pma { end: page + PAGE, off: m, file: false, mapped: Some(vma.prot) });
+        st.vmas.mark(page, VmaFlags::COPIED);
         Ok(())
     }
 

@@ -15,6 +15,9 @@ bitflags::bitflags! {
         const SHARED = 1;
         /// `MAP_GROWSDOWN`.
         const GROWSDOWN = 2;
+        /// A private file mapping with pages copied into memory (Linux's
+        /// `anon_vma`): it no longer merges with parts that have none.
+        const COPIED = 4;
     }
 }
 
@@ -206,6 +209,14 @@ impl VmaSet {
                     c.end = next.end;
                 }
             }
+        }
+    }
+
+    /// Adds `flag` to the VMA containing `addr`.
+    pub fn mark(&mut self, addr: u64, flag: VmaFlags) {
+        let Some(start) = self.find(addr).map(|v| v.start) else { return };
+        if let Some(v) = self.map.get_mut(&start) {
+            v.flags |= flag;
         }
     }
 

@@ -141,11 +141,13 @@ pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
         }
         mode::S_IFREG => {
             perm::check(&a, &c, want)?;
-            if writes && p.mount.read_only() {
-                return Err(Errno::EROFS);
-            }
+            // Linux's order: write access to the file (ETXTBSY), then to
+            // the mount.
             if writes {
                 access = Some(textbusy::get_write((a.dev, a.ino)).ok_or(Errno::ETXTBSY)?);
+            }
+            if writes && p.mount.read_only() {
+                return Err(Errno::EROFS);
             }
             let host_flags = flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_NOATIME);
             p.inode().open(if acc == O_ACCMODE { host_flags & !O_ACCMODE | O_RDWR } else { host_flags })?

@@ -1,5 +1,6 @@
-//! Real programs on files: busybox applets run natively and under `rvisor
-//! do` must print the same and leave the same tree behind. Reads come from
+//! Real programs: Debian's dynamically linked tools and busybox applets
+//! run natively and under `rvisor do` must print the same and (for file
+//! tools) leave the same tree behind. Reads come from
 //! the host's root (served read-only by the gofer); writes go to a scratch
 //! directory (under rvisor a `--volume` at the same path), rebuilt before
 //! each run.
@@ -147,5 +148,52 @@ fn busybox_file_tools_native_vs_rvisor() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The programs the files-II issue names, as Debian ships them
+/// (dynamically linked): each must print exactly what it prints natively.
+#[test]
+fn dynamically_linked_programs_native_vs_rvisor() {
+    if !is_root() {
+        println!("skip: the native runs need root (a read-only mount namespace)");
+        return;
+    }
+    let cases: &[&[&str]] = &[
+        &["/bin/ls", "-la", "/etc"],
+        &["/bin/cat", "/etc/os-release"],
+        &["/usr/bin/sha256sum", "/etc/passwd"],
+        &["/usr/bin/find", "/usr/share/doc", "-maxdepth", "1", "-name", "lib*"],
+        &["/usr/bin/python3", "-c", "import json,os; print(json.dumps(sorted(os.listdir(\"/etc\"))[:5]))"],
+        &["/bin/sh", "-c", "echo $((6*7))"],
+        &["/usr/bin/perl", "-e", "print \"ok\\n\""],
+        &["/bin/sh", "-c", "exec /bin/echo exec from a shell"],
+        &["/usr/bin/env", "-i", "/bin/sh", "-c", "echo scrubbed"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        if !Path::new(args[0]).exists() {
+            println!("skip {}: not installed", args[0]);
+            continue;
+        }
+        let argv: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let n = native_confined(&[], &[], &argv).output().expect("run natively");
+        let mut c = Command::new(rvisor_bin());
+        test_env(&mut c).args(["do", "--"]).args(*args).stdin(Stdio::null());
+        let s = c.output().expect("run rvisor");
+        let label = args.join(" ");
+        if n.stdout != s.stdout || shell_code(&n) != shell_code(&s) {
+            failures.push(format!(
+                "{label}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
+                shell_code(&n),
+                shell_code(&s),
+                String::from_utf8_lossy(&n.stdout),
+                String::from_utf8_lossy(&s.stdout),
+                String::from_utf8_lossy(&s.stderr).trim()
+            ));
+        } else {
+            println!("ok {label}");
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

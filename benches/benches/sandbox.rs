@@ -9,7 +9,13 @@
 //! - files: `openat`+`close` of a file and `newfstatat` of a 5-component
 //!   path (`/tmp/rvisor-bench-PID/a/b/file`), raw system calls in a loop
 //!   timed by the program itself (the sandbox reads the host's file
-//!   through its gofer).
+//!   through its gofer);
+//! - sequential read of a 100 MiB file in 64 KiB chunks (best pass);
+//! - `python3 -c pass` start-up (median);
+//! - idle memory: the proportional set size (PSS) of every process of a
+//!   sandbox (sentry, gofer, stubs) while its application, a static
+//!   program, blocks reading its stdin; the application's own share is
+//!   shown apart (it costs the same natively).
 //!
 //! Run: `cargo build --release -p rvisor && cargo bench -p rvisor-benches
 //! --bench sandbox`. Uses `target/x86_64-unknown-linux-gnu/release/rvisor`
@@ -84,6 +90,68 @@ fn file_op_ns(env: &str, prog: &Path, op: &str, path: &Path, n: u64) -> f64 {
     best
 }
 
+/// Descendants of `pid`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut kids: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(pp) = ppid {
+            kids.entry(pp).or_default().push(p);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(q) = stack.pop() {
+        for &c in kids.get(&q).map_or(&[][..], Vec::as_slice) {
+            out.push(c);
+            stack.push(c);
+        }
+    }
+    out
+}
+
+/// PSS of `pid` in KiB: in total, and of mappings of `file`.
+fn pss(pid: u32, file: &Path) -> (u64, u64) {
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else { return (0, 0) };
+    let (mut total, mut of_file, mut in_file) = (0, 0, false);
+    let name = file.to_string_lossy();
+    for line in smaps.lines() {
+        if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|r| r.contains('-') && r.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        {
+            in_file = line.ends_with(&*name);
+        } else if let Some(v) = line.strip_prefix("Pss:") {
+            let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            total += kb;
+            if in_file {
+                of_file += kb;
+            }
+        }
+    }
+    (total, of_file)
+}
+
+/// Idle memory of a sandbox running `prog`: (all its processes, the
+/// application's own file mappings) in KiB.
+fn idle_pss(env: &str, prog: &Path) -> (u64, u64) {
+    let mut c = command(env, prog, &[]);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut total, mut app) = (0, 0);
+    for p in descendants(child.id()) {
+        let (t, a) = pss(p, prog);
+        total += t;
+        app += a;
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+    (total, app)
+}
+
 fn startup(env: &str, prog: &Path, runs: usize) -> (Duration, Duration) {
     let mut v: Vec<Duration> = (0..runs)
         .map(|_| {
@@ -144,7 +212,58 @@ fn main() {
             println!("{env}: {what}: {:.2} us ({:.1}x native, {n} calls)", ns / 1000.0, ns / native);
         }
     }
+    let big = dir.join("big");
+    let data: Vec<u8> = (0..100u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&big, &data).expect("100 MiB file");
+    drop(data);
+    let read_seq = build("read_seq");
+    println!("## sequential read of 100 MiB in 64 KiB chunks (best of 10 passes)");
+    let mut native = 0.0;
+    for env in &envs {
+        let o =
+            command(env, &read_seq, &[big.to_str().expect("utf-8"), "65536", "10"]).output().expect("run");
+        let mibs: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0.0);
+        if *env == "native" {
+            native = mibs;
+        }
+        println!("{env}: {mibs:.0} MiB/s ({:.2}x native)", mibs / native);
+    }
     let _ = std::fs::remove_dir_all(&dir);
+
+    if Path::new("/usr/bin/python3").exists() {
+        println!("## python3 -c pass (median, p90)");
+        let py = Path::new("/usr/bin/python3");
+        for env in &envs {
+            let runs = if *env == "runsc" { 10 } else { 30 };
+            let mut v: Vec<Duration> = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    let st = command(env, py, &["-c", "pass"]).status().expect("run");
+                    assert!(st.success(), "{env} python3 failed");
+                    t.elapsed()
+                })
+                .collect();
+            v.sort_unstable();
+            let (med, p90) = (v[v.len() / 2], v[v.len() * 9 / 10]);
+            println!(
+                "{env}: median {:.1} ms, p90 {:.1} ms ({runs} runs)",
+                med.as_secs_f64() * 1e3,
+                p90.as_secs_f64() * 1e3
+            );
+        }
+    }
+
+    println!("## idle memory: PSS of the sandbox's processes, application blocked on stdin");
+    let wait = build("wait_stdin");
+    for env in envs.iter().filter(|e| **e != "native") {
+        let (total, app) = idle_pss(env, &wait);
+        println!(
+            "{env}: {:.2} MiB in all, of which the application's own pages {:.2} MiB: sandbox overhead {:.2} MiB",
+            total as f64 / 1024.0,
+            app as f64 / 1024.0,
+            (total - app) as f64 / 1024.0
+        );
+    }
 
     println!("## start-up of a static no-op (median, p90)");
     for env in &envs {

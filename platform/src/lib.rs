@@ -28,7 +28,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 pub use arch::{ArchState, FpState, Regs};
-pub use sys::{limit_malloc_arenas, report_seccomp_traps};
+pub use sys::{limit_malloc_arenas, report_seccomp_traps, trim_after_startup};
 
 bitflags::bitflags! {
     /// Page protections of a mapping.

@@ -96,6 +96,8 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
             s.forward_signal(i32::try_from(info.ssi_signo).unwrap_or(0));
         }
     })?;
+    // Start-up is over: what only it touched goes back to the host.
+    rvisor_platform::trim_after_startup();
     let status = sandbox.wait();
     tracing::debug!(?status, "container exited");
     exit_with(status)

@@ -37,6 +37,7 @@ pub fn run(_g: &Global, a: &GoferArgs) -> anyhow::Result<i32> {
             std::thread::Builder::new().name(format!("gofer-{i}")).spawn(move || s.serve(ch))
         })
         .collect::<Result<_, _>>()?;
+    rvisor_platform::trim_after_startup();
     for t in threads {
         let _ = t.join();
     }

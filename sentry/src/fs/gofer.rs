@@ -647,6 +647,23 @@ impl FileOps for HostBackedFile {
         Some(self.fd.clone())
     }
 
+    fn read_into(
+        &self,
+        t: &Task,
+        _f: &File,
+        dst: u64,
+        len: usize,
+        off: Option<u64>,
+    ) -> Option<Result<usize, Errno>> {
+        Some(match off {
+            Some(o) => t.mm.read_file_into(dst, len, &self.fd, o),
+            None => {
+                let mut pos = self.pos();
+                t.mm.read_file_into(dst, len, &self.fd, *pos).inspect(|&n| *pos += n as u64)
+            }
+        })
+    }
+
     fn truncate(&self, len: u64) -> Result<(), Errno> {
         let r = rustix::fs::ftruncate(&*self.fd, len).map_err(host);
         self.changed();

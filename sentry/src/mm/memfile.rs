@@ -5,7 +5,7 @@
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
@@ -173,6 +173,26 @@ impl MemoryFile {
         let o = self.check(off, len);
         // SAFETY: as in `read`.
         unsafe { std::ptr::write_bytes(self.base.as_ptr().add(o), 0, len) };
+    }
+
+    /// Reads up to `len` bytes of host file `fd` at `file_off` straight
+    /// into the file's bytes at `off` (one copy, by the host kernel).
+    pub fn read_from(&self, off: u64, len: usize, fd: BorrowedFd<'_>, file_off: u64) -> Result<usize, Errno> {
+        let o = self.check(off, len);
+        let file_off = i64::try_from(file_off).map_err(|_| Errno::EINVAL)?;
+        loop {
+            // SAFETY: [off, off+len) lies in the mapping (checked); the
+            // kernel writes it (application threads may touch it too: no
+            // Rust reference into it exists).
+            let r = unsafe { libc::pread(fd.as_raw_fd(), self.base.as_ptr().add(o).cast(), len, file_off) };
+            if r >= 0 {
+                return Ok(usize::try_from(r).unwrap_or(0));
+            }
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            if e != libc::EINTR {
+                return Err(Errno::new(e).unwrap_or(Errno::EIO));
+            }
+        }
     }
 
     /// Whether the page at `off` holds host memory (was ever touched and

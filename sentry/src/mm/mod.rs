@@ -913,6 +913,41 @@ impl MemoryManager {
         })
     }
 
+    /// Reads up to `len` bytes of host file `fd` at `file_off` into
+    /// application memory at `addr` (checked writable), straight into the
+    /// memory file where the memory lives there (one copy). Stops at the
+    /// end of the file; `Ok(bytes read)`.
+    pub fn read_file_into(&self, addr: u64, len: usize, fd: &OwnedFd, file_off: u64) -> Result<usize, Errno> {
+        let mf = &self.mf;
+        let (mut done, mut eof) = (0usize, false);
+        let r = self.visit(addr, len, true, false, |piece, n, pos| {
+            if eof {
+                return Ok(());
+            }
+            let at = file_off.checked_add(pos as u64).ok_or(Errno::EOVERFLOW)?;
+            let got = match piece {
+                Piece::Mem(o) => mf.read_from(o, n, fd.as_fd(), at)?,
+                Piece::Zero => 0,
+                Piece::File(mapped, o) => {
+                    // The buffer is a shared file mapping: through a copy.
+                    let mut b = vec![0u8; n];
+                    let got = rustix::io::pread(fd, &mut b[..], at)
+                        .map_err(|e| Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO))?;
+                    write_mapped(&mapped, o, &b[..got])?;
+                    got
+                }
+            };
+            done += got;
+            eof = got < n;
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(done),
+            Err(_) if done > 0 => Ok(done),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `msync`: `[addr, addr+len)` must be mapped; with `sync`, the files
     /// of shared mappings in it are written back.
     pub fn msync(&self, addr: u64, len: u64, sync: bool) -> Result<(), Errno> {

@@ -89,6 +89,19 @@ pub trait FileOps: Send + Sync {
     fn maps_anonymous(&self) -> bool {
         false
     }
+    /// Reads up to `len` bytes (at `off` for `pread`) straight into the
+    /// task's memory at `dst` (checked writable by the caller). `None`:
+    /// the file kind has no such path (the caller stages the data).
+    fn read_into(
+        &self,
+        _t: &Task,
+        _f: &File,
+        _dst: u64,
+        _len: usize,
+        _off: Option<u64>,
+    ) -> Option<Result<usize, Errno>> {
+        None
+    }
 }
 
 /// An open file description.
@@ -154,6 +167,20 @@ impl File {
     /// The host descriptor `mmap` maps (regular files the gofer serves).
     pub fn mappable(&self) -> Option<Arc<std::os::fd::OwnedFd>> {
         self.ops.mappable()
+    }
+
+    /// See [`FileOps::read_into`] (access mode checked here).
+    pub fn read_into(
+        &self,
+        t: &Task,
+        dst: u64,
+        len: usize,
+        off: Option<u64>,
+    ) -> Option<Result<usize, Errno>> {
+        if !self.readable() {
+            return Some(Err(Errno::EBADF));
+        }
+        self.ops.read_into(t, self, dst, len, off)
     }
 
     /// Whether `mmap` of the file gives anonymous memory (`/dev/zero`).

@@ -200,12 +200,13 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let init = ThreadGroup::new(&kernel, container.clone(), tgid, 0, creds.clone(), rlimits(&cfg.spec));
     let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
 
-    let cx = ExecContext { ns: &ns, root: ns.root(), start: cwd.clone(), creds: &creds };
+    let cx = ExecContext { ns: &ns, root: ns.root(), start: cwd.clone(), cwd: cwd.clone(), creds: &creds };
     let argv: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
     let envp: Vec<Vec<u8>> =
         process.env().clone().unwrap_or_default().iter().map(|e| e.as_bytes().to_vec()).collect();
     let prog = Program {
         path: cfg.exe_path.as_bytes().to_vec(),
+        name: cfg.exe_path.as_bytes().to_vec(),
         target: None,
         follow: true,
         argv,

@@ -224,6 +224,9 @@ int main(int argc, char **argv) {
 		memset(b, 1, sizeof b);
 		EXPECT("zero_read", RAW3(SYS_read, fd, b, sizeof b), sizeof b);
 		CHECK("zero_zeros", b[0] == 0 && b[15] == 0, "got %d", b[0]);
+		long zro = RAW3(SYS_open, "/dev/zero", O_RDONLY, 0);
+		EXPECT("zero_shared_write_on_rdonly_eacces", raw(SYS_mmap, 0, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, zro, 0),
+		       -EACCES);
 		char *m = (char *)raw(SYS_mmap, 0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 		CHECK("zero_mmap", m != MAP_FAILED && m[100] == 0, "got %p", m);
 		m[0] = 7;

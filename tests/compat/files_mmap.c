@@ -140,6 +140,15 @@ int main(int argc, char **argv) {
 	RAW2(SYS_munmap, hole2 + P, P);
 	EXPECT("mincore_unmapped", RAW3(SYS_mincore, hole2, 2 * P, vec), -ENOMEM);
 	EXPECT("mincore_bad_vec", RAW3(SYS_mincore, a, P, BAD_PTR), -EFAULT);
+	/* A 16 GiB reservation: four million pages, none resident. */
+	long big = 1L << 34;
+	char *res = (char *)map(NULL, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	unsigned char *bv = (unsigned char *)map(NULL, big / P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT("mincore_huge_reservation", RAW3(SYS_mincore, res, big, bv), 0);
+	long resident = 0;
+	for (long i = 0; i < big / P; i++)
+		resident += bv[i] & 1;
+	EXPECT("mincore_huge_reservation_nothing_resident", resident, 0);
 
 	/* Errors. */
 	long d = RAW3(SYS_open, ".", O_RDONLY | O_DIRECTORY, 0);

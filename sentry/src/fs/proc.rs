@@ -165,8 +165,11 @@ fn fd_dir(k: &Weak<Kernel>, g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
         let mut out = Vec::new();
         for (n, file) in fds.list() {
             let k = k.clone();
+            // Weak: a link looked up and held must not keep the file open.
+            let file = Arc::downgrade(&file);
             let target = move || -> Result<Vec<u8>, Errno> {
                 let k = k.upgrade().ok_or(Errno::ENOENT)?;
+                let file = file.upgrade().ok_or(Errno::ENOENT)?;
                 Ok(match file.path() {
                     Some(p) => show_path(&k, p),
                     // Host stdio: gVisor's notation.
@@ -218,7 +221,7 @@ fn maps(v: &ProcessView) -> Vec<u8> {
             VmaName::None => None,
             VmaName::Heap => Some("[heap]".to_string()),
             VmaName::Stack => Some("[stack]".to_string()),
-            VmaName::File(p) => Some(p.clone()),
+            VmaName::File(p) => Some(p.to_string()),
         };
         if let Some(n) = name {
             // Linux pads the fixed part to 73 columns before the name.
@@ -256,8 +259,9 @@ fn stat(g: &ThreadGroup, v: &ProcessView) -> Vec<u8> {
     let a = v.mm.as_ref().map(|m| m.meta().args).unwrap_or_default();
     let (ignored, caught) = sig_words(g);
     let s = format!(
+        // The 52 fields of proc(5); those the sentry does not track are 0.
         "{pid} ({comm}) {state} {ppid} {pgrp} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {threads} 0 0 {vsize} 0 \
-         18446744073709551615 0 0 0 0 0 0 {ignored} {caught} 0 0 0 17 0 0 0 0 0 0 0 {start_brk} {arg_start} \
+         18446744073709551615 0 0 0 0 0 0 0 {ignored} {caught} 0 0 0 17 0 0 0 0 0 0 0 0 {start_brk} {arg_start} \
          {arg_end} {env_start} {env_end} 0\n",
         pid = g.tgid,
         comm = comm_of(v),

@@ -150,16 +150,26 @@ impl Inode for SynthDir {
 /// Generates a file's contents.
 pub type Generate = Box<dyn Fn() -> Result<Vec<u8>, Errno> + Send + Sync>;
 
-/// A read-only file whose contents are generated when it is opened.
+/// Bytes of generated contents held by open files, all together.
+static SNAPSHOT_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Most bytes of generated contents held at once (`ENOMEM` past it): the
+/// application chooses how many it opens and reads.
+const MAX_SNAPSHOT_BYTES: usize = 64 << 20;
+
+/// A read-only file whose contents are generated when it is first read
+/// (a snapshot, as Linux's `seq_file` gives one per read window).
 pub struct SynthFile {
     meta: Meta,
-    generate: Generate,
+    generate: Arc<Generate>,
 }
 
 impl SynthFile {
     /// A file (`mode`: permission bits).
     pub fn new(meta: Meta, generate: Generate) -> Arc<SynthFile> {
-        Arc::new(SynthFile { meta: Meta { mode: mode::S_IFREG | (meta.mode & 0o7777), ..meta }, generate })
+        Arc::new(SynthFile {
+            meta: Meta { mode: mode::S_IFREG | (meta.mode & 0o7777), ..meta },
+            generate: Arc::new(generate),
+        })
     }
 }
 
@@ -171,7 +181,11 @@ impl Inode for SynthFile {
     fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {
         // Who may open it for writing is the VFS's business (its modes);
         // writes themselves fail.
-        Ok(Box::new(BufferFile { data: (self.generate)()?, pos: Mutex::new(0) }))
+        Ok(Box::new(BufferFile {
+            generate: self.generate.clone(),
+            data: Mutex::new(None),
+            pos: Mutex::new(0),
+        }))
     }
 
     fn statfs(&self) -> Result<FsStats, Errno> {
@@ -187,19 +201,47 @@ impl Inode for SynthFile {
     }
 }
 
-/// An open generated file: a snapshot taken at open.
+/// An open generated file: the snapshot taken at its first read.
 struct BufferFile {
-    data: Vec<u8>,
+    generate: Arc<Generate>,
+    data: Mutex<Option<Vec<u8>>>,
     pos: Mutex<u64>,
+}
+
+impl Drop for BufferFile {
+    fn drop(&mut self) {
+        let held = self.data.get_mut().map(|d| d.as_ref().map_or(0, Vec::len)).unwrap_or(0);
+        SNAPSHOT_BYTES.fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl BufferFile {
+    /// Runs `f` on the snapshot, taking it first if needed.
+    fn with_data<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Result<T, Errno> {
+        let mut d = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        if d.is_none() {
+            let v = (self.generate)()?;
+            let before = SNAPSHOT_BYTES.fetch_add(v.len(), std::sync::atomic::Ordering::Relaxed);
+            if before + v.len() > MAX_SNAPSHOT_BYTES {
+                SNAPSHOT_BYTES.fetch_sub(v.len(), std::sync::atomic::Ordering::Relaxed);
+                return Err(Errno::ENOMEM);
+            }
+            *d = Some(v);
+        }
+        Ok(f(d.as_deref().unwrap_or_default()))
+    }
 }
 
 impl FileOps for BufferFile {
     fn read(&self, _t: &Task, _f: &File, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
         let mut pos = self.pos.lock().unwrap_or_else(|p| p.into_inner());
         let at = off.unwrap_or(*pos);
-        let start = usize::try_from(at).unwrap_or(usize::MAX).min(self.data.len());
-        let n = buf.len().min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        let n = self.with_data(|data| {
+            let start = usize::try_from(at).unwrap_or(usize::MAX).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            n
+        })?;
         if off.is_none() {
             *pos = at + n as u64;
         }
@@ -215,7 +257,7 @@ impl FileOps for BufferFile {
         let base = match whence {
             0 => 0,
             1 => i64::try_from(*pos).map_err(|_| Errno::EOVERFLOW)?,
-            2 => i64::try_from(self.data.len()).map_err(|_| Errno::EOVERFLOW)?,
+            2 => i64::try_from(self.with_data(<[u8]>::len)?).map_err(|_| Errno::EOVERFLOW)?,
             _ => return Err(Errno::EINVAL),
         };
         let new = base.checked_add(off).filter(|v| *v >= 0).ok_or(Errno::EINVAL)?;
@@ -224,10 +266,12 @@ impl FileOps for BufferFile {
     }
 
     fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
-        let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.data.len());
-        let n = buf.len().min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        Ok(n)
+        self.with_data(|data| {
+            let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            n
+        })
     }
 }
 

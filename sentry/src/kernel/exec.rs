@@ -29,8 +29,12 @@ pub struct ExecContext<'a> {
     pub ns: &'a MountNamespace,
     /// The process's root.
     pub root: Path,
-    /// Where relative paths start (the working directory or a dirfd).
+    /// Where the program's path starts when relative (the working
+    /// directory or an `execveat` dirfd).
     pub start: Path,
+    /// The working directory (`#!` interpreters and `PT_INTERP` are looked
+    /// up from it, as Linux's `open_exec` does).
+    pub cwd: Path,
     /// The caller's credentials.
     pub creds: &'a Credentials,
 }
@@ -74,9 +78,11 @@ pub fn open_exec_path(cx: &ExecContext<'_>, p: Path) -> Result<(Path, ExecFile),
         Arc::new(MappedFile {
             fd,
             writable: false,
+            exec_ok: true,
+            write_access: None,
             dev: a.dev,
             ino: a.ino,
-            path: String::from_utf8_lossy(&path_string(&cx.root, &p)).into_owned(),
+            path: String::from_utf8_lossy(&path_string(&cx.root, &p)).into(),
         })
     });
     Ok((p, ExecFile { ops, size: a.size, mapped, deny_write: Some(deny) }))
@@ -115,8 +121,12 @@ fn parse_shebang(buf: &[u8]) -> Result<Option<Shebang>, Errno> {
 
 /// What to execute.
 pub struct Program {
-    /// The path as given (`AT_EXECFN`, `comm`).
+    /// The path to look up (from `ExecContext::start`).
     pub path: Vec<u8>,
+    /// The program's name: the path as given, or `/dev/fd/N[/path]` for
+    /// `execveat` relative to a descriptor (`AT_EXECFN`, a script's
+    /// argument, `comm`).
+    pub name: Vec<u8>,
     /// The file already found (`execveat` with `AT_EMPTY_PATH`), or
     /// `None` to look `path` up.
     pub target: Option<Path>,
@@ -133,12 +143,12 @@ pub struct Program {
 /// Finds, checks and loads `prog` into a new address space. Nothing of
 /// the caller changes: on error the caller goes on as before.
 pub fn prepare(kernel: &Kernel, cx: &ExecContext<'_>, prog: Program) -> Result<Image, Errno> {
-    let Program { path, target, follow, mut argv, envp, stack_limit } = prog;
+    let Program { path, name, target, follow, mut argv, envp, stack_limit } = prog;
     let (mut p, mut file) = match target {
         Some(t) => open_exec_path(cx, t)?,
         None => open_exec(cx, cx.start.clone(), &path, follow)?,
     };
-    let execfn = path;
+    let execfn = name;
     let mut current = execfn.clone();
     let mut depth = 0;
     loop {
@@ -156,12 +166,12 @@ pub fn prepare(kernel: &Kernel, cx: &ExecContext<'_>, prog: Program) -> Result<I
         new.push(current);
         new.extend(argv.into_iter().skip(1));
         argv = new;
-        (p, file) = open_exec(cx, cx.start.clone(), &interp, true)?;
+        (p, file) = open_exec(cx, cx.cwd.clone(), &interp, true)?;
         current = interp;
     }
     let elf = ElfFile::parse(&file)?;
     let interp = match &elf.interp {
-        Some(i) => Some(open_exec(cx, cx.start.clone(), i, true)?.1),
+        Some(i) => Some(open_exec(cx, cx.cwd.clone(), i, true)?.1),
         None => None,
     };
     let mm = Arc::new(MemoryManager::new(kernel.platform.as_ref(), kernel.mf.clone())?);

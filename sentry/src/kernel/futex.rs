@@ -1,7 +1,9 @@
-//! Futexes: wait queues keyed by a futex word's address in its address
-//! space. Checking the word and queueing happen under one lock that wakers
-//! take too, so no wake-up is lost. (Shared futexes are keyed like private
-//! ones: no memory is shared between processes yet.)
+//! Futexes: wait queues keyed by where the futex word lives: its address
+//! in its address space, or, for a shared futex in a shared file mapping,
+//! the file and offset (so that every mapping of the file, in any process,
+//! meets on it). Checking the word and queueing happen under one lock that
+//! wakers take too, so no wake-up is lost. (Shared anonymous memory is
+//! keyed by address until processes can share it.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,8 +11,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::TaskShared;
 
-/// A futex: (address space, address of the word).
-pub type Key = (usize, u64);
+/// Where a futex word lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// (address space, address).
+    Private(usize, u64),
+    /// (device, inode, offset) of a shared file mapping.
+    File(u64, u64, u64),
+}
 
 /// A task waiting on a futex.
 struct Waiter {

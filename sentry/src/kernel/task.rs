@@ -247,7 +247,7 @@ impl Task {
         if self.clear_child_tid != 0 && self.shared.tg.exiting().is_none() {
             // CLONE_CHILD_CLEARTID: zero the word and wake one waiter.
             if self.mm.write_obj(self.clear_child_tid, &0u32).is_ok() {
-                let key = (Arc::as_ptr(&self.mm) as usize, self.clear_child_tid);
+                let key = super::futex::Key::Private(Arc::as_ptr(&self.mm) as usize, self.clear_child_tid);
                 self.kernel.futexes.lock().wake(key, 1, u32::MAX);
             }
         }

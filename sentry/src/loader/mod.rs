@@ -251,7 +251,7 @@ pub fn load<S: ExecSource + ?Sized>(
     mm.set_mmap_base(mmap_base);
 
     let name = VmaName::File(
-        src.mapped().map_or_else(|| String::from_utf8_lossy(&args.execfn).into_owned(), |m| m.path.clone()),
+        src.mapped().map_or_else(|| String::from_utf8_lossy(&args.execfn).into(), |m| m.path.clone()),
     );
     // A position-independent executable with an interpreter goes at
     // ELF_ET_DYN_BASE (randomised); a static PIE where mmap would put it.
@@ -262,7 +262,7 @@ pub fn load<S: ExecSource + ?Sized>(
     let (start, interp_base) = match &interp_elf {
         Some((ie, i)) => {
             let iname = VmaName::File(i.mapped().map_or_else(
-                || String::from_utf8_lossy(elf.interp.as_deref().unwrap_or_default()).into_owned(),
+                || String::from_utf8_lossy(elf.interp.as_deref().unwrap_or_default()).into(),
                 |m| m.path.clone(),
             ));
             let placed = map_image(mm, *i, ie, None, &iname)?;

@@ -43,6 +43,8 @@ pub const PAGE_BYTES: usize = 4096;
 pub const HUGE_PAGE: u64 = 2 << 20;
 /// Most VMAs an address space may have (Linux's `vm.max_map_count`).
 pub const MAX_MAP_COUNT: usize = 65530;
+/// Most pages one `mincore` call of the memory manager reports.
+pub const MINCORE_CHUNK: u64 = 4096;
 /// Most memory `MAP_POPULATE` maps ahead (the rest faults in as usual).
 const MAX_POPULATE: u64 = 64 << 20;
 
@@ -462,6 +464,11 @@ impl MemoryManager {
         if prot.contains(Prot::WRITE) && st.vmas.overlapping(addr, end).any(read_only_file) {
             return Err(Errno::EACCES);
         }
+        // Nor does a file from a noexec mount become executable.
+        let no_exec = |v: &Vma| v.file.as_ref().is_some_and(|f| !f.file.exec_ok);
+        if prot.contains(Prot::EXEC) && st.vmas.overlapping(addr, end).any(no_exec) {
+            return Err(Errno::EACCES);
+        }
         if !st.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
@@ -545,6 +552,11 @@ impl MemoryManager {
         let mut st = self.lock();
         Self::room_for_vmas(&st)?;
         let vma = st.vmas.find(old).cloned().ok_or(Errno::EFAULT)?;
+        // The file offset of the grown mapping's end must exist (Linux's
+        // vma_to_resize).
+        if vma.file.is_some() && vma.file_offset(old).and_then(|o| o.checked_add(new_len)).is_none() {
+            return Err(Errno::EINVAL);
+        }
         if fixed.is_none() && new_len <= old_len {
             // Shrinking is an unmap of the tail, whatever VMAs it spans.
             self.unmap_locked(&mut st, old + new_len, old_end)?;
@@ -799,15 +811,15 @@ impl MemoryManager {
     /// Visits `[addr, addr+len)` in pieces, checking the application's
     /// access rights (`write`: the VMA must be writable; otherwise
     /// readable). With `force`, rights are not checked (the loader writing
-    /// read-only segments). `f(piece, len, position)`. Writes to a private
-    /// file mapping copy its pages first.
+    /// read-only segments). `f(piece, len, position)` returns whether to
+    /// go on. Writes to a private file mapping copy its pages first.
     fn visit(
         &self,
         addr: u64,
         len: usize,
         write: bool,
         force: bool,
-        mut f: impl FnMut(Piece, usize, usize) -> Result<(), Errno>,
+        mut f: impl FnMut(Piece, usize, usize) -> Result<bool, Errno>,
     ) -> Result<(), Errno> {
         let len64 = u64::try_from(len).map_err(|_| Errno::EFAULT)?;
         let end = addr.checked_add(len64).ok_or(Errno::EFAULT)?;
@@ -833,7 +845,13 @@ impl MemoryManager {
                 match (pma, &vma.file) {
                     (Some((k, p)), _) if !p.file => {
                         let n = p.end.min(chunk_end) - at;
-                        f(Piece::Mem(p.off + (at - k)), usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)?;
+                        if !f(
+                            Piece::Mem(p.off + (at - k)),
+                            usize::try_from(n).map_err(|_| Errno::EFAULT)?,
+                            pos,
+                        )? {
+                            return Ok(());
+                        }
                         at += n;
                     }
                     (_, Some(_)) if write && private => {
@@ -843,24 +861,31 @@ impl MemoryManager {
                     (Some((k, p)), Some(fm)) => {
                         let n = p.end.min(chunk_end) - at;
                         let piece = Piece::File(fm.file.fd.clone(), p.off + (at - k));
-                        f(piece, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)?;
+                        if !f(piece, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)? {
+                            return Ok(());
+                        }
                         at += n;
                     }
                     (None, Some(fm)) => {
                         let next = st.pmas.range(at..).next().map_or(chunk_end, |(&k, _)| k.min(chunk_end));
                         let n = next - at;
                         let off = vma.file_offset(at).ok_or(Errno::EFAULT)?;
-                        f(
+                        let go = f(
                             Piece::File(fm.file.fd.clone(), off),
                             usize::try_from(n).map_err(|_| Errno::EFAULT)?,
                             pos,
                         )?;
+                        if !go {
+                            return Ok(());
+                        }
                         at += n;
                     }
                     (None, None) if !write => {
                         let next = st.pmas.range(at..).next().map_or(chunk_end, |(&k, _)| k.min(chunk_end));
                         let n = next - at;
-                        f(Piece::Zero, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)?;
+                        if !f(Piece::Zero, usize::try_from(n).map_err(|_| Errno::EFAULT)?, pos)? {
+                            return Ok(());
+                        }
                         at += n;
                     }
                     (_, None) => {
@@ -884,7 +909,7 @@ impl MemoryManager {
                 Piece::Zero => b.fill(0),
                 Piece::File(fd, o) => read_mapped(&fd, o, b)?,
             }
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -909,7 +934,7 @@ impl MemoryManager {
                 Piece::Zero => {}
                 Piece::File(fd, o) => write_mapped(&fd, o, d)?,
             }
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -919,33 +944,52 @@ impl MemoryManager {
     /// end of the file; `Ok(bytes read)`.
     pub fn read_file_into(&self, addr: u64, len: usize, fd: &OwnedFd, file_off: u64) -> Result<usize, Errno> {
         let mf = &self.mf;
-        let (mut done, mut eof) = (0usize, false);
+        let mut done = 0usize;
         let r = self.visit(addr, len, true, false, |piece, n, pos| {
-            if eof {
-                return Ok(());
-            }
             let at = file_off.checked_add(pos as u64).ok_or(Errno::EOVERFLOW)?;
             let got = match piece {
                 Piece::Mem(o) => mf.read_from(o, n, fd.as_fd(), at)?,
                 Piece::Zero => 0,
                 Piece::File(mapped, o) => {
-                    // The buffer is a shared file mapping: through a copy.
-                    let mut b = vec![0u8; n];
-                    let got = rustix::io::pread(fd, &mut b[..], at)
-                        .map_err(|e| Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO))?;
-                    write_mapped(&mapped, o, &b[..got])?;
+                    // The buffer is a shared file mapping: through a copy,
+                    // a bounded chunk at a time.
+                    let mut b = vec![0u8; n.min(1 << 20)];
+                    let mut got = 0;
+                    while got < n {
+                        let k = (n - got).min(b.len());
+                        let r = rustix::io::pread(fd, &mut b[..k], at + got as u64)
+                            .map_err(|e| Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO))?;
+                        write_mapped(&mapped, o + got as u64, &b[..r])?;
+                        got += r;
+                        if r < k {
+                            break;
+                        }
+                    }
                     got
                 }
             };
             done += got;
-            eof = got < n;
-            Ok(())
+            // At the end of the file: nothing more to read (and no more
+            // pages of the buffer to copy).
+            Ok(got == n)
         });
         match r {
             Ok(()) => Ok(done),
             Err(_) if done > 0 => Ok(done),
             Err(e) => Err(e),
         }
+    }
+
+    /// For a shared futex: (device, inode, offset) of the file a shared
+    /// file mapping maps at `addr`.
+    pub fn shared_file_offset(&self, addr: u64) -> Option<(u64, u64, u64)> {
+        let st = self.lock();
+        let v = st.vmas.find(addr)?;
+        if !v.flags.contains(VmaFlags::SHARED) {
+            return None;
+        }
+        let f = v.file.as_ref()?;
+        Some((f.file.dev, f.file.ino, v.file_offset(addr)?))
     }
 
     /// `msync`: `[addr, addr+len)` must be mapped; with `sync`, the files
@@ -976,6 +1020,10 @@ impl MemoryManager {
     /// pages inside the file are reported resident (the host page cache is
     /// not asked).
     pub fn mincore(&self, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        // The caller works in chunks: at most this many pages a call.
+        if len / PAGE > MINCORE_CHUNK {
+            return Err(Errno::EINVAL);
+        }
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let st = self.lock();
         if !st.vmas.covers(addr, end) {

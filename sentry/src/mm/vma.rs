@@ -31,8 +31,8 @@ pub enum VmaName {
     Heap,
     /// `[stack]` (the initial thread's stack).
     Stack,
-    /// An executable or library mapped by the loader.
-    File(String),
+    /// A file (its path; shared by every VMA of the mapping).
+    File(Arc<str>),
 }
 
 /// A file an address space maps: a host descriptor (one the gofer
@@ -43,12 +43,18 @@ pub struct MappedFile {
     pub fd: Arc<OwnedFd>,
     /// Opened for writing: a shared mapping may be made writable.
     pub writable: bool,
+    /// On a mount that allows execution: the mapping may be made
+    /// executable.
+    pub exec_ok: bool,
+    /// Write access held by a shared writable mapping (`ETXTBSY` for
+    /// executions meanwhile, as Linux keeps `i_writecount` for it).
+    pub write_access: Option<crate::vfs::textbusy::WriteAccess>,
     /// Device number the sandbox reports.
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
     /// Path, for `/proc/PID/maps`.
-    pub path: String,
+    pub path: Arc<str>,
 }
 
 /// The file behind a VMA.
@@ -103,16 +109,16 @@ impl Vma {
 
     /// The file offset of address `addr` of this VMA.
     pub fn file_offset(&self, addr: u64) -> Option<u64> {
-        self.file.as_ref().map(|f| f.offset + (addr - self.start))
+        self.file.as_ref().and_then(|f| f.offset.checked_add(addr.checked_sub(self.start)?))
     }
 
     /// This VMA's part `[start, end)` (inside it), with the file offset
     /// of the part's first byte.
     pub fn part(&self, start: u64, end: u64) -> Vma {
-        let file = self
-            .file
-            .as_ref()
-            .map(|f| FileMap { file: f.file.clone(), offset: f.offset + (start - self.start) });
+        let file = self.file.as_ref().map(|f| FileMap {
+            file: f.file.clone(),
+            offset: f.offset.wrapping_add(start.wrapping_sub(self.start)),
+        });
         Vma { start, end, file, ..self.clone() }
     }
 }

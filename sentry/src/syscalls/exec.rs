@@ -67,9 +67,19 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     } else {
         (start_dir(t, dirfd)?, None)
     };
-    let cx = ExecContext { ns: t.mntns(), root: ctx.root.clone(), start, creds: &c };
+    let cx = ExecContext { ns: t.mntns(), root: ctx.root.clone(), start, cwd: ctx.cwd.clone(), creds: &c };
     let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-    let prog = Program { path: p, target, follow, argv: args, envp: env, stack_limit };
+    // Linux names a program found through a descriptor /dev/fd/N[/path].
+    let name = if dirfd.0 == AT_FDCWD || p.starts_with(b"/") {
+        p.clone()
+    } else if p.is_empty() {
+        format!("/dev/fd/{}", dirfd.0).into_bytes()
+    } else {
+        let mut n = format!("/dev/fd/{}/", dirfd.0).into_bytes();
+        n.extend_from_slice(&p);
+        n
+    };
+    let prog = Program { path: p, name, target, follow, argv: args, envp: env, stack_limit };
     let image = exec::prepare(&t.kernel, &cx, prog)?;
 
     // The point of no return: the new image replaces the old.

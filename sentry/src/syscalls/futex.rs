@@ -22,11 +22,16 @@ const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
-fn key(t: &Task, addr: Addr) -> Result<Key, Errno> {
+fn key(t: &Task, addr: Addr, private: bool) -> Result<Key, Errno> {
     if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    Ok((Arc::as_ptr(&t.mm) as usize, addr))
+    if !private {
+        if let Some((dev, ino, off)) = t.mm.shared_file_offset(addr) {
+            return Ok(Key::File(dev, ino, off));
+        }
+    }
+    Ok(Key::Private(Arc::as_ptr(&t.mm) as usize, addr))
 }
 
 /// The deadline of a wait: `timeout` relative (`FUTEX_WAIT`) or absolute
@@ -54,11 +59,11 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
-fn wait(t: &Task, addr: Addr, val: u32, deadline: Option<Instant>, bitset: u32) -> SysResult {
+fn wait(t: &Task, addr: Addr, private: bool, val: u32, deadline: Option<Instant>, bitset: u32) -> SysResult {
     if bitset == 0 {
         return Err(Errno::EINVAL);
     }
-    let k = key(t, addr)?;
+    let k = key(t, addr, private)?;
     let ticket = {
         let mut q = t.kernel.futexes.lock();
         let cur: u32 = t.mm.read_obj(addr)?;
@@ -96,10 +101,8 @@ fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
     oparg = sx(oparg);
     let cmparg = sx(cmparg);
     if shift_arg {
-        if oparg > 31 {
-            return Err(Errno::EINVAL);
-        }
-        oparg = 1 << oparg;
+        // Linux warns about shifts past 31 and masks them.
+        oparg = 1 << (oparg & 31);
     }
     let new = match op {
         0 => oparg,
@@ -133,30 +136,31 @@ pub fn futex(
 ) -> SysResult {
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
     if realtime && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET {
         return Err(Errno::ENOSYS);
     }
     match cmd {
         FUTEX_WAIT => {
             let d = deadline(t, timeout, false, realtime)?;
-            wait(t, addr, val, d, u32::MAX)
+            wait(t, addr, private, val, d, u32::MAX)
         }
         FUTEX_WAIT_BITSET => {
             let d = deadline(t, timeout, true, realtime)?;
-            wait(t, addr, val, d, val3)
+            wait(t, addr, private, val, d, val3)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             let bitset = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
             if bitset == 0 {
                 return Err(Errno::EINVAL);
             }
-            let k = key(t, addr)?;
+            let k = key(t, addr, private)?;
             Ok(t.kernel.futexes.lock().wake(k, count(val), bitset) as u64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // The second count travels in the timeout argument.
             let n2 = count(u32::try_from(timeout & 0xffff_ffff).unwrap_or(0));
-            let (k1, k2) = (key(t, addr)?, key(t, addr2)?);
+            let (k1, k2) = (key(t, addr, private)?, key(t, addr2, private)?);
             let mut q = t.kernel.futexes.lock();
             if cmd == FUTEX_CMP_REQUEUE {
                 let cur: u32 = t.mm.read_obj(addr)?;
@@ -168,7 +172,7 @@ pub fn futex(
         }
         FUTEX_WAKE_OP => {
             let n2 = count(u32::try_from(timeout & 0xffff_ffff).unwrap_or(0));
-            let (k1, k2) = (key(t, addr)?, key(t, addr2)?);
+            let (k1, k2) = (key(t, addr, private)?, key(t, addr2, private)?);
             let mut q = t.kernel.futexes.lock();
             let old: u32 = t.mm.read_obj(addr2)?;
             let (new, hit) = wake_op(val3, old)?;

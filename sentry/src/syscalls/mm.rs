@@ -115,8 +115,14 @@ pub fn mmap(t: &mut Task, addr: Addr, len: u64, prot_bits: u64, flags: u64, fd: 
     };
     match file {
         None => t.mm.mmap_anon(req, VmaName::None),
-        // /dev/zero: anonymous memory (shared or private as asked).
-        Some(f) if f.maps_anonymous() && !f.is_path_only() => t.mm.mmap_anon(req, VmaName::None),
+        // /dev/zero: anonymous memory (shared or private as asked), with
+        // the descriptor's access checked as for any file.
+        Some(f) if f.maps_anonymous() && !f.is_path_only() => {
+            if !f.readable() || req.shared && req.prot.contains(Prot::WRITE) && !f.writable() {
+                return Err(Errno::EACCES);
+            }
+            t.mm.mmap_anon(req, VmaName::None)
+        }
         Some(f) => mmap_file(t, &f, req, off),
     }
 }
@@ -149,12 +155,21 @@ fn mmap_file(t: &Task, f: &crate::vfs::File, req: MapRequest, off: u64) -> SysRe
     let a = path.attr()?;
     let ctx = t.fs_context();
     let name = crate::vfs::path_string(&ctx.root, path);
+    // A shared writable mapping counts as a writer while it lives
+    // (ETXTBSY for an execution meanwhile).
+    let write_access = if req.shared && f.writable() {
+        Some(crate::vfs::textbusy::get_write((a.dev, a.ino)).ok_or(Errno::ETXTBSY)?)
+    } else {
+        None
+    };
     let file = Arc::new(MappedFile {
         fd,
         writable: f.writable(),
+        exec_ok: path.mount.flags & crate::vfs::mflags::NOEXEC == 0,
+        write_access,
         dev: a.dev,
         ino: a.ino,
-        path: String::from_utf8_lossy(&name).into_owned(),
+        path: String::from_utf8_lossy(&name).into(),
     });
     t.mm.mmap_file(req, VmaName::File(file.path.clone()), FileMap { file, offset: off })
 }
@@ -232,8 +247,19 @@ pub fn mincore(t: &mut Task, addr: Addr, len: u64, vec: Addr) -> SysResult {
     if vec.checked_add(len / PAGE).is_none_or(|e| e > t.mm.max_addr()) {
         return Err(Errno::EFAULT);
     }
-    let v = t.mm.mincore(addr, len)?;
-    t.mm.copy_out(vec, &v)?;
+    // A chunk at a time, as Linux: the range may span the whole address
+    // space.
+    let (mut at, end, mut out) = (addr, addr + len, vec);
+    while at < end {
+        let n = (end - at).min(crate::mm::MINCORE_CHUNK * PAGE);
+        let v = t.mm.mincore(at, n)?;
+        t.mm.copy_out(out, &v)?;
+        at += n;
+        out += v.len() as u64;
+        if t.must_stop() {
+            return Err(Errno::EINTR);
+        }
+    }
     Ok(0)
 }
 

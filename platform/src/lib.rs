@@ -206,6 +206,10 @@ pub trait AddressSpace: Send + Sync + Any {
     fn unmap(&self, addr: u64, len: u64) -> Result<()>;
     /// Changes the protections of mappings in `[addr, addr+len)`.
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()>;
+    /// Ends the address space for good: nothing runs in it again, so its
+    /// memory may be reused without unmapping it first. Called when the
+    /// last application thread using it is gone.
+    fn destroy(&self) {}
     /// For backends: downcasting to their own type.
     fn as_any(&self) -> &dyn Any;
 }

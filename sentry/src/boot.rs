@@ -197,7 +197,8 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let fs = Arc::new(Mutex::new(FsContext { root: ns.root(), cwd: cwd.clone() }));
 
     let tgid = kernel.alloc_tid().ok_or_else(|| BootError::Spec("no pid".into()))?;
-    let init = ThreadGroup::new(&kernel, container.clone(), tgid, 0, creds.clone(), rlimits(&cfg.spec));
+    let init = ThreadGroup::new(&kernel, container.clone(), tgid, creds.clone(), rlimits(&cfg.spec));
+    *container.init.lock().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::downgrade(&init);
     let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
 
     let cx = ExecContext { ns: &ns, root: ns.root(), start: cwd.clone(), cwd: cwd.clone(), creds: &creds };

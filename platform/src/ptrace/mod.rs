@@ -344,6 +344,14 @@ impl AddressSpace for PtraceAddressSpace {
         check_result("mprotect in stub", r)
     }
 
+    fn destroy(&self) {
+        // Its stub threads run no application code (no context switches
+        // into an address space being destroyed) and the leader only
+        // pauses: once SIGKILL is queued, none of them runs user code
+        // again.
+        let _ = sys::pidfd_send_signal(self.inner.pidfd.as_fd(), libc::SIGKILL);
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

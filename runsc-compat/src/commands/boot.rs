@@ -70,6 +70,14 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
         strace: g.strace,
         strace_to_log: g.debug_log.is_some(),
         hostname: spec.hostname().clone().unwrap_or_else(|| "rvisor".into()),
+        pids_limit: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.pids().as_ref())
+            .map(oci_spec::runtime::LinuxPids::limit)
+            .and_then(|l| u64::try_from(l).ok())
+            .filter(|&l| l > 0),
     };
     let cfg = BootConfig {
         spec,

@@ -126,6 +126,25 @@ impl FileOps for HostFile {
         Ok(done)
     }
 
+    fn readiness(&self, _file: &File, mask: u32) -> u32 {
+        use crate::kernel::waitq::events::{ERR, HUP, IN, OUT, RDNORM, WRNORM};
+        if self.seekable {
+            return mask & (IN | OUT | RDNORM | WRNORM);
+        }
+        let want = PollFlags::from_bits_truncate(u16::try_from(mask & 0xffff).unwrap_or(0));
+        let mut fds = [rustix::event::PollFd::new(&self.fd, want)];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(n) if n > 0 => u32::from(fds[0].revents().bits()) & (mask | ERR | HUP),
+            _ => 0,
+        }
+    }
+
+    fn host_poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        (!self.seekable).then(|| self.fd.as_fd())
+    }
+
     fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {
         use rustix::fs::SeekFrom;
         if !self.seekable {

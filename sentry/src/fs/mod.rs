@@ -3,5 +3,6 @@
 pub mod dev;
 pub mod gofer;
 pub mod host;
+pub mod pipe;
 pub mod proc;
 pub mod synth;

@@ -265,7 +265,7 @@ fn stat(g: &ThreadGroup, v: &ProcessView) -> Vec<u8> {
          {arg_end} {env_start} {env_end} 0\n",
         pid = g.tgid,
         comm = comm_of(v),
-        ppid = g.ppid,
+        ppid = g.ppid(),
         pgrp = g.pgid.load(std::sync::atomic::Ordering::Relaxed),
         sid = g.sid.load(std::sync::atomic::Ordering::Relaxed),
         threads = g.task_count().max(1),
@@ -285,10 +285,9 @@ fn status(g: &ThreadGroup, v: &ProcessView) -> Vec<u8> {
     let _ = writeln!(s, "Name:\t{}", comm_of(v));
     let _ = writeln!(s, "Umask:\t{:04o}", g.umask.load(std::sync::atomic::Ordering::Relaxed));
     let _ = writeln!(s, "State:\t{state}");
-    let _ = writeln!(s, "Tgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0", g.tgid, g.tgid, g.ppid);
-    // The file-system ids follow the effective ones (no setfsuid).
-    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.ruid, c.euid, c.suid, c.euid);
-    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.rgid, c.egid, c.sgid, c.egid);
+    let _ = writeln!(s, "Tgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0", g.tgid, g.tgid, g.ppid());
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.ruid, c.euid, c.suid, c.fsuid);
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.rgid, c.egid, c.sgid, c.fsgid);
     let fd_size = v.fds.as_ref().map_or(64, |f| f.list().last().map_or(64, |(n, _)| (n + 64) / 64 * 64));
     let _ = writeln!(s, "FDSize:\t{fd_size}");
     let groups: Vec<String> = c.groups.iter().map(ToString::to_string).collect();

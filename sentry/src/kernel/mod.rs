@@ -1,12 +1,15 @@
 //! The kernel object: what one sandbox shares (platform, memory file, pid
 //! namespace, UTS names, containers) and the processes and threads in it.
 
+pub mod clone;
 pub mod creds;
 pub mod exec;
 pub mod futex;
+pub mod pidfd;
 pub mod signal;
 pub mod task;
 pub mod thread_group;
+pub mod waitq;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
@@ -89,6 +92,8 @@ pub struct Container {
     pub id: String,
     /// Its mount namespace.
     pub mntns: Arc<crate::vfs::MountNamespace>,
+    /// Its init process (orphans are reparented to it).
+    pub init: Mutex<Weak<ThreadGroup>>,
     exit: Mutex<Option<ExitStatus>>,
     exited: Condvar,
 }
@@ -96,7 +101,13 @@ pub struct Container {
 impl Container {
     /// A container with nothing running yet.
     pub fn new(id: &str, mntns: Arc<crate::vfs::MountNamespace>) -> Arc<Container> {
-        Arc::new(Container { id: id.to_string(), mntns, exit: Mutex::new(None), exited: Condvar::new() })
+        Arc::new(Container {
+            id: id.to_string(),
+            mntns,
+            init: Mutex::new(Weak::new()),
+            exit: Mutex::new(None),
+            exited: Condvar::new(),
+        })
     }
 
     /// Records that the container's init process ended.
@@ -136,6 +147,8 @@ pub struct KernelOptions {
     pub strace_to_log: bool,
     /// Hostname.
     pub hostname: String,
+    /// Most tasks the sandbox may have (the OCI `pids` limit).
+    pub pids_limit: Option<u64>,
 }
 
 /// The sandbox kernel.
@@ -157,6 +170,11 @@ pub struct Kernel {
     pub cpus: usize,
     /// Futex wait queues.
     pub futexes: futex::FutexTable,
+    /// Serialises changes to the process tree (parents, children,
+    /// reaping, reparenting). Taken before any process's `family`.
+    pub tree: Mutex<()>,
+    /// Most tasks the sandbox may have.
+    pub pids_limit: Option<u64>,
     mf_size: u64,
     containers: Mutex<Vec<Arc<Container>>>,
     pids: Mutex<PidTable>,
@@ -196,6 +214,8 @@ impl Kernel {
             boot: Instant::now(),
             cpus: host_cpus(),
             futexes: futex::FutexTable::default(),
+            tree: Mutex::new(()),
+            pids_limit: opts.pids_limit,
             mf_size: mem_size,
             containers: Mutex::new(Vec::new()),
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),
@@ -269,6 +289,109 @@ impl Kernel {
     pub fn task_count(&self) -> usize {
         let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
         p.tasks.values().filter(|w| w.strong_count() > 0).count()
+    }
+
+    /// Threads whose process runs as real user `uid` (`RLIMIT_NPROC`).
+    pub fn tasks_of_user(&self, uid: u32) -> usize {
+        self.thread_groups().iter().filter(|g| g.creds().ruid == uid).map(|g| g.task_count()).sum()
+    }
+
+    /// Makes `child` a child of `parent` in the process tree.
+    pub fn add_child(&self, parent: &Arc<ThreadGroup>, child: &Arc<ThreadGroup>) {
+        let _tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        child.family.lock().unwrap_or_else(|e| e.into_inner()).parent = Arc::downgrade(parent);
+        parent.family.lock().unwrap_or_else(|e| e.into_inner()).children.push(child.clone());
+    }
+
+    /// Who adopts the orphans of `tg`: its nearest living subreaper
+    /// ancestor, else its container's init (none if that is `tg` itself
+    /// or gone).
+    fn reaper_for(tg: &Arc<ThreadGroup>) -> Option<Arc<ThreadGroup>> {
+        let mut at = tg.family.lock().unwrap_or_else(|e| e.into_inner()).parent.upgrade();
+        while let Some(p) = at {
+            if p.subreaper.load(std::sync::atomic::Ordering::Relaxed) && p.exiting().is_none() {
+                return Some(p);
+            }
+            at = p.family.lock().unwrap_or_else(|e| e.into_inner()).parent.upgrade();
+        }
+        let init = tg.container.init.lock().unwrap_or_else(|e| e.into_inner()).upgrade()?;
+        (!Arc::ptr_eq(&init, tg) && init.zombie_status().is_none()).then_some(init)
+    }
+
+    /// Every thread of process `tg` is gone: its children go to a reaper,
+    /// its parent learns of the exit (or reaps it at once when it ignores
+    /// `SIGCHLD`); a container's init ending ends the container.
+    pub(crate) fn process_exited(&self, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+        use signal::{sig, SA_NOCLDWAIT, SIG_IGN};
+        let mut signals: Vec<(Arc<ThreadGroup>, i32)> = Vec::new();
+        let mut kill: Vec<Arc<ThreadGroup>> = Vec::new();
+        let parent = {
+            let _tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+            let orphans = std::mem::take(&mut tg.family.lock().unwrap_or_else(|e| e.into_inner()).children);
+            let reaper = Self::reaper_for(tg);
+            for c in orphans {
+                let pdeath = c.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+                if pdeath != 0 {
+                    signals.push((c.clone(), pdeath));
+                }
+                match &reaper {
+                    Some(r) => {
+                        c.family.lock().unwrap_or_else(|e| e.into_inner()).parent = Arc::downgrade(r);
+                        r.family.lock().unwrap_or_else(|e| e.into_inner()).children.push(c);
+                    }
+                    None => {
+                        // No one to adopt it: the container is ending.
+                        c.family.lock().unwrap_or_else(|e| e.into_inner()).parent = Weak::new();
+                        kill.push(c);
+                    }
+                }
+            }
+            if let Some(r) = &reaper {
+                r.child_events.notify();
+            }
+            let parent = tg.family.lock().unwrap_or_else(|e| e.into_inner()).parent.upgrade();
+            if let Some(p) = &parent {
+                let act = p.actions.lock().unwrap_or_else(|e| e.into_inner()).get(sig::SIGCHLD);
+                let auto_reap = tg.exit_signal == sig::SIGCHLD
+                    && (act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0);
+                if auto_reap {
+                    p.family
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .children
+                        .retain(|c| !Arc::ptr_eq(c, tg));
+                } else if tg.exit_signal != 0 {
+                    signals.push((p.clone(), tg.exit_signal));
+                }
+            }
+            parent
+        };
+        if let Some(p) = &parent {
+            p.child_events.notify();
+        }
+        for (g, s) in signals {
+            g.send_signal(s);
+        }
+        let is_init = tg
+            .container
+            .init
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
+            .is_some_and(|i| Arc::ptr_eq(&i, tg));
+        if is_init {
+            // A pid namespace ends with its init: everything else in the
+            // container is killed.
+            for g in self.thread_groups() {
+                if Arc::ptr_eq(&g.container, &tg.container) && !Arc::ptr_eq(&g, tg) {
+                    g.begin_exit(ExitStatus::Signal { sig: sig::SIGKILL, core: false });
+                }
+            }
+            tg.container.set_exited(status);
+        }
+        for g in kill {
+            g.begin_exit(ExitStatus::Signal { sig: sig::SIGKILL, core: false });
+        }
     }
 
     /// Reports an unimplemented system call, once per number.

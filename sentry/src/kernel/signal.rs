@@ -10,6 +10,23 @@ pub const SIG_DFL: u64 = 0;
 /// `SIG_IGN`.
 pub const SIG_IGN: u64 = 1;
 
+/// `SA_NOCLDSTOP`.
+pub const SA_NOCLDSTOP: u64 = 1;
+/// `SA_NOCLDWAIT`.
+pub const SA_NOCLDWAIT: u64 = 2;
+/// `SA_SIGINFO`.
+pub const SA_SIGINFO: u64 = 4;
+/// `SA_RESTORER`.
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `SA_ONSTACK`.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+/// `SA_RESTART`.
+pub const SA_RESTART: u64 = 0x1000_0000;
+/// `SA_NODEFER`.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `SA_RESETHAND`.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
 #[allow(missing_docs)]
 pub mod sig {
     pub const SIGHUP: i32 = 1;

@@ -53,6 +53,19 @@ impl TaskShared {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 
+    /// Moves `old`'s interrupt handle here (a thread taking its leader's
+    /// place at `execve`).
+    pub fn take_interrupt_from(&self, old: &TaskShared) {
+        let h = old.interrupt.lock().unwrap_or_else(|p| p.into_inner()).take();
+        *self.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = h;
+    }
+
+    /// Ends the task's host waits (it is blocked, not running: nothing to
+    /// interrupt).
+    pub fn wake(&self) {
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
     fn drain_wake(&self) {
         let mut b = [0u8; 8];
         let _ = rustix::io::read(&self.wake, &mut b);
@@ -88,6 +101,33 @@ pub struct Task {
     pub comm: [u8; 16],
     /// Set when the task must end (its own `exit`).
     pub exit: Option<ExitStatus>,
+    /// The parent waiting while this `vfork` child borrows its memory.
+    pub vfork_done: Option<Arc<VforkDone>>,
+}
+
+/// A `vfork` parent's wait: over when the child executes or exits.
+#[derive(Debug)]
+pub struct VforkDone {
+    done: std::sync::atomic::AtomicBool,
+    parent: Arc<TaskShared>,
+}
+
+impl VforkDone {
+    /// A wait of `parent`.
+    pub fn new(parent: Arc<TaskShared>) -> Arc<VforkDone> {
+        Arc::new(VforkDone { done: std::sync::atomic::AtomicBool::new(false), parent })
+    }
+
+    /// Whether the child let go of the parent's memory.
+    pub fn is_done(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The child executed or exited: the parent goes on.
+    pub fn complete(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        self.parent.wake();
+    }
 }
 
 impl std::fmt::Debug for Task {
@@ -125,6 +165,7 @@ impl Task {
             altstack: StackT { sp: 0, flags: 2, pad: 0, size: 0 },
             comm: c,
             exit: None,
+            vfork_done: None,
         }
     }
 
@@ -156,7 +197,7 @@ impl Task {
     /// Whether the task must stop what it is doing (it or its process is
     /// exiting).
     pub fn must_stop(&self) -> bool {
-        self.exit.is_some() || self.shared.tg.exiting().is_some()
+        self.exit.is_some() || self.shared.tg.must_stop(self.shared.tid)
     }
 
     /// Runs the task until it exits.
@@ -244,6 +285,9 @@ impl Task {
 
     fn exit_task(mut self) {
         let own = self.exit.unwrap_or(ExitStatus::Code(0));
+        if let Some(v) = self.vfork_done.take() {
+            v.complete();
+        }
         if self.clear_child_tid != 0 && self.shared.tg.exiting().is_none() {
             // CLONE_CHILD_CLEARTID: zero the word and wake one waiter.
             if self.mm.write_obj(self.clear_child_tid, &0u32).is_ok() {
@@ -255,12 +299,6 @@ impl Task {
         // Dropping the context releases its stub thread.
         let tg = self.shared.tg.clone();
         let tid = self.tid();
-        let fds = std::mem::replace(&mut self.fds, Arc::new(FdTable::default()));
-        if Arc::strong_count(&fds) == 1 {
-            // The process's last descriptor table: its record locks go.
-            crate::vfs::lock::release(crate::vfs::lock::LockOwner::Process(self.tgid()), None);
-        }
-        drop(fds);
         drop(self);
         tg.task_exited(tid, own);
     }
@@ -348,6 +386,76 @@ impl Task {
                     self.shared.drain_wake();
                 }
             }
+        }
+    }
+
+    /// Sleeps until kicked (`Ok(true)`; the caller checks again what it
+    /// waits for), `deadline` passes (`Ok(false)`) or the task must stop
+    /// (`EINTR`).
+    pub fn wait_kick(&self, deadline: Option<Instant>) -> Result<bool, Errno> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        if self.must_stop() {
+            return Err(Errno::EINTR);
+        }
+        let ts = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                Some(Timespec {
+                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                })
+            }
+            None => None,
+        };
+        let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
+        match poll(&mut fds, ts.as_ref()) {
+            Ok(n) if n > 0 => {
+                self.shared.drain_wake();
+                Ok(true)
+            }
+            Ok(_) => Ok(deadline.is_none()),
+            Err(_) => Ok(true),
+        }
+    }
+
+    /// Like [`wait_kick`](Self::wait_kick), also ending when one of the
+    /// host files `fds` is ready for its events.
+    pub fn poll_host(
+        &self,
+        fds: &[(std::os::fd::BorrowedFd<'_>, rustix::event::PollFlags)],
+        deadline: Option<Instant>,
+    ) -> Result<bool, Errno> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        if self.must_stop() {
+            return Err(Errno::EINTR);
+        }
+        let ts = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                Some(Timespec {
+                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                })
+            }
+            None => None,
+        };
+        let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|(fd, ev)| PollFd::new(fd, *ev)).collect();
+        pfds.push(PollFd::new(&self.shared.wake, PollFlags::IN));
+        match poll(&mut pfds, ts.as_ref()) {
+            Ok(0) => Ok(deadline.is_none()),
+            Ok(_) => {
+                if pfds.last().is_some_and(|p| !p.revents().is_empty()) {
+                    self.shared.drain_wake();
+                }
+                Ok(true)
+            }
+            Err(_) => Ok(true),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Thread groups (processes).
 
-use std::sync::atomic::{AtomicI32, AtomicU32};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rvisor_syscalls::abi::Rlimit;
 
@@ -21,6 +21,18 @@ struct TgState {
     /// exited.
     exit: Option<ExitStatus>,
     live: usize,
+    /// The thread running `execve` while it ends the others.
+    exec_by: Option<i32>,
+}
+
+/// A process's place in the process tree. Changed under the kernel's tree
+/// lock ([`Kernel::tree`]), parent before child.
+#[derive(Debug, Default)]
+pub struct Family {
+    /// The parent (none: a container's init, or an orphan of a dead init).
+    pub parent: Weak<ThreadGroup>,
+    /// Children, running or zombies, until reaped.
+    pub children: Vec<Arc<ThreadGroup>>,
 }
 
 /// A process: threads sharing a pid, signal dispositions, credentials and
@@ -32,8 +44,9 @@ pub struct ThreadGroup {
     pub kernel: Arc<Kernel>,
     /// The container the process belongs to.
     pub container: Arc<Container>,
-    /// Parent process id (0 for a container's init).
-    pub ppid: i32,
+    /// Signal sent to the parent at exit (`SIGCHLD`, or what `clone`
+    /// asked; 0: none).
+    pub exit_signal: i32,
     /// Process group.
     pub pgid: AtomicI32,
     /// Session.
@@ -51,6 +64,23 @@ pub struct ThreadGroup {
     pub actions: Mutex<SigActions>,
     /// What `/proc/PID` shows of the process.
     pub view: Mutex<ProcessView>,
+    /// `PR_SET_CHILD_SUBREAPER`.
+    pub subreaper: AtomicBool,
+    /// `PR_SET_PDEATHSIG` (per process here; per thread on Linux).
+    pub pdeathsig: AtomicI32,
+    /// `PR_SET_DUMPABLE`.
+    pub dumpable: AtomicU8,
+    /// Nice value (`setpriority`; per process here, per thread on Linux).
+    pub nice: AtomicI32,
+    /// Whether the process called `execve` since it was forked
+    /// (`setpgid` of a child that did: `EACCES`).
+    pub did_exec: AtomicBool,
+    /// Parent and children.
+    pub family: Mutex<Family>,
+    /// Threads of this process waiting for a child to change state.
+    pub child_events: super::waitq::WaitQueue,
+    /// Ready when the process has exited (pidfds poll it).
+    pub exited: super::waitq::WaitQueue,
     state: Mutex<TgState>,
 }
 
@@ -76,32 +106,102 @@ impl std::fmt::Debug for ThreadGroup {
 }
 
 impl ThreadGroup {
-    /// A new process with no threads yet.
+    /// A container's init: a new process with no threads yet, no parent,
+    /// in a session and process group of its own.
     pub fn new(
         kernel: &Arc<Kernel>,
         container: Arc<Container>,
         tgid: i32,
-        ppid: i32,
         creds: Credentials,
         rlimits: [Rlimit; RLIM_NLIMITS],
     ) -> Arc<ThreadGroup> {
-        let tg = Arc::new(ThreadGroup {
+        let tg = Arc::new(Self::blank(kernel, container, tgid, 0, creds, rlimits));
+        kernel.register_group(&tg);
+        tg
+    }
+
+    fn blank(
+        kernel: &Arc<Kernel>,
+        container: Arc<Container>,
+        tgid: i32,
+        exit_signal: i32,
+        creds: Credentials,
+        rlimits: [Rlimit; RLIM_NLIMITS],
+    ) -> ThreadGroup {
+        ThreadGroup {
             tgid,
             kernel: kernel.clone(),
             container,
-            ppid,
+            exit_signal,
             pgid: AtomicI32::new(tgid),
             sid: AtomicI32::new(tgid),
             umask: AtomicU32::new(0o022),
-            no_new_privs: std::sync::atomic::AtomicBool::new(false),
+            no_new_privs: AtomicBool::new(false),
             creds: Mutex::new(creds),
             rlimits: Mutex::new(rlimits),
             actions: Mutex::new(SigActions::default()),
             view: Mutex::new(ProcessView::default()),
+            subreaper: AtomicBool::new(false),
+            pdeathsig: AtomicI32::new(0),
+            dumpable: AtomicU8::new(1),
+            nice: AtomicI32::new(0),
+            did_exec: AtomicBool::new(false),
+            family: Mutex::new(Family::default()),
+            child_events: super::waitq::WaitQueue::default(),
+            exited: super::waitq::WaitQueue::default(),
             state: Mutex::new(TgState::default()),
-        });
-        kernel.register_group(&tg);
+        }
+    }
+
+    /// `fork`: a child of `parent` (or, with `CLONE_PARENT`, of its
+    /// parent) with a copy of what a process inherits: credentials,
+    /// limits, dispositions, umask, process group and session. The caller
+    /// adds it to the tree ([`Kernel::add_child`]).
+    pub fn fork_from(self: &Arc<Self>, tgid: i32, exit_signal: i32) -> Arc<ThreadGroup> {
+        let tg = Self::blank(
+            &self.kernel,
+            self.container.clone(),
+            tgid,
+            exit_signal,
+            self.creds(),
+            *self.rlimits.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        tg.pgid.store(self.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.sid.store(self.sid.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.umask.store(self.umask.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.dumpable.store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.nice.store(self.nice.load(Ordering::Relaxed), Ordering::Relaxed);
+        *tg.actions.lock().unwrap_or_else(|p| p.into_inner()) =
+            self.actions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let tg = Arc::new(tg);
+        self.kernel.register_group(&tg);
         tg
+    }
+
+    /// The parent, while it lives.
+    pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
+        self.family.lock().unwrap_or_else(|p| p.into_inner()).parent.upgrade()
+    }
+
+    /// The parent's process id (0: none).
+    pub fn ppid(&self) -> i32 {
+        self.parent().map_or(0, |p| p.tgid)
+    }
+
+    /// The children (a copy).
+    pub fn children(&self) -> Vec<Arc<ThreadGroup>> {
+        self.family.lock().unwrap_or_else(|p| p.into_inner()).children.clone()
+    }
+
+    /// The exit status once every thread is gone (a zombie until reaped).
+    pub fn zombie_status(&self) -> Option<ExitStatus> {
+        let st = self.lock();
+        if st.live == 0 {
+            st.exit
+        } else {
+            None
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, TgState> {
@@ -145,9 +245,58 @@ impl ThreadGroup {
         st.tasks.push(t);
     }
 
+    /// Adds a thread (`clone(CLONE_THREAD)`), unless the group is exiting
+    /// or executing a new program.
+    pub fn try_add_task(&self, t: Arc<TaskShared>) -> bool {
+        let mut st = self.lock();
+        if st.exit.is_some() || st.exec_by.is_some() {
+            return false;
+        }
+        st.live += 1;
+        st.tasks.push(t);
+        true
+    }
+
     /// Whether the group is exiting: its threads must stop.
     pub fn exiting(&self) -> Option<ExitStatus> {
         self.lock().exit
+    }
+
+    /// Whether thread `tid` must stop: the group exits, or another thread
+    /// runs `execve`.
+    pub fn must_stop(&self, tid: i32) -> bool {
+        let st = self.lock();
+        st.exit.is_some() || st.exec_by.is_some_and(|e| e != tid)
+    }
+
+    /// `execve` by thread `tid`: every other thread must end. `false` if
+    /// the group is exiting or another thread got there first.
+    pub fn begin_exec(&self, tid: i32) -> bool {
+        let tasks = {
+            let mut st = self.lock();
+            if st.exit.is_some() || st.exec_by.is_some_and(|e| e != tid) {
+                return false;
+            }
+            st.exec_by = Some(tid);
+            st.tasks.clone()
+        };
+        for t in tasks.iter().filter(|t| t.tid != tid) {
+            t.kick();
+        }
+        true
+    }
+
+    /// The `execve` is over (the other threads are gone).
+    pub fn end_exec(&self) {
+        self.lock().exec_by = None;
+    }
+
+    /// `execve` by a thread other than the leader: it takes the leader's
+    /// place (and thread id).
+    pub fn replace_task(&self, old: i32, new: Arc<TaskShared>) {
+        let mut st = self.lock();
+        st.tasks.retain(|t| t.tid != old);
+        st.tasks.push(new);
     }
 
     /// Starts the exit of the whole group with `status` (the first status
@@ -166,23 +315,32 @@ impl ThreadGroup {
     }
 
     /// A thread ended with `own` (its `exit` status). When it was the
-    /// last, the process is gone: its status is reported.
-    pub fn task_exited(&self, tid: i32, own: ExitStatus) {
+    /// last, the process is gone: a zombie for its parent to reap.
+    pub fn task_exited(self: &Arc<Self>, tid: i32, own: ExitStatus) {
         let status = {
             let mut st = self.lock();
             st.tasks.retain(|t| t.tid != tid);
             st.live = st.live.saturating_sub(1);
             if st.live > 0 {
+                if st.live == 1 {
+                    // An execve waits for the other threads to end.
+                    if let Some(e) = st.exec_by {
+                        if let Some(t) = st.tasks.iter().find(|t| t.tid == e) {
+                            t.kick();
+                        }
+                    }
+                }
                 return;
             }
             // Nothing of it stays reachable through /proc.
             *self.view.lock().unwrap_or_else(|p| p.into_inner()) = ProcessView::default();
+            // Its record locks go.
+            crate::vfs::lock::release(crate::vfs::lock::LockOwner::Process(self.tgid), None);
             *st.exit.get_or_insert(own)
         };
         tracing::debug!(tgid = self.tgid, ?status, "process exited");
-        if self.ppid == 0 {
-            self.container.set_exited(status);
-        }
+        self.kernel.process_exited(self, status);
+        self.exited.notify();
     }
 
     /// Sends `signo` to the process (from the host or another process).
@@ -208,5 +366,10 @@ impl ThreadGroup {
     /// Thread ids of the process.
     pub fn tids(&self) -> Vec<i32> {
         self.lock().tasks.iter().map(|t| t.tid).collect()
+    }
+
+    /// The threads of the process.
+    pub fn tasks(&self) -> Vec<Arc<TaskShared>> {
+        self.lock().tasks.clone()
     }
 }

@@ -72,12 +72,115 @@ impl Allocator {
     }
 }
 
+/// Reference counts of memory-file ranges shared by several owners
+/// (address spaces after `fork`, shared anonymous mappings): offset →
+/// (end, owners − 1). A range not in the map has one owner.
+#[derive(Debug, Default)]
+pub(crate) struct RefCounts {
+    shared: BTreeMap<u64, (u64, u32)>,
+}
+
+impl RefCounts {
+    /// Splits the interval containing `at` (if it strictly contains it).
+    fn split(&mut self, at: u64) {
+        let Some((&s, &(e, c))) = self.shared.range(..at).next_back() else { return };
+        if e > at {
+            self.shared.insert(s, (at, c));
+            self.shared.insert(at, (e, c));
+        }
+    }
+
+    /// Merges the intervals around `at` when they touch and agree.
+    fn merge_at(&mut self, at: u64) {
+        let Some(&(e, c)) = self.shared.get(&at) else { return };
+        if let Some((&ps, &(pe, pc))) = self.shared.range(..at).next_back() {
+            if pe == at && pc == c {
+                self.shared.remove(&at);
+                self.shared.insert(ps, (e, c));
+            }
+        }
+    }
+
+    /// `[off, end)` in pieces: (start, end, extra owners) with 0 for the
+    /// parts that have one owner. Splits at the edges first.
+    fn pieces(&mut self, off: u64, end: u64) -> Vec<(u64, u64, u32)> {
+        self.split(off);
+        self.split(end);
+        let mut out = Vec::new();
+        let mut at = off;
+        for (&s, &(e, c)) in self.shared.range(off..end) {
+            if s > at {
+                out.push((at, s, 0));
+            }
+            out.push((s, e, c));
+            at = e;
+        }
+        if at < end {
+            out.push((at, end, 0));
+        }
+        out
+    }
+
+    /// One more owner of `[off, off+len)`.
+    pub fn incref(&mut self, off: u64, len: u64) {
+        let end = off + len;
+        for (s, e, c) in self.pieces(off, end) {
+            self.shared.insert(s, (e, c.saturating_add(1)));
+        }
+        self.merge_at(off);
+        self.merge_at(end);
+    }
+
+    /// One owner less of `[off, off+len)`; returns the parts nobody owns
+    /// any more (to free).
+    pub fn decref(&mut self, off: u64, len: u64) -> Vec<(u64, u64)> {
+        let end = off + len;
+        let mut free = Vec::new();
+        for (s, e, c) in self.pieces(off, end) {
+            match c {
+                0 => match free.last_mut() {
+                    Some((fs, fl)) if *fs + *fl == s => *fl += e - s,
+                    _ => free.push((s, e - s)),
+                },
+                1 => {
+                    self.shared.remove(&s);
+                }
+                _ => {
+                    self.shared.insert(s, (e, c - 1));
+                }
+            }
+        }
+        self.merge_at(off);
+        self.merge_at(end);
+        free
+    }
+
+    /// Whether `[off, off+len)` has a single owner.
+    pub fn exclusive(&self, off: u64, len: u64) -> bool {
+        let end = off + len;
+        let first = self.shared.range(..=off).next_back().filter(|(_, &(e, _))| e > off);
+        first.is_none() && self.shared.range(off..end).next().is_none()
+    }
+
+    /// Number of intervals (for tests).
+    #[cfg(test)]
+    pub fn intervals(&self) -> usize {
+        self.shared.len()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    alloc: Allocator,
+    refs: RefCounts,
+}
+
 /// The sandbox's memory file.
 pub struct MemoryFile {
     fd: OwnedFd,
     base: NonNull<u8>,
     size: u64,
-    alloc: Mutex<Allocator>,
+    inner: Mutex<Inner>,
 }
 
 impl std::fmt::Debug for MemoryFile {
@@ -114,7 +217,12 @@ impl MemoryFile {
         };
         let base =
             NonNull::new(p.cast::<u8>()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
-        Ok(MemoryFile { fd, base, size, alloc: Mutex::new(Allocator::new(size)) })
+        Ok(MemoryFile {
+            fd,
+            base,
+            size,
+            inner: Mutex::new(Inner { alloc: Allocator::new(size), refs: RefCounts::default() }),
+        })
     }
 
     /// The memfd (for mapping ranges into address spaces).
@@ -122,15 +230,51 @@ impl MemoryFile {
         self.fd.as_fd()
     }
 
-    /// Allocates `len` bytes (a page multiple). The range reads as zeros.
-    pub fn allocate(&self, len: u64) -> Result<u64, Errno> {
-        let align = if len >= super::HUGE_PAGE { super::HUGE_PAGE } else { PAGE };
-        self.alloc.lock().unwrap_or_else(|p| p.into_inner()).allocate(len, align).ok_or(Errno::ENOMEM)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Frees `[off, off+len)`: its pages go back to the host and it reads
-    /// as zeros when allocated again.
-    pub fn free(&self, off: u64, len: u64) {
+    /// Allocates `len` bytes (a page multiple), with one owner. The range
+    /// reads as zeros.
+    pub fn allocate(&self, len: u64) -> Result<u64, Errno> {
+        let align = if len >= super::HUGE_PAGE { super::HUGE_PAGE } else { PAGE };
+        self.lock().alloc.allocate(len, align).ok_or(Errno::ENOMEM)
+    }
+
+    /// Adds an owner to `[off, off+len)` (an address space that shares it
+    /// after `fork`).
+    pub fn incref(&self, off: u64, len: u64) {
+        self.lock().refs.incref(off, len);
+    }
+
+    /// Whether `[off, off+len)` has a single owner (a copy-on-write page
+    /// can then simply be made writable).
+    pub fn exclusive(&self, off: u64, len: u64) -> bool {
+        self.lock().refs.exclusive(off, len)
+    }
+
+    /// Drops an owner of `[off, off+len)`; the parts nobody owns any more
+    /// are freed.
+    pub fn release(&self, off: u64, len: u64) {
+        let free = self.lock().refs.decref(off, len);
+        for (o, l) in free {
+            self.free(o, l);
+        }
+    }
+
+    /// Copies `len` bytes of the file from `from` to `to`.
+    pub fn copy(&self, from: u64, to: u64, len: usize) {
+        let f = self.check(from, len);
+        let t = self.check(to, len);
+        // SAFETY: both ranges lie in the mapping (checked) and are distinct
+        // allocations (the caller copies into a fresh one), so they do not
+        // overlap; raw copies only, as in `read`.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.as_ptr().add(f), self.base.as_ptr().add(t), len) };
+    }
+
+    /// Frees `[off, off+len)` (owned by nobody): its pages go back to the
+    /// host and it reads as zeros when allocated again.
+    fn free(&self, off: u64, len: u64) {
         let punched = rustix::fs::fallocate(
             &self.fd,
             rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
@@ -143,7 +287,7 @@ impl MemoryFile {
                 self.zero(off, n);
             }
         }
-        self.alloc.lock().unwrap_or_else(|p| p.into_inner()).free(off, len);
+        self.lock().alloc.free(off, len);
     }
 
     fn check(&self, off: u64, len: usize) -> usize {
@@ -252,6 +396,45 @@ mod tests {
     }
 
     #[test]
+    fn refcounts_split_merge_and_free_what_nobody_owns() {
+        let mut r = RefCounts::default();
+        // Two owners of 0..8, then a third of 2..4.
+        r.incref(0, 8 * PAGE);
+        r.incref(2 * PAGE, 2 * PAGE);
+        assert_eq!(r.intervals(), 3);
+        assert!(!r.exclusive(0, PAGE) && r.exclusive(8 * PAGE, PAGE));
+        // One owner of 0..8 goes: 2..4 still shared, the rest exclusive.
+        assert!(r.decref(0, 8 * PAGE).is_empty());
+        assert!(r.exclusive(0, 2 * PAGE) && r.exclusive(4 * PAGE, 4 * PAGE));
+        assert!(!r.exclusive(PAGE, 2 * PAGE));
+        // Releasing 0..8 again frees all but the shared part.
+        assert_eq!(r.decref(0, 8 * PAGE), vec![(0, 2 * PAGE), (4 * PAGE, 4 * PAGE)]);
+        assert_eq!(r.decref(2 * PAGE, 2 * PAGE), vec![(2 * PAGE, 2 * PAGE)]);
+        assert_eq!(r.intervals(), 0);
+        // Adjacent increments merge.
+        r.incref(0, PAGE);
+        r.incref(PAGE, PAGE);
+        assert_eq!(r.intervals(), 1);
+    }
+
+    #[test]
+    fn shared_ranges_are_freed_by_their_last_owner() {
+        let mf = MemoryFile::new(1 << 30).unwrap();
+        let off = mf.allocate(2 * PAGE).unwrap();
+        mf.write(off, b"x");
+        mf.incref(off, 2 * PAGE);
+        mf.release(off, 2 * PAGE);
+        assert!(mf.exclusive(off, 2 * PAGE));
+        let mut b = [0u8; 1];
+        mf.read(off, &mut b);
+        assert_eq!(&b, b"x", "still owned: not freed");
+        mf.release(off, 2 * PAGE);
+        assert_eq!(mf.allocate(2 * PAGE).unwrap(), off);
+        mf.read(off, &mut b);
+        assert_eq!(b, [0], "freed and zeroed");
+    }
+
+    #[test]
     fn memory_file_reads_what_was_written_and_zeroes_freed_ranges() {
         let mf = MemoryFile::new(1 << 30).unwrap();
         let off = mf.allocate(2 * PAGE).unwrap();
@@ -259,7 +442,7 @@ mod tests {
         let mut b = [0u8; 5];
         mf.read(off + 10, &mut b);
         assert_eq!(&b, b"hello");
-        mf.free(off, 2 * PAGE);
+        mf.release(off, 2 * PAGE);
         let off2 = mf.allocate(2 * PAGE).unwrap();
         assert_eq!(off2, off);
         mf.read(off2 + 10, &mut b);

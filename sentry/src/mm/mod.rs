@@ -79,14 +79,19 @@ struct Pma {
     off: u64,
     /// Backed by the VMA's file, not the memory file.
     file: bool,
+    /// Memory-file pages shared copy-on-write with another address space
+    /// (since a `fork`): a write copies them first, unless this address
+    /// space turns out to be their last owner.
+    cow: bool,
     /// Protections it is mapped with in the platform address space.
     mapped: Option<Prot>,
 }
 
 /// What a PMA is mapped with: the VMA's rights, less writing for file
-/// pages of a private mapping (a write copies them first).
+/// pages of a private mapping and for copy-on-write pages (a write copies
+/// them first).
 fn eff_prot(vma: &Vma, p: &Pma) -> Prot {
-    if p.file && !vma.flags.contains(VmaFlags::SHARED) {
+    if p.cow || (p.file && !vma.flags.contains(VmaFlags::SHARED)) {
         vma.prot - Prot::WRITE
     } else {
         vma.prot
@@ -235,6 +240,102 @@ impl MemoryManager {
     /// The program and argument area.
     pub fn meta(&self) -> MmMeta {
         self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `fork`: a copy of this address space in a new platform address
+    /// space. Private memory is shared copy-on-write (both sides lose write
+    /// access to it until they write, when the writer copies the page or,
+    /// as its last owner, takes it); shared memory stays shared;
+    /// `MADV_DONTFORK` areas are left out and `MADV_WIPEONFORK` ones are
+    /// zero in the child. Nothing is copied now.
+    pub fn fork(&self, platform: &dyn Platform) -> Result<MemoryManager, Errno> {
+        let child = MemoryManager::new(platform, self.mf.clone())?;
+        let mut st = self.lock();
+        // Shared anonymous memory is shared through its memory-file pages:
+        // every part gets them now (ranges of a sparse file: no memory is
+        // committed).
+        let shared_anon: Vec<(u64, u64)> = st
+            .vmas
+            .iter()
+            .filter(|v| v.flags.contains(VmaFlags::SHARED) && !v.flags.contains(VmaFlags::DONTFORK))
+            .filter(|v| v.file.is_none())
+            .map(|v| (v.start, v.end))
+            .collect();
+        for (s, e) in shared_anon {
+            self.ensure_pmas(&mut st, s, e)?;
+        }
+        let vmas: Vec<Vma> =
+            st.vmas.iter().filter(|v| !v.flags.contains(VmaFlags::DONTFORK)).cloned().collect();
+        let mut cst =
+            MmState { brk_start: st.brk_start, brk: st.brk, mmap_base: st.mmap_base, ..MmState::default() };
+        let mut protect: Vec<(u64, u64, Prot)> = Vec::new();
+        for v in vmas {
+            split_pma(&mut st.pmas, v.start);
+            split_pma(&mut st.pmas, v.end);
+            let shared = v.flags.contains(VmaFlags::SHARED);
+            let wipe = v.flags.contains(VmaFlags::WIPEONFORK) && !shared;
+            let (vs, ve) = (v.start, v.end);
+            cst.vmas.insert(v.clone());
+            if wipe {
+                continue;
+            }
+            for (&k, p) in st.pmas.range_mut(vs..ve) {
+                let mut c = Pma { mapped: None, ..*p };
+                if !p.file {
+                    self.mf.incref(p.off, p.end - k);
+                    if !shared {
+                        c.cow = true;
+                        p.cow = true;
+                        let want = eff_prot(&v, p);
+                        if p.mapped.is_some_and(|m| m != want) {
+                            p.mapped = Some(want);
+                            match protect.last_mut() {
+                                Some(r) if r.1 == k && r.2 == want => r.1 = p.end,
+                                _ => protect.push((k, p.end, want)),
+                            }
+                        }
+                    }
+                }
+                cst.pmas.insert(k, c);
+            }
+        }
+        for (s, e, prot) in protect {
+            if let Err(err) = self.aspace.protect(s, e - s, prot) {
+                // Never leave the parent writing pages the child shares:
+                // drop the mappings (they fault back in read-only).
+                tracing::error!("platform protect {s:#x}-{e:#x}: {err}");
+                for (_, p) in st.pmas.range_mut(s..e) {
+                    p.mapped = None;
+                }
+                if !self.platform_unmap(s, e) {
+                    return Err(Errno::ENOMEM);
+                }
+            }
+        }
+        drop(st);
+        *child.state.lock().unwrap_or_else(|p| p.into_inner()) = cst;
+        *child.meta.lock().unwrap_or_else(|p| p.into_inner()) = self.meta();
+        let deny = self.exe_deny.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|d| d.duplicate());
+        child.hold_exe(deny);
+        Ok(child)
+    }
+
+    /// `madvise(MADV_DONTFORK / MADV_DOFORK / MADV_WIPEONFORK /
+    /// MADV_KEEPONFORK)`: sets or clears `flag` on `[addr, addr+len)`.
+    /// `MADV_WIPEONFORK` applies to private anonymous memory only.
+    pub fn set_fork_flag(&self, addr: u64, len: u64, flag: VmaFlags, on: bool) -> Result<(), Errno> {
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        let mut st = self.lock();
+        Self::room_for_vmas(&st)?;
+        if !st.vmas.covers(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let not_private_anon = |v: &Vma| v.flags.contains(VmaFlags::SHARED) || v.file.is_some();
+        if flag == VmaFlags::WIPEONFORK && on && st.vmas.overlapping(addr, end).any(not_private_anon) {
+            return Err(Errno::EINVAL);
+        }
+        st.vmas.update(addr, end, |v| v.flags.set(flag, on));
+        Ok(())
     }
 
     /// The platform address space.
@@ -392,7 +493,7 @@ impl MemoryManager {
             return;
         }
         for (off, len) in ranges {
-            self.mf.free(off, len);
+            self.mf.release(off, len);
         }
     }
 
@@ -676,6 +777,11 @@ impl MemoryManager {
         let private_file = vma.file.is_some() && !vma.flags.contains(VmaFlags::SHARED);
         if let Some((_, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
             if p.mapped == Some(eff_prot(&vma, p)) {
+                if p.cow && vma.prot.contains(Prot::WRITE) {
+                    // A write to a page shared since a fork.
+                    let page = page_down(addr);
+                    return self.break_cow(st, &vma, page, page + PAGE).map_err(|_| SegvCode::MapErr);
+                }
                 if p.file && private_file && vma.prot.contains(Prot::WRITE) {
                     // Mapped from the file without write access in a
                     // writable private mapping: the access was a write.
@@ -697,18 +803,27 @@ impl MemoryManager {
         }
         split_pma(&mut st.pmas, ws);
         split_pma(&mut st.pmas, we);
+        // Copy-on-write memory this address space alone owns now (the
+        // other side exited or executed) is simply writable.
+        for (&k, p) in st.pmas.range_mut(ws..we) {
+            if p.cow && self.mf.exclusive(p.off, p.end - k) {
+                p.cow = false;
+            }
+        }
         // Map what is not mapped yet, in runs contiguous in their file.
-        let mut runs: Vec<(u64, u64, u64, bool)> = Vec::new();
+        let mut runs: Vec<(u64, u64, u64, bool, Prot)> = Vec::new();
         for (&k, p) in st.pmas.range(ws..we) {
-            if p.mapped != Some(eff_prot(&vma, p)) {
+            let want = eff_prot(&vma, p);
+            if p.mapped != Some(want) {
                 match runs.last_mut() {
-                    Some(r) if r.1 == k && r.3 == p.file && r.2 + (r.1 - r.0) == p.off => r.1 = p.end,
-                    _ => runs.push((k, p.end, p.off, p.file)),
+                    Some(r) if r.1 == k && r.3 == p.file && r.4 == want && r.2 + (r.1 - r.0) == p.off => {
+                        r.1 = p.end;
+                    }
+                    _ => runs.push((k, p.end, p.off, p.file, want)),
                 }
             }
         }
-        for (s, e, off, file) in runs {
-            let prot = if file && private_file { vma.prot - Prot::WRITE } else { vma.prot };
+        for (s, e, off, file, prot) in runs {
             let fd = match (&vma.file, file) {
                 (Some(f), true) => f.file.fd.as_fd(),
                 _ => self.mf.fd(),
@@ -720,6 +835,56 @@ impl MemoryManager {
             // Recorded only once the platform really maps it.
             for (_, p) in st.pmas.range_mut(s..e) {
                 p.mapped = Some(prot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `[start, end)` (inside one copy-on-write PMA of `vma`) memory
+    /// of its own: the pages are made writable if this address space is
+    /// their last owner, copied otherwise.
+    fn break_cow(&self, st: &mut MmState, vma: &Vma, start: u64, end: u64) -> Result<(), Errno> {
+        split_pma(&mut st.pmas, start);
+        split_pma(&mut st.pmas, end);
+        let Some(p) = st.pmas.get(&start).copied() else { return Err(Errno::EFAULT) };
+        if !p.cow || p.file {
+            return Ok(());
+        }
+        let len = p.end - start;
+        let mut off = p.off;
+        if !self.mf.exclusive(p.off, len) {
+            let n = usize::try_from(len).map_err(|_| Errno::ENOMEM)?;
+            off = self.mf.allocate(len)?;
+            self.mf.copy(p.off, off, n);
+        }
+        if p.mapped.is_some() {
+            let r = if off == p.off {
+                self.aspace.protect(start, len, vma.prot)
+            } else {
+                self.aspace.map(start, len, vma.prot, FileRange { fd: self.mf.fd(), offset: off })
+            };
+            if let Err(err) = r {
+                tracing::error!("platform copy-on-write {start:#x}: {err}");
+                // What the platform maps there is unknown: nothing.
+                if !self.platform_unmap(start, start + len) {
+                    if off != p.off {
+                        self.mf.release(off, len);
+                    }
+                    return Err(Errno::EFAULT);
+                }
+                if let Some(q) = st.pmas.get_mut(&start) {
+                    q.mapped = None;
+                }
+            }
+        }
+        if off != p.off {
+            self.mf.release(p.off, len);
+        }
+        if let Some(q) = st.pmas.get_mut(&start) {
+            q.off = off;
+            q.cow = false;
+            if q.mapped.is_some() {
+                q.mapped = Some(vma.prot);
             }
         }
         Ok(())
@@ -742,7 +907,7 @@ impl MemoryManager {
             gaps.push((at, end));
         }
         for (s, e) in gaps {
-            st.pmas.insert(s, Pma { end: e, off: base + (s - start), file: true, mapped: None });
+            st.pmas.insert(s, Pma { end: e, off: base + (s - start), file: true, cow: false, mapped: None });
         }
     }
 
@@ -776,10 +941,11 @@ impl MemoryManager {
         if let Err(err) = self.aspace.map(page, PAGE, vma.prot, FileRange { fd: self.mf.fd(), offset: m }) {
             tracing::error!("platform map {page:#x}: {err}");
             // The file page may still be mapped: the copy is not used.
-            self.mf.free(m, PAGE);
+            self.mf.release(m, PAGE);
             return Err(SegvCode::MapErr);
         }
-        st.pmas.insert(page, Pma { end: page + PAGE, off: m, file: false, mapped: Some(vma.prot) });
+        st.pmas
+            .insert(page, Pma { end: page + PAGE, off: m, file: false, cow: false, mapped: Some(vma.prot) });
         st.vmas.mark(page, VmaFlags::COPIED);
         Ok(())
     }
@@ -800,7 +966,7 @@ impl MemoryManager {
         }
         for (s, e) in gaps {
             let off = self.mf.allocate(e - s)?;
-            st.pmas.insert(s, Pma { end: e, off, file: false, mapped: None });
+            st.pmas.insert(s, Pma { end: e, off, file: false, cow: false, mapped: None });
         }
         Ok(())
     }
@@ -843,6 +1009,12 @@ impl MemoryManager {
                 let pos = usize::try_from(at - addr).map_err(|_| Errno::EFAULT)?;
                 let pma = st.pmas.range(..=at).next_back().filter(|(_, p)| p.end > at).map(|(&k, p)| (k, *p));
                 match (pma, &vma.file) {
+                    (Some((_, p)), _) if !p.file && p.cow && write => {
+                        // Shared since a fork: this address space gets its
+                        // own copy of the pages written.
+                        let stop = p.end.min(page_up(chunk_end).unwrap_or(p.end));
+                        self.break_cow(&mut st, &vma, page_down(at), stop)?;
+                    }
                     (Some((k, p)), _) if !p.file => {
                         let n = p.end.min(chunk_end) - at;
                         if !f(
@@ -1117,11 +1289,16 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        // Unmap everything from the platform first (a dying stub must not
-        // reach memory another address space gets next), then free.
-        let mut st = std::mem::take(self.state.get_mut().unwrap_or_else(|p| p.into_inner()));
-        let (lo, hi) = (self.min_addr, self.max_addr);
-        self.drop_pmas(&mut st, lo, hi);
+        // The platform address space ends first (nothing in it may reach
+        // memory another address space gets next), then the memory goes,
+        // without unmapping it page run by page run.
+        self.aspace.destroy();
+        let st = std::mem::take(self.state.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for (k, p) in st.pmas {
+            if !p.file {
+                self.mf.release(p.off, p.end - k);
+            }
+        }
     }
 }
 
@@ -1131,7 +1308,7 @@ fn split_pma(pmas: &mut BTreeMap<u64, Pma>, addr: u64) {
     if p.end <= addr {
         return;
     }
-    let tail = Pma { end: p.end, off: p.off + (addr - k), file: p.file, mapped: p.mapped };
+    let tail = Pma { end: p.end, off: p.off + (addr - k), ..*p };
     if let Some(head) = pmas.get_mut(&k) {
         head.end = addr;
     }

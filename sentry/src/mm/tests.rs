@@ -219,3 +219,80 @@ fn dont_need_zeroes_private_memory() {
     assert_eq!(fake(&m).mapped(a), None);
     assert_eq!(m.dont_need(0x1234_0000, PAGE), Err(Errno::ENOMEM));
 }
+
+fn peek(m: &MemoryManager, addr: u64) -> [u8; 4] {
+    let mut b = [0u8; 4];
+    m.copy_in(addr, &mut b).unwrap();
+    b
+}
+
+#[test]
+fn fork_shares_private_memory_copy_on_write() {
+    let m = mm();
+    let a = anon(&m, 4 * PAGE, RW);
+    m.copy_out(a, b"old!").unwrap();
+    m.copy_out(a + PAGE, b"page").unwrap();
+    m.handle_fault(a).unwrap();
+    assert_eq!(fake(&m).mapped(a), Some(RW));
+    let c = m.fork(&FakePlatform::default()).unwrap();
+    // The parent lost write access; the child maps nothing yet.
+    assert_eq!(fake(&m).mapped(a), Some(Prot::READ));
+    assert_eq!(fake(&c).mapped(a), None);
+    assert_eq!(peek(&c, a), *b"old!");
+    // A write through the sentry copies the page for the writer only.
+    m.copy_out(a, b"new!").unwrap();
+    assert_eq!(peek(&m, a), *b"new!");
+    assert_eq!(peek(&c, a), *b"old!");
+    // The parent copied the first page, so the child owns the original
+    // alone: its first fault maps the (still shared) run read-only, the
+    // write fault that follows makes the page writable without a copy.
+    let orig = c.lock().pmas.range(..=a).next_back().map(|(_, p)| p.off).unwrap();
+    c.handle_fault(a).unwrap();
+    assert_eq!(fake(&c).mapped(a), Some(Prot::READ));
+    c.handle_fault(a).unwrap();
+    assert_eq!(fake(&c).mapped(a), Some(RW), "last owner: made writable");
+    assert_eq!(c.lock().pmas.get(&a).map(|p| p.off), Some(orig), "not copied");
+    // The second page is still shared: read-only in both, and a write
+    // fault in the child copies it.
+    assert_eq!(fake(&c).mapped(a + PAGE), Some(Prot::READ));
+    let before = c.lock().pmas.range(..=a + PAGE).next_back().map(|(&k, p)| p.off + (a + PAGE - k)).unwrap();
+    c.handle_fault(a + PAGE).unwrap();
+    assert_eq!(fake(&c).mapped(a + PAGE), Some(RW));
+    let after = c.lock().pmas.get(&(a + PAGE)).map(|p| p.off).unwrap();
+    assert_ne!(before, after, "copied");
+    assert_eq!(peek(&c, a + PAGE), *b"page");
+    c.copy_out(a + PAGE, b"kid!").unwrap();
+    assert_eq!(peek(&m, a + PAGE), *b"page");
+    // Dropping the child leaves the parent the sole owner of the rest.
+    drop(c);
+    m.handle_fault(a + 2 * PAGE).unwrap();
+    assert_eq!(fake(&m).mapped(a + 2 * PAGE), Some(RW));
+}
+
+#[test]
+fn fork_keeps_shared_memory_shared_and_honours_madvise() {
+    let m = mm();
+    let sh = m
+        .mmap_anon(MapRequest { len: 2 * PAGE, prot: RW, shared: true, ..Default::default() }, VmaName::None)
+        .unwrap();
+    let wipe = anon(&m, PAGE, RW);
+    let gone = anon(&m, PAGE, Prot::READ);
+    m.copy_out(wipe, b"wipe").unwrap();
+    m.set_fork_flag(wipe, PAGE, VmaFlags::WIPEONFORK, true).unwrap();
+    m.set_fork_flag(gone, PAGE, VmaFlags::DONTFORK, true).unwrap();
+    assert_eq!(m.set_fork_flag(sh, PAGE, VmaFlags::WIPEONFORK, true), Err(Errno::EINVAL));
+    let c = m.fork(&FakePlatform::default()).unwrap();
+    // Written after the fork, by either side, in pages neither touched.
+    m.copy_out(sh + PAGE, b"from").unwrap();
+    assert_eq!(peek(&c, sh + PAGE), *b"from");
+    c.copy_out(sh, b"back").unwrap();
+    assert_eq!(peek(&m, sh), *b"back");
+    c.handle_fault(sh).unwrap();
+    assert_eq!(fake(&c).mapped(sh), Some(RW), "shared memory is never copy-on-write");
+    assert_eq!(peek(&c, wipe), [0; 4]);
+    assert_eq!(peek(&m, wipe), *b"wipe");
+    let mut b = [0u8; 4];
+    assert_eq!(c.copy_in(gone, &mut b), Err(Errno::EFAULT));
+    drop(m);
+    assert_eq!(peek(&c, sh), *b"back", "the survivor keeps shared memory");
+}

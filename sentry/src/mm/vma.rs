@@ -18,6 +18,10 @@ bitflags::bitflags! {
         /// A private file mapping with pages copied into memory (Linux's
         /// `anon_vma`): it no longer merges with parts that have none.
         const COPIED = 4;
+        /// `MADV_DONTFORK`: a forked child does not get the area.
+        const DONTFORK = 8;
+        /// `MADV_WIPEONFORK`: a forked child gets the area zeroed.
+        const WIPEONFORK = 16;
     }
 }
 
@@ -228,6 +232,12 @@ impl VmaSet {
 
     /// Sets the protections of `[start, end)`, which must be covered.
     pub fn protect(&mut self, start: u64, end: u64, prot: Prot) -> bool {
+        self.update(start, end, |v| v.prot = prot)
+    }
+
+    /// Applies `f` to `[start, end)`, which must be covered, splitting
+    /// VMAs at the edges and merging what became alike.
+    pub fn update(&mut self, start: u64, end: u64, f: impl Fn(&mut Vma)) -> bool {
         if !self.covers(start, end) {
             return false;
         }
@@ -236,7 +246,7 @@ impl VmaSet {
         let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
         for &k in &keys {
             if let Some(v) = self.map.get_mut(&k) {
-                v.prot = prot;
+                f(v);
             }
         }
         for k in keys {

@@ -82,7 +82,7 @@ fn chown_path(t: &Task, p: &Path, uid: u32, gid: u32) -> SysResult {
         }
     }
     if let Some(g) = new_gid {
-        if g != a.gid && !may_chown && (c.euid != a.uid || !perm::in_group(&c, g)) {
+        if g != a.gid && !may_chown && (c.fsuid != a.uid || !perm::in_group(&c, g)) {
             return Err(Errno::EPERM);
         }
     }

@@ -1,6 +1,9 @@
 //! `execve` and `execveat`: the new program replaces the process's image
 //! once it is loaded; any error before that leaves the caller as it was.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use rvisor_platform::ArchState;
 use rvisor_syscalls::abi::StackT;
 use rvisor_syscalls::Errno;
@@ -8,7 +11,7 @@ use rvisor_syscalls::Errno;
 use super::path::{creds, read_path, start_dir, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use super::{Addr, Fd, SysResult};
 use crate::kernel::exec::{self, ExecContext, Program};
-use crate::kernel::Task;
+use crate::kernel::{Task, TaskShared};
 use crate::loader::{arg_limit, MAX_ARG_STRLEN};
 
 /// Reads a NULL-terminated array of strings (argv or envp), counting
@@ -82,11 +85,25 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     let prog = Program { path: p, name, target, follow, argv: args, envp: env, stack_limit };
     let image = exec::prepare(&t.kernel, &cx, prog)?;
 
-    // The point of no return: the new image replaces the old.
+    // The point of no return: the other threads end, then the new image
+    // replaces the old.
+    de_thread(t)?;
     image.mm.set_exe(image.exe.clone(), image.loaded.args);
     t.mm = image.mm.clone();
+    if let Some(v) = t.vfork_done.take() {
+        v.complete();
+    }
+    // The descriptor table is the process's own from now on (a table
+    // shared with CLONE_FILES is copied), less its close-on-exec entries.
+    t.fds = Arc::new(t.fds.fork());
     let gone = t.fds.close_on_exec();
     super::fs::closed(t, gone);
+    {
+        let tg = t.tg();
+        tg.did_exec.store(true, Ordering::Relaxed);
+        tg.dumpable.store(1, Ordering::Relaxed);
+        tg.creds.lock().unwrap_or_else(|p| p.into_inner()).exec();
+    }
     t.tg().actions.lock().unwrap_or_else(|p| p.into_inner()).reset_for_exec();
     t.altstack = StackT { sp: 0, flags: 2, pad: 0, size: 0 };
     t.clear_child_tid = 0;
@@ -98,6 +115,7 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     {
         let mut v = t.tg().view.lock().unwrap_or_else(|p| p.into_inner());
         v.mm = Some(image.mm.clone());
+        v.fds = Some(t.fds.clone());
         v.comm = comm;
     }
     let mut arch = ArchState::new_user();
@@ -106,4 +124,26 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     t.arch = arch;
     // rax of the new program is 0, which is what this returns.
     Ok(0)
+}
+
+/// Linux's `de_thread`: every other thread of the process ends; a thread
+/// other than the leader takes the leader's place and thread id.
+fn de_thread(t: &mut Task) -> Result<(), Errno> {
+    let tg = t.tg().clone();
+    if tg.task_count() > 1 {
+        if !tg.begin_exec(t.tid()) {
+            // The process is exiting, or another thread executes.
+            return Err(Errno::EINTR);
+        }
+        let r = t.block(|| tg.task_count() == 1, None);
+        tg.end_exec();
+        r?;
+    }
+    if t.tid() != tg.tgid {
+        let leader = TaskShared::new(tg.tgid, tg.clone()).map_err(|_| Errno::ENOMEM)?;
+        leader.take_interrupt_from(&t.shared);
+        tg.replace_task(t.tid(), leader.clone());
+        t.shared = leader;
+    }
+    Ok(())
 }

@@ -280,6 +280,8 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
     const F_OFD_GETLK: i32 = 36;
     const F_OFD_SETLK: i32 = 37;
     const F_OFD_SETLKW: i32 = 38;
+    const F_SETPIPE_SZ: i32 = 1031;
+    const F_GETPIPE_SZ: i32 = 1032;
     let entry = t.fds.entry(fd.0)?;
     if entry.file.is_path_only() && !matches!(cmd, F_DUPFD | F_DUPFD_CLOEXEC | F_GETFD | F_SETFD | F_GETFL) {
         return Err(Errno::EBADF);
@@ -308,6 +310,14 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
         F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
             let owner = entry.file.lock_owner();
             record_lock(t, &entry.file, cmd - 31, arg, owner)
+        }
+        F_GETPIPE_SZ => Ok(entry.file.pipe().ok_or(Errno::EBADF)?.capacity() as u64),
+        F_SETPIPE_SZ => {
+            let pipe = entry.file.pipe().ok_or(Errno::EBADF)?;
+            let privileged = t.tg().creds().capable(1 << 24);
+            // The size is an unsigned int.
+            let size = u64::from(<u32 as super::FromArg>::from_arg(arg));
+            Ok(pipe.set_capacity(size, privileged)? as u64)
         }
         _ => Err(Errno::EINVAL),
     }

@@ -7,7 +7,7 @@ use super::{Addr, Fd, SysResult};
 use crate::kernel::Task;
 use std::sync::Arc;
 
-use crate::mm::vma::{FileMap, MappedFile, VmaName};
+use crate::mm::vma::{FileMap, MappedFile, VmaFlags, VmaName};
 use crate::mm::{page_up, MapRequest, PAGE};
 
 const PROT_READ: u64 = 1;
@@ -267,6 +267,10 @@ pub fn madvise(t: &mut Task, addr: Addr, len: u64, advice: i32) -> SysResult {
     const MADV_DONTNEED: i32 = 4;
     const MADV_FREE: i32 = 8;
     const MADV_REMOVE: i32 = 9;
+    const MADV_DONTFORK: i32 = 10;
+    const MADV_DOFORK: i32 = 11;
+    const MADV_WIPEONFORK: i32 = 18;
+    const MADV_KEEPONFORK: i32 = 19;
     const MADV_HWPOISON: i32 = 100;
     if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
@@ -276,6 +280,17 @@ pub fn madvise(t: &mut Task, addr: Addr, len: u64, advice: i32) -> SysResult {
         MADV_DONTNEED | MADV_FREE => {
             if len != 0 {
                 t.mm.dont_need(addr, len)?;
+            }
+            Ok(0)
+        }
+        MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
+            let flag = if advice == MADV_DONTFORK || advice == MADV_DOFORK {
+                VmaFlags::DONTFORK
+            } else {
+                VmaFlags::WIPEONFORK
+            };
+            if len != 0 {
+                t.mm.set_fork_flag(addr, len, flag, advice == MADV_DONTFORK || advice == MADV_WIPEONFORK)?;
             }
             Ok(0)
         }

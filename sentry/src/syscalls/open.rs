@@ -74,8 +74,8 @@ fn install(t: &Task, file: Arc<File>, flags: u32) -> SysResult {
 pub fn new_owner(t: &Task, dir: &Path) -> Result<Owner, Errno> {
     let c = creds(t);
     let d = dir.attr()?;
-    let gid = if d.mode & mode::S_ISGID != 0 { d.gid } else { c.egid };
-    Ok(Owner { uid: c.euid, gid })
+    let gid = if d.mode & mode::S_ISGID != 0 { d.gid } else { c.fsgid };
+    Ok(Owner { uid: c.fsuid, gid })
 }
 
 /// Linux's `mode_strip_sgid` for a new non-directory in `dir`: in a
@@ -162,6 +162,15 @@ pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
             }
             perm::check(&a, &c, want)?;
             p.inode().open(flags & (O_ACCMODE | O_APPEND))?
+        }
+        mode::S_IFIFO => {
+            perm::check(&a, &c, want)?;
+            if acc == O_ACCMODE {
+                return Err(Errno::EINVAL);
+            }
+            let extra = flags & !(O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+            let f = crate::fs::pipe::open_fifo(t, p, (a.dev, a.ino), acc, extra)?;
+            return Ok(f);
         }
         _ => return Err(Errno::ENXIO),
     };

@@ -36,7 +36,7 @@ pub fn gettid(t: &mut Task) -> SysResult {
 }
 
 pub fn getppid(t: &mut Task) -> SysResult {
-    Ok(id(t.tg().ppid))
+    Ok(id(t.tg().ppid()))
 }
 
 fn creds(t: &Task) -> Credentials {
@@ -92,6 +92,192 @@ pub fn getgroups(t: &mut Task, size: i32, list: Addr) -> SysResult {
     Ok(n as u64)
 }
 
+/// Changes the process's credentials with `f` (on a copy, committed only
+/// if it succeeds). A change of effective ids makes the process
+/// undumpable, as Linux's `commit_creds` does.
+fn change_creds<R>(t: &Task, f: impl FnOnce(&mut Credentials) -> Result<R, Errno>) -> Result<R, Errno> {
+    let mut c = t.tg().creds.lock().unwrap_or_else(|p| p.into_inner());
+    let mut new = c.clone();
+    let r = f(&mut new)?;
+    if new.euid != c.euid || new.egid != c.egid || new.fsuid != c.fsuid || new.fsgid != c.fsgid {
+        t.tg().dumpable.store(0, Ordering::Relaxed);
+    }
+    *c = new;
+    Ok(r)
+}
+
+pub fn setuid(t: &mut Task, uid: u32) -> SysResult {
+    change_creds(t, |c| c.setuid(uid)).map(|()| 0)
+}
+
+pub fn setgid(t: &mut Task, gid: u32) -> SysResult {
+    change_creds(t, |c| c.setgid(gid)).map(|()| 0)
+}
+
+pub fn setreuid(t: &mut Task, r: u32, e: u32) -> SysResult {
+    change_creds(t, |c| c.setreuid(r, e)).map(|()| 0)
+}
+
+pub fn setregid(t: &mut Task, r: u32, e: u32) -> SysResult {
+    change_creds(t, |c| c.setregid(r, e)).map(|()| 0)
+}
+
+pub fn setresuid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
+    change_creds(t, |c| c.setresuid(r, e, s)).map(|()| 0)
+}
+
+pub fn setresgid(t: &mut Task, r: u32, e: u32, s: u32) -> SysResult {
+    change_creds(t, |c| c.setresgid(r, e, s)).map(|()| 0)
+}
+
+pub fn setfsuid(t: &mut Task, uid: u32) -> SysResult {
+    change_creds(t, |c| Ok(c.setfsuid(uid))).map(u64::from)
+}
+
+pub fn setfsgid(t: &mut Task, gid: u32) -> SysResult {
+    change_creds(t, |c| Ok(c.setfsgid(gid))).map(u64::from)
+}
+
+/// `NGROUPS_MAX`.
+const NGROUPS_MAX: i32 = 65536;
+
+pub fn setgroups(t: &mut Task, size: i32, list: Addr) -> SysResult {
+    if !(0..=NGROUPS_MAX).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let n = usize::try_from(size).unwrap_or(0);
+    let bytes = if n > 0 { t.mm.read_bytes(list, n * 4)? } else { Vec::new() };
+    let mut groups: Vec<u32> =
+        bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    groups.sort_unstable();
+    change_creds(t, |c| c.setgroups(groups)).map(|()| 0)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_1`, `_2`, `_3`.
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Reads a capability header; `Ok((pid, u32 words per set))`, or
+/// `EINVAL` with the preferred version written back.
+fn cap_header(t: &Task, hdr: Addr) -> Result<(i32, usize), Errno> {
+    let version: u32 = t.mm.read_obj(hdr)?;
+    let pid: i32 = t.mm.read_obj(hdr + 4)?;
+    match version {
+        CAP_V1 => Ok((pid, 1)),
+        CAP_V2 | CAP_V3 => Ok((pid, 2)),
+        _ => {
+            t.mm.write_obj(hdr, &CAP_V3)?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn capget(t: &mut Task, hdr: Addr, data: Addr) -> SysResult {
+    let (pid, words) = match cap_header(t, hdr) {
+        Ok(v) => v,
+        // Asking for the version: no data pointer.
+        Err(Errno::EINVAL) if data == 0 => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tg = if pid == 0 { t.tg().clone() } else { t.kernel.task(pid).ok_or(Errno::ESRCH)?.tg.clone() };
+    if data == 0 {
+        return Ok(0);
+    }
+    let c = tg.creds();
+    let mut out = Vec::with_capacity(words * 12);
+    for w in 0..words {
+        for set in [c.cap_effective, c.cap_permitted, c.cap_inheritable] {
+            let v = u32::try_from((set >> (32 * w)) & 0xffff_ffff).unwrap_or(0);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    t.mm.copy_out(data, &out)?;
+    Ok(0)
+}
+
+pub fn capset(t: &mut Task, hdr: Addr, data: Addr) -> SysResult {
+    let (pid, words) = cap_header(t, hdr)?;
+    if pid != 0 && pid != t.tid() && pid != t.tgid() {
+        return Err(Errno::EPERM);
+    }
+    let raw = t.mm.read_bytes(data, words * 12)?;
+    let word = |i: usize| u64::from(u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]));
+    let (mut e, mut p, mut i) = (0u64, 0u64, 0u64);
+    for w in 0..words {
+        let b = w * 12;
+        e |= word(b) << (32 * w);
+        p |= word(b + 4) << (32 * w);
+        i |= word(b + 8) << (32 * w);
+    }
+    change_creds(t, |c| c.capset(e, p, i)).map(|()| 0)
+}
+
+/// `PRIO_PROCESS`, `PRIO_PGRP`, `PRIO_USER`.
+fn prio_targets(
+    t: &Task,
+    which: i32,
+    who: i32,
+) -> Result<Vec<std::sync::Arc<crate::kernel::ThreadGroup>>, Errno> {
+    let all = t.kernel.thread_groups().into_iter().filter(|g| g.task_count() > 0);
+    let v: Vec<_> = match which {
+        0 => {
+            if who == 0 {
+                vec![t.tg().clone()]
+            } else {
+                t.kernel.task(who).map(|x| x.tg.clone()).into_iter().collect()
+            }
+        }
+        1 => {
+            let pg = if who == 0 { t.tg().pgid.load(Ordering::Relaxed) } else { who };
+            all.filter(|g| g.pgid.load(Ordering::Relaxed) == pg).collect()
+        }
+        2 => {
+            let uid = if who == 0 { creds(t).euid } else { who.cast_unsigned() };
+            all.filter(|g| g.creds().ruid == uid).collect()
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if v.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(v)
+}
+
+pub fn getpriority(t: &mut Task, which: i32, who: i32) -> SysResult {
+    let best = prio_targets(t, which, who)?.iter().map(|g| g.nice.load(Ordering::Relaxed)).min().unwrap_or(0);
+    // The kernel's encoding: 20 - nice (1..=40); libc turns it back.
+    Ok(u64::try_from(20 - best).unwrap_or(20))
+}
+
+/// `CAP_SYS_NICE`.
+const CAP_SYS_NICE: u64 = 1 << 23;
+
+pub fn setpriority(t: &mut Task, which: i32, who: i32, prio: i32) -> SysResult {
+    let nice = prio.clamp(-20, 19);
+    let me = creds(t);
+    let mut err = None;
+    for g in prio_targets(t, which, who)? {
+        let c = g.creds();
+        if me.euid != 0 && me.euid != c.euid && me.euid != c.ruid && !me.capable(CAP_SYS_NICE) {
+            err = Some(Errno::EPERM);
+            continue;
+        }
+        let cur = g.nice.load(Ordering::Relaxed);
+        // Lowering the nice value needs CAP_SYS_NICE or RLIMIT_NICE room.
+        let floor = 20 - i32::try_from(g.rlimit(13).cur.min(40)).unwrap_or(0);
+        if nice < cur && nice < floor && !me.capable(CAP_SYS_NICE) {
+            err = Some(Errno::EACCES);
+            continue;
+        }
+        g.nice.store(nice, Ordering::Relaxed);
+    }
+    err.map_or(Ok(0), Err)
+}
+
 pub fn getpgrp(t: &mut Task) -> SysResult {
     Ok(id(t.tg().pgid.load(Ordering::Relaxed)))
 }
@@ -112,16 +298,6 @@ pub fn getpgid(t: &mut Task, pid: i32) -> SysResult {
 
 pub fn getsid(t: &mut Task, pid: i32) -> SysResult {
     Ok(id(target_group(t, pid)?.sid.load(Ordering::Relaxed)))
-}
-
-pub fn setsid(t: &mut Task) -> SysResult {
-    let tg = t.tg();
-    if tg.pgid.load(Ordering::Relaxed) == tg.tgid {
-        return Err(Errno::EPERM);
-    }
-    tg.pgid.store(tg.tgid, Ordering::Relaxed);
-    tg.sid.store(tg.tgid, Ordering::Relaxed);
-    Ok(id(tg.tgid))
 }
 
 pub fn set_tid_address(t: &mut Task, addr: Addr) -> SysResult {
@@ -271,6 +447,11 @@ pub fn prctl(t: &mut Task, option: i32, a2: u64, a3: u64, a4: u64, a5: u64) -> S
     const PR_GET_NAME: i32 = 16;
     const PR_GET_SECCOMP: i32 = 21;
     const PR_CAPBSET_READ: i32 = 23;
+    const PR_GET_KEEPCAPS: i32 = 7;
+    const PR_SET_KEEPCAPS: i32 = 8;
+    const PR_CAPBSET_DROP: i32 = 24;
+    const PR_SET_CHILD_SUBREAPER: i32 = 36;
+    const PR_GET_CHILD_SUBREAPER: i32 = 37;
     const PR_SET_NO_NEW_PRIVS: i32 = 38;
     const PR_GET_NO_NEW_PRIVS: i32 = 39;
     match option {
@@ -296,19 +477,49 @@ pub fn prctl(t: &mut Task, option: i32, a2: u64, a3: u64, a4: u64, a5: u64) -> S
             if a2 > 64 {
                 return Err(Errno::EINVAL);
             }
-            // Recorded; parents dying inside the sandbox come with the
-            // processes issue.
+            t.tg().pdeathsig.store(i32::try_from(a2).unwrap_or(0), Ordering::Relaxed);
             Ok(0)
         }
         PR_GET_PDEATHSIG => {
-            t.mm.write_obj(a2, &0i32)?;
+            t.mm.write_obj(a2, &t.tg().pdeathsig.load(Ordering::Relaxed))?;
             Ok(0)
         }
-        PR_GET_DUMPABLE => Ok(1),
+        PR_GET_DUMPABLE => Ok(u64::from(t.tg().dumpable.load(Ordering::Relaxed))),
         PR_SET_DUMPABLE => {
             if a2 > 1 {
                 return Err(Errno::EINVAL);
             }
+            t.tg().dumpable.store(u8::try_from(a2).unwrap_or(0), Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_KEEPCAPS => Ok(u64::from(creds(t).keep_caps)),
+        PR_SET_KEEPCAPS => {
+            if a2 > 1 {
+                return Err(Errno::EINVAL);
+            }
+            change_creds(t, |c| {
+                c.keep_caps = a2 == 1;
+                Ok(0)
+            })
+        }
+        PR_CAPBSET_DROP => {
+            if a2 > 40 {
+                return Err(Errno::EINVAL);
+            }
+            change_creds(t, |c| {
+                if !c.capable(crate::kernel::creds::CAP_SETPCAP) {
+                    return Err(Errno::EPERM);
+                }
+                c.cap_bounding &= !(1 << a2);
+                Ok(0)
+            })
+        }
+        PR_SET_CHILD_SUBREAPER => {
+            t.tg().subreaper.store(a2 != 0, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            t.mm.write_obj(a2, &i32::from(t.tg().subreaper.load(Ordering::Relaxed)))?;
             Ok(0)
         }
         PR_GET_SECCOMP => Ok(0),

@@ -211,8 +211,8 @@ fn do_access(t: &mut Task, dirfd: Fd, path: Addr, how: i32, flags: i32) -> SysRe
     // access() checks with the real ids unless AT_EACCESS.
     let mut c = creds(t);
     if flags & AT_EACCESS == 0 {
-        c.euid = c.ruid;
-        c.egid = c.rgid;
+        c.fsuid = c.ruid;
+        c.fsgid = c.rgid;
         if c.ruid != 0 {
             c.cap_effective = 0;
         }

@@ -78,7 +78,7 @@ pub fn time(t: &mut Task, tloc: Addr) -> SysResult {
     Ok(s.cast_unsigned())
 }
 
-fn duration(ts: Timespec) -> Result<Duration, Errno> {
+pub fn duration(ts: Timespec) -> Result<Duration, Errno> {
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(Errno::EINVAL);
     }

@@ -89,6 +89,29 @@ pub trait FileOps: Send + Sync {
     fn maps_anonymous(&self) -> bool {
         false
     }
+    /// Readiness for `poll`: the events of `mask` (`waitq::events`) the
+    /// file is ready for now. Files that never wait are always ready.
+    fn readiness(&self, _file: &File, mask: u32) -> u32 {
+        use crate::kernel::waitq::events::{IN, OUT, RDNORM, WRNORM};
+        mask & (IN | OUT | RDNORM | WRNORM)
+    }
+    /// The queue a task waiting for readiness registers on (files whose
+    /// readiness the sentry changes: pipes, pidfds).
+    fn wait_queue(&self) -> Option<&crate::kernel::waitq::WaitQueue> {
+        None
+    }
+    /// The process a pidfd names.
+    fn pidfd_target(&self) -> Option<Arc<crate::kernel::ThreadGroup>> {
+        None
+    }
+    /// The pipe, for pipe ends and FIFOs (`splice`, `F_SETPIPE_SZ`).
+    fn pipe(&self) -> Option<&Arc<crate::fs::pipe::Pipe>> {
+        None
+    }
+    /// The host descriptor to wait on for readiness (host files).
+    fn host_poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
     /// Reads up to `len` bytes (at `off` for `pread`) straight into the
     /// task's memory at `dst` (checked writable by the caller). `None`:
     /// the file kind has no such path (the caller stages the data).
@@ -186,6 +209,37 @@ impl File {
     /// Whether `mmap` of the file gives anonymous memory (`/dev/zero`).
     pub fn maps_anonymous(&self) -> bool {
         self.ops.maps_anonymous()
+    }
+
+    /// See [`FileOps::readiness`].
+    pub fn readiness(&self, mask: u32) -> u32 {
+        self.ops.readiness(self, mask)
+    }
+
+    /// See [`FileOps::wait_queue`].
+    pub fn wait_queue(&self) -> Option<&crate::kernel::waitq::WaitQueue> {
+        self.ops.wait_queue()
+    }
+
+    /// The process the file names, if it is a pidfd.
+    pub fn pidfd_target(&self) -> Option<Arc<crate::kernel::ThreadGroup>> {
+        self.ops.pidfd_target()
+    }
+
+    /// The pipe behind a pipe end or FIFO.
+    pub fn pipe(&self) -> Option<&Arc<crate::fs::pipe::Pipe>> {
+        self.ops.pipe()
+    }
+
+    /// See [`FileOps::host_poll_fd`].
+    pub fn host_poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.ops.host_poll_fd()
+    }
+
+    /// The file's operations, for kinds that need their own type back
+    /// (`splice` between pipes).
+    pub fn ops(&self) -> &dyn FileOps {
+        self.ops.as_ref()
     }
 
     /// Opened with `O_PATH`: only descriptor operations work.
@@ -395,6 +449,11 @@ impl FdTable {
             }
         }
         closed
+    }
+
+    /// `fork`: a copy of the table (the same open file descriptions).
+    pub fn fork(&self) -> FdTable {
+        FdTable { slots: Mutex::new(self.lock().clone()) }
     }
 
     /// `execve`: closes every close-on-exec descriptor; returns them.

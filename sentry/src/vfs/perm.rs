@@ -33,13 +33,13 @@ pub fn capable(c: &Credentials, cap: u64) -> bool {
 
 /// Whether `gid` is one of the caller's groups.
 pub fn in_group(c: &Credentials, gid: u32) -> bool {
-    c.egid == gid || c.groups.contains(&gid)
+    c.fsgid == gid || c.groups.contains(&gid)
 }
 
 /// Linux's `generic_permission`: `want` is a mask of `MAY_*`.
 pub fn check(attr: &InodeAttr, c: &Credentials, want: u32) -> Result<(), Errno> {
     let m = attr.mode;
-    let bits = if c.euid == attr.uid {
+    let bits = if c.fsuid == attr.uid {
         (m >> 6) & 7
     } else if in_group(c, attr.gid) {
         (m >> 3) & 7
@@ -69,13 +69,14 @@ pub fn check(attr: &InodeAttr, c: &Credentials, want: u32) -> Result<(), Errno> 
 /// (`CAP_FOWNER`): for `chmod`, `utimes` with explicit times, sticky
 /// directories.
 pub fn owner_or_capable(attr: &InodeAttr, c: &Credentials) -> bool {
-    c.euid == attr.uid || capable(c, CAP_FOWNER)
+    c.fsuid == attr.uid || capable(c, CAP_FOWNER)
 }
 
 /// The sticky-bit rule for removing or renaming `victim` out of `dir`.
 pub fn may_delete(dir: &InodeAttr, victim: &InodeAttr, c: &Credentials) -> Result<(), Errno> {
     check(dir, c, MAY_WRITE | MAY_EXEC)?;
-    if dir.mode & mode::S_ISVTX != 0 && c.euid != victim.uid && c.euid != dir.uid && !capable(c, CAP_FOWNER) {
+    if dir.mode & mode::S_ISVTX != 0 && c.fsuid != victim.uid && c.fsuid != dir.uid && !capable(c, CAP_FOWNER)
+    {
         return Err(Errno::EPERM);
     }
     Ok(())
@@ -95,7 +96,7 @@ pub fn detect_protected_hardlinks() {
 /// `CAP_FOWNER`, or someone who could read and write a plain regular file
 /// may link to it.
 pub fn may_link(src: &InodeAttr, c: &Credentials) -> Result<(), Errno> {
-    if !PROTECTED_HARDLINKS.load(std::sync::atomic::Ordering::Relaxed) || c.euid == src.uid {
+    if !PROTECTED_HARDLINKS.load(std::sync::atomic::Ordering::Relaxed) || c.fsuid == src.uid {
         return Ok(());
     }
     let setgid_exec = src.mode & mode::S_ISGID != 0 && src.mode & 0o010 != 0;

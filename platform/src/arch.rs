@@ -62,6 +62,28 @@ pub fn xsave_features() -> u64 {
     u64::from(r.eax) | (u64::from(r.edx) << 32)
 }
 
+/// The state components the host kernel enabled (`XCR0`): what an XSAVE
+/// image loaded into a thread may have in `XSTATE_BV`.
+pub fn enabled_xfeatures() -> u64 {
+    static XCR0: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *XCR0.get_or_init(|| {
+        // CPUID.1:ECX.OSXSAVE says XGETBV may be used.
+        let osxsave = std::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
+        if !osxsave {
+            return 3;
+        }
+        let (lo, hi): (u32, u32);
+        // SAFETY: XGETBV with ECX = 0 reads XCR0; it is allowed at any
+        // privilege level once the OS set CR4.OSXSAVE (checked above) and
+        // touches no memory.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags));
+        }
+        u64::from(lo) | (u64::from(hi) << 32)
+    })
+}
+
 /// Size of the legacy FXSAVE region.
 pub const FXSAVE_SIZE: usize = 512;
 /// Size of the XSAVE header that follows it.

@@ -87,7 +87,8 @@ impl Sandbox {
 
     /// Delivers a signal from the host to the container's init process.
     pub fn forward_signal(&self, sig: i32) {
-        self.init.send_signal(sig);
+        use crate::kernel::signal::{code, Siginfo};
+        self.init.send_signal(Siginfo::user(sig, code::SI_USER, 0, 0));
     }
 }
 

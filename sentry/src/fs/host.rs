@@ -49,7 +49,7 @@ impl HostFile {
     /// interruptibly.
     fn ready(&self, t: &Task, file: &File, events: PollFlags) -> Result<(), Errno> {
         if !file.nonblocking() {
-            return t.wait_host(&self.fd, events);
+            return t.wait_host(&self.fd, events).map_err(|_| Errno::ERESTARTSYS);
         }
         let mut fds = [rustix::event::PollFd::new(&self.fd, events)];
         let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };

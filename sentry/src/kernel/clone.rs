@@ -99,7 +99,7 @@ fn check_flags(t: &Task, a: &CloneArgs) -> Result<(), Errno> {
         tracing::warn!(flags = f, "clone: namespaces are not supported");
         return Err(Errno::EINVAL);
     }
-    if f & (CLONE_PARENT | CLONE_THREAD) != 0 && t.tg().parent().is_none() {
+    if f & CLONE_PARENT != 0 && t.tg().parent().is_none() {
         // A container's init cannot give itself siblings.
         return Err(Errno::EINVAL);
     }
@@ -170,7 +170,7 @@ impl Task {
         };
         let shared = TaskShared::new(tid, tg.clone()).map_err(|_| Errno::EAGAIN)?;
         let mut child = Task::new(shared.clone(), ctx, arch, mm.clone(), fds.clone(), fs.clone(), &self.comm);
-        child.sigmask = self.sigmask;
+        child.set_sigmask(self.sigmask());
         // A thread on its own stack in the same memory starts without the
         // parent's alternate signal stack.
         child.altstack = if f & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
@@ -223,7 +223,7 @@ impl Task {
         if let Some(v) = vfork {
             // The parent sleeps until the child executes or exits (only
             // a fatal signal ends the wait early).
-            let _ = self.block(|| v.is_done(), None);
+            let _ = self.block_killable(|| v.is_done());
         }
         Ok(tid)
     }

@@ -6,6 +6,7 @@ pub mod creds;
 pub mod exec;
 pub mod futex;
 pub mod pidfd;
+pub mod sigframe;
 pub mod signal;
 pub mod task;
 pub mod thread_group;
@@ -322,8 +323,8 @@ impl Kernel {
     /// its parent learns of the exit (or reaps it at once when it ignores
     /// `SIGCHLD`); a container's init ending ends the container.
     pub(crate) fn process_exited(&self, tg: &Arc<ThreadGroup>, status: ExitStatus) {
-        use signal::{sig, SA_NOCLDWAIT, SIG_IGN};
-        let mut signals: Vec<(Arc<ThreadGroup>, i32)> = Vec::new();
+        use signal::{code, sig, Siginfo, SA_NOCLDWAIT, SIG_IGN};
+        let mut signals: Vec<(Arc<ThreadGroup>, Siginfo)> = Vec::new();
         let mut kill: Vec<Arc<ThreadGroup>> = Vec::new();
         let parent = {
             let _tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
@@ -332,7 +333,7 @@ impl Kernel {
             for c in orphans {
                 let pdeath = c.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
                 if pdeath != 0 {
-                    signals.push((c.clone(), pdeath));
+                    signals.push((c.clone(), Siginfo::user(pdeath, code::SI_USER, 0, 0)));
                 }
                 match &reaper {
                     Some(r) => {
@@ -361,7 +362,13 @@ impl Kernel {
                         .children
                         .retain(|c| !Arc::ptr_eq(c, tg));
                 } else if tg.exit_signal != 0 {
-                    signals.push((p.clone(), tg.exit_signal));
+                    let (c, st) = match status {
+                        ExitStatus::Code(v) => (code::CLD_EXITED, i32::from(v)),
+                        ExitStatus::Signal { sig, core: false } => (code::CLD_KILLED, sig),
+                        ExitStatus::Signal { sig, core: true } => (code::CLD_DUMPED, sig),
+                    };
+                    let uid = tg.creds().ruid;
+                    signals.push((p.clone(), Siginfo::child(tg.exit_signal, c, tg.tgid, uid, st)));
                 }
             }
             parent

@@ -1,9 +1,9 @@
-//! Signal numbers, sets and default actions. Delivery to handlers (signal
-//! frames, `rt_sigreturn`) comes with the signals issue; until then a
-//! signal whose disposition is a handler is reported and acts as its
-//! default action.
+//! Signal numbers, sets, default actions, `siginfo_t` and the pending
+//! queues. Delivery (signal frames, `rt_sigreturn`) is in
+//! [`super::sigframe`].
 
 use rvisor_syscalls::abi::KernelSigaction;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `SIG_DFL`.
 pub const SIG_DFL: u64 = 0;
@@ -136,5 +136,152 @@ impl SigActions {
         if let Some(a) = usize::try_from(sig - 1).ok().and_then(|i| self.0.get_mut(i)) {
             *a = act;
         }
+    }
+}
+
+/// `si_code` values.
+#[allow(missing_docs)]
+pub mod code {
+    pub const SI_USER: i32 = 0;
+    pub const SI_KERNEL: i32 = 0x80;
+    pub const SI_QUEUE: i32 = -1;
+    pub const SI_TKILL: i32 = -6;
+    pub const SEGV_MAPERR: i32 = 1;
+    pub const SEGV_ACCERR: i32 = 2;
+    pub const BUS_ADRERR: i32 = 2;
+    pub const CLD_EXITED: i32 = 1;
+    pub const CLD_KILLED: i32 = 2;
+    pub const CLD_DUMPED: i32 = 3;
+}
+
+/// A `siginfo_t` (128 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Siginfo {
+    /// Signal number.
+    pub signo: i32,
+    /// `si_errno`.
+    pub errno: i32,
+    /// `si_code`.
+    pub code: i32,
+    /// Padding.
+    pub pad: i32,
+    /// The union, as words.
+    pub fields: [u64; 14],
+}
+
+impl Siginfo {
+    /// A signal sent by process `pid` running as `uid` (`kill`, `tkill`).
+    pub fn user(signo: i32, code: i32, pid: i32, uid: u32) -> Siginfo {
+        let mut i = Siginfo { signo, code, ..Siginfo::default() };
+        i.fields[0] = u64::from(pid.cast_unsigned()) | (u64::from(uid) << 32);
+        i
+    }
+
+    /// A signal the kernel sends (`SIGPIPE`, a host signal forwarded).
+    pub fn kernel(signo: i32) -> Siginfo {
+        Siginfo { signo, code: code::SI_KERNEL, ..Siginfo::default() }
+    }
+
+    /// A fault at `addr`.
+    pub fn fault(signo: i32, code: i32, addr: u64) -> Siginfo {
+        let mut i = Siginfo { signo, code, ..Siginfo::default() };
+        i.fields[0] = addr;
+        i
+    }
+
+    /// A child's state change (`SIGCHLD`).
+    pub fn child(signo: i32, code: i32, pid: i32, uid: u32, status: i32) -> Siginfo {
+        let mut i = Siginfo::user(signo, code, pid, uid);
+        i.fields[1] = u64::from(status.cast_unsigned());
+        i
+    }
+}
+
+/// Signals Linux dequeues before the others (`SYNCHRONOUS_MASK`).
+const SYNCHRONOUS: u64 = (1 << (sig::SIGSEGV - 1))
+    | (1 << (sig::SIGBUS - 1))
+    | (1 << (sig::SIGILL - 1))
+    | (1 << (sig::SIGTRAP - 1))
+    | (1 << (sig::SIGFPE - 1))
+    | (1 << (sig::SIGSYS - 1));
+
+/// Most real-time signals queued in one queue (`RLIMIT_SIGPENDING` is
+/// larger on Linux, but counted per user).
+const MAX_QUEUED: usize = 4096;
+
+/// Pending signals: a set, and the `siginfo` of each instance (one per
+/// standard signal, queued for real-time ones).
+#[derive(Debug, Default)]
+pub struct SigQueue {
+    bits: u64,
+    list: std::collections::VecDeque<Siginfo>,
+}
+
+impl SigQueue {
+    /// The pending set.
+    pub fn bits(&self) -> u64 {
+        self.bits
+    }
+
+    /// Queues `info`; `false` if it was dropped (a standard signal already
+    /// pending, or the queue is full).
+    pub fn push(&mut self, info: Siginfo) -> bool {
+        if !valid(info.signo) {
+            return false;
+        }
+        let b = bit(info.signo);
+        if (info.signo < 32 && self.bits & b != 0) || self.list.len() >= MAX_QUEUED {
+            return false;
+        }
+        self.list.push_back(info);
+        self.bits |= b;
+        true
+    }
+
+    /// Takes the next signal of `allowed`: synchronous ones first, then the
+    /// lowest number; the oldest instance of it.
+    pub fn take(&mut self, allowed: u64) -> Option<Siginfo> {
+        let ready = self.bits & allowed;
+        if ready == 0 {
+            return None;
+        }
+        let pick = if ready & SYNCHRONOUS != 0 { ready & SYNCHRONOUS } else { ready };
+        let signo = i32::try_from(pick.trailing_zeros()).ok()? + 1;
+        let i = self.list.iter().position(|x| x.signo == signo)?;
+        let info = self.list.remove(i)?;
+        if !self.list.iter().any(|x| x.signo == signo) {
+            self.bits &= !bit(signo);
+        }
+        Some(info)
+    }
+
+    /// Drops every pending instance of the signals in `set`.
+    pub fn discard(&mut self, set: u64) {
+        self.list.retain(|x| !valid(x.signo) || bit(x.signo) & set == 0);
+        self.bits &= !set;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_signals_coalesce_and_realtime_ones_queue() {
+        let mut q = SigQueue::default();
+        assert!(q.push(Siginfo::kernel(sig::SIGUSR1)));
+        assert!(!q.push(Siginfo::kernel(sig::SIGUSR1)), "one instance of a standard signal");
+        assert!(q.push(Siginfo::user(40, 0, 7, 0)));
+        assert!(q.push(Siginfo::user(40, 0, 8, 0)));
+        assert!(q.push(Siginfo::fault(sig::SIGSEGV, code::SEGV_MAPERR, 0x10)));
+        // Synchronous first, then the lowest number, then RT in order.
+        assert_eq!(q.take(u64::MAX).map(|i| i.signo), Some(sig::SIGSEGV));
+        assert_eq!(q.take(!bit(sig::SIGUSR1)).map(|i| i.fields[0] & 0xffff_ffff), Some(7));
+        assert_eq!(q.take(u64::MAX).map(|i| i.signo), Some(sig::SIGUSR1));
+        assert_eq!(q.bits(), bit(40));
+        assert_eq!(q.take(u64::MAX).map(|i| i.fields[0] & 0xffff_ffff), Some(8));
+        assert_eq!((q.bits(), q.take(u64::MAX)), (0, None));
+        assert!(!q.push(Siginfo::kernel(0)) && !q.push(Siginfo::kernel(65)));
     }
 }

@@ -9,7 +9,9 @@ use rvisor_platform::{ArchState, Context, Event, InterruptHandle};
 use rvisor_syscalls::abi::StackT;
 use rvisor_syscalls::Errno;
 
-use super::signal::{default_action, sig, DefaultAction, SIG_DFL, SIG_IGN};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::signal::{self, sig, SigQueue, Siginfo};
 use super::{ExitStatus, Kernel, ThreadGroup};
 use crate::mm::{MemoryManager, SegvCode};
 use crate::vfs::{FdTable, FsContext};
@@ -24,6 +26,12 @@ pub struct TaskShared {
     wake: OwnedFd,
     /// Interrupts the task's platform context while it runs.
     interrupt: Mutex<Option<InterruptHandle>>,
+    /// Signals sent to this thread.
+    pending: Mutex<SigQueue>,
+    /// The pending set of `pending`, readable without its lock.
+    pending_bits: AtomicU64,
+    /// Blocked signals (the signal mask).
+    blocked: AtomicU64,
 }
 
 impl std::fmt::Debug for TaskShared {
@@ -39,7 +47,15 @@ impl TaskShared {
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
         )?;
-        let t = Arc::new(TaskShared { tid, tg, wake, interrupt: Mutex::new(None) });
+        let t = Arc::new(TaskShared {
+            tid,
+            tg,
+            wake,
+            interrupt: Mutex::new(None),
+            pending: Mutex::new(SigQueue::default()),
+            pending_bits: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+        });
         t.tg.kernel.register_task(&t);
         Ok(t)
     }
@@ -51,6 +67,49 @@ impl TaskShared {
             h.interrupt();
         }
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    /// The signal mask.
+    pub fn blocked(&self) -> u64 {
+        self.blocked.load(Ordering::Relaxed)
+    }
+
+    /// Signals pending for this thread alone.
+    pub fn pending_bits(&self) -> u64 {
+        self.pending_bits.load(Ordering::Acquire)
+    }
+
+    /// Queues `info` for this thread and makes it notice (unless it blocks
+    /// the signal). `false` if the signal was dropped.
+    pub fn send(&self, info: Siginfo) -> bool {
+        let queued = {
+            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let ok = q.push(info);
+            self.pending_bits.store(q.bits(), Ordering::Release);
+            ok
+        };
+        if queued && signal::bit(info.signo) & self.blocked() == 0 {
+            self.kick();
+        }
+        queued
+    }
+
+    /// Takes this thread's next pending signal of `allowed`.
+    pub fn take_signal(&self, allowed: u64) -> Option<Siginfo> {
+        if self.pending_bits() & allowed == 0 {
+            return None;
+        }
+        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let info = q.take(allowed);
+        self.pending_bits.store(q.bits(), Ordering::Release);
+        info
+    }
+
+    /// Drops pending instances of the signals in `set`.
+    pub fn discard_signals(&self, set: u64) {
+        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        q.discard(set);
+        self.pending_bits.store(q.bits(), Ordering::Release);
     }
 
     /// Moves `old`'s interrupt handle here (a thread taking its leader's
@@ -89,8 +148,13 @@ pub struct Task {
     pub fds: Arc<FdTable>,
     /// Root and working directory.
     pub fs: Arc<Mutex<FsContext>>,
-    /// Blocked signals.
-    pub sigmask: u64,
+    /// The mask to restore after a handler (or at once, if none runs)
+    /// when a call changed it for its duration (`rt_sigsuspend`, `ppoll`,
+    /// `pselect6`).
+    pub saved_mask: Option<u64>,
+    /// How the interrupted system call of the last trap continues
+    /// (`ERESTARTSYS`, …), decided when signals are delivered.
+    pub restart: Option<Errno>,
     /// `set_tid_address`.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
@@ -159,7 +223,8 @@ impl Task {
             mm,
             fds,
             fs,
-            sigmask: 0,
+            saved_mask: None,
+            restart: None,
             clear_child_tid: 0,
             robust_list: (0, 0),
             altstack: StackT { sp: 0, flags: 2, pad: 0, size: 0 },
@@ -200,10 +265,35 @@ impl Task {
         self.exit.is_some() || self.shared.tg.must_stop(self.shared.tid)
     }
 
+    /// The signal mask.
+    pub fn sigmask(&self) -> u64 {
+        self.shared.blocked()
+    }
+
+    /// Sets the signal mask (`SIGKILL` and `SIGSTOP` stay unblocked).
+    pub fn set_sigmask(&self, mask: u64) {
+        self.shared.blocked.store(mask & !signal::UNBLOCKABLE, Ordering::Relaxed);
+    }
+
+    /// Whether a signal the task does not block is pending.
+    pub fn signal_pending(&self) -> bool {
+        (self.shared.pending_bits() | self.shared.tg.pending_bits()) & !self.sigmask() != 0
+    }
+
+    /// Whether a blocking call must end: the task must stop, or a signal
+    /// is to be delivered.
+    pub fn interrupted(&self) -> bool {
+        self.must_stop() || self.signal_pending()
+    }
+
     /// Runs the task until it exits.
     pub fn run(mut self) {
         super::set_current(self.tgid());
         loop {
+            if self.must_stop() {
+                break;
+            }
+            self.deliver_signals();
             if self.must_stop() {
                 break;
             }
@@ -223,18 +313,22 @@ impl Task {
                 // its end.
                 Event::Fault { addr, signo, .. } if signo == sig::SIGBUS => {
                     tracing::debug!(tid = self.tid(), addr, "bus error");
-                    self.force_signal(sig::SIGBUS);
+                    self.force_signal(Siginfo::fault(sig::SIGBUS, signal::code::BUS_ADRERR, addr));
                 }
                 Event::Fault { addr, .. } => {
                     if let Err(code) = self.mm.handle_fault(addr) {
                         tracing::debug!(tid = self.tid(), addr, ?code, "fault");
-                        let signo = if code == SegvCode::Bus { sig::SIGBUS } else { sig::SIGSEGV };
-                        self.force_signal(signo);
+                        let info = match code {
+                            SegvCode::Bus => Siginfo::fault(sig::SIGBUS, signal::code::BUS_ADRERR, addr),
+                            SegvCode::MapErr => Siginfo::fault(sig::SIGSEGV, signal::code::SEGV_MAPERR, addr),
+                            SegvCode::AccErr => Siginfo::fault(sig::SIGSEGV, signal::code::SEGV_ACCERR, addr),
+                        };
+                        self.force_signal(info);
                     }
                 }
                 Event::Signal(hs) => {
                     tracing::debug!(tid = self.tid(), ?hs, "host signal");
-                    self.force_signal(hs.signo);
+                    self.force_signal(Siginfo::fault(hs.signo, hs.code, hs.addr));
                 }
                 Event::Interrupted => {}
             }
@@ -253,34 +347,35 @@ impl Task {
         }
         self.arch.regs.rax = match r {
             Ok(v) => v,
-            // Until signal delivery can restart calls, an interrupted call
-            // fails with EINTR.
-            Err(e) if e.is_restart() => Errno::EINTR.to_ret(),
+            // Restarted, or EINTR, as signal delivery decides.
+            Err(e) if e.is_restart() => {
+                self.restart = Some(e);
+                Errno::EINTR.to_ret()
+            }
             Err(e) => e.to_ret(),
         };
     }
 
     /// A synchronous signal caused by the task itself (a fault). As on
-    /// Linux, blocking or ignoring it does not help.
-    pub fn force_signal(&mut self, signo: i32) {
-        let act = self.shared.tg.actions.lock().unwrap_or_else(|p| p.into_inner()).get(signo);
-        if act.handler != SIG_DFL && act.handler != SIG_IGN {
-            tracing::warn!(
-                tid = self.tid(),
-                signo,
-                "signal handlers are not supported yet: default action taken"
-            );
+    /// Linux, blocking or ignoring it does not help: the handler runs, or
+    /// the default action is taken.
+    pub fn force_signal(&mut self, info: Siginfo) {
+        let signo = info.signo;
+        {
+            let mut acts = self.shared.tg.actions.lock().unwrap_or_else(|p| p.into_inner());
+            let act = acts.get(signo);
+            let blocked = self.sigmask() & signal::bit(signo) != 0;
+            if act.handler == signal::SIG_IGN || blocked {
+                acts.set(signo, rvisor_syscalls::abi::KernelSigaction::default());
+            }
         }
-        let status = match default_action(signo) {
-            DefaultAction::Core => ExitStatus::Signal { sig: signo, core: true },
-            _ => ExitStatus::Signal { sig: signo, core: false },
-        };
-        self.shared.tg.begin_exit(status);
+        self.set_sigmask(self.sigmask() & !signal::bit(signo));
+        self.shared.send(info);
     }
 
-    /// Sends `signo` to the task's own process (`kill(getpid(), sig)`).
+    /// Sends `signo` to this thread from the kernel (`SIGPIPE`).
     pub fn signal_self(&mut self, signo: i32) {
-        self.shared.tg.send_signal(signo);
+        self.shared.send(Siginfo::kernel(signo));
     }
 
     fn exit_task(mut self) {
@@ -322,7 +417,7 @@ impl Task {
     ) -> Result<bool, Errno> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         loop {
-            if self.must_stop() {
+            if self.interrupted() {
                 return Err(Errno::EINTR);
             }
             let timeout = match deadline {
@@ -364,7 +459,7 @@ impl Task {
             if done() {
                 return Ok(true);
             }
-            if self.must_stop() {
+            if self.interrupted() {
                 return Err(Errno::EINTR);
             }
             let ts = match deadline {
@@ -389,12 +484,33 @@ impl Task {
         }
     }
 
+    /// Like [`block`](Self::block) without a deadline, ended early only
+    /// when the task must stop (a fatal signal), not by other signals
+    /// (`vfork`, `execve` waiting for the other threads).
+    pub fn block_killable(&self, done: impl Fn() -> bool) -> Result<(), Errno> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            if done() {
+                return Ok(());
+            }
+            if self.must_stop() {
+                return Err(Errno::EINTR);
+            }
+            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
+            if let Ok(n) = poll(&mut fds, None) {
+                if n > 0 {
+                    self.shared.drain_wake();
+                }
+            }
+        }
+    }
+
     /// Sleeps until kicked (`Ok(true)`; the caller checks again what it
     /// waits for), `deadline` passes (`Ok(false)`) or the task must stop
     /// (`EINTR`).
     pub fn wait_kick(&self, deadline: Option<Instant>) -> Result<bool, Errno> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        if self.must_stop() {
+        if self.interrupted() {
             return Err(Errno::EINTR);
         }
         let ts = match deadline {
@@ -429,7 +545,7 @@ impl Task {
         deadline: Option<Instant>,
     ) -> Result<bool, Errno> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        if self.must_stop() {
+        if self.interrupted() {
             return Err(Errno::EINTR);
         }
         let ts = match deadline {
@@ -463,7 +579,7 @@ impl Task {
     pub fn sleep_until(&self, deadline: Instant) -> Result<(), Errno> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         loop {
-            if self.must_stop() {
+            if self.interrupted() {
                 return Err(Errno::EINTR);
             }
             let left = deadline.saturating_duration_since(Instant::now());

@@ -6,8 +6,18 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use rvisor_syscalls::abi::Rlimit;
 
 use super::creds::Credentials;
-use super::signal::{default_action, sig, DefaultAction, SigActions, SIG_DFL, SIG_IGN};
+use std::sync::atomic::AtomicU64;
+
+use super::signal::{
+    self, default_action, sig, DefaultAction, SigActions, SigQueue, Siginfo, SIG_DFL, SIG_IGN,
+};
 use super::{Container, ExitStatus, Kernel, TaskShared};
+
+/// The stop signals.
+const STOP_SET: u64 = (1 << (sig::SIGSTOP - 1))
+    | (1 << (sig::SIGTSTP - 1))
+    | (1 << (sig::SIGTTIN - 1))
+    | (1 << (sig::SIGTTOU - 1));
 
 /// Number of rlimit resources.
 pub const RLIM_NLIMITS: usize = 16;
@@ -81,6 +91,9 @@ pub struct ThreadGroup {
     pub child_events: super::waitq::WaitQueue,
     /// Ready when the process has exited (pidfds poll it).
     pub exited: super::waitq::WaitQueue,
+    /// Signals sent to the process.
+    pending: Mutex<SigQueue>,
+    pending_bits: AtomicU64,
     state: Mutex<TgState>,
 }
 
@@ -149,6 +162,8 @@ impl ThreadGroup {
             family: Mutex::new(Family::default()),
             child_events: super::waitq::WaitQueue::default(),
             exited: super::waitq::WaitQueue::default(),
+            pending: Mutex::new(SigQueue::default()),
+            pending_bits: AtomicU64::new(0),
             state: Mutex::new(TgState::default()),
         }
     }
@@ -343,24 +358,78 @@ impl ThreadGroup {
         self.exited.notify();
     }
 
-    /// Sends `signo` to the process (from the host or another process).
-    /// Until signal delivery lands, a handler acts as the default action.
-    pub fn send_signal(&self, signo: i32) {
+    /// Signals pending for the whole process.
+    pub fn pending_bits(&self) -> u64 {
+        self.pending_bits.load(Ordering::Acquire)
+    }
+
+    /// Whether a signal sent now would be dropped: its disposition
+    /// ignores it and no thread blocks it (a blocked signal stays pending:
+    /// the disposition may change before it is unblocked).
+    fn ignores(&self, signo: i32, tasks: &[Arc<TaskShared>]) -> bool {
         let act = self.actions.lock().unwrap_or_else(|p| p.into_inner()).get(signo);
-        if signo != sig::SIGKILL && signo != sig::SIGSTOP {
-            if act.handler == SIG_IGN {
+        let ignored = act.handler == SIG_IGN
+            || (act.handler == SIG_DFL && default_action(signo) == DefaultAction::Ignore);
+        ignored && !tasks.iter().any(|t| t.blocked() & signal::bit(signo) != 0)
+    }
+
+    /// Sends a signal to the process (`kill`, a child's exit, the host):
+    /// `SIGKILL` ends it at once; anything else is queued for the process
+    /// and one thread that does not block it is made to notice.
+    pub fn send_signal(&self, info: Siginfo) {
+        let signo = info.signo;
+        if !signal::valid(signo) {
+            return;
+        }
+        if signo == sig::SIGKILL {
+            self.begin_exit(ExitStatus::Signal { sig: sig::SIGKILL, core: false });
+            return;
+        }
+        let tasks = self.tasks();
+        if self.ignores(signo, &tasks) {
+            return;
+        }
+        {
+            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if signo == sig::SIGCONT {
+                // Continuing drops pending stops (and the reverse).
+                q.discard(STOP_SET);
+            } else if signal::bit(signo) & STOP_SET != 0 {
+                q.discard(signal::bit(sig::SIGCONT));
+            }
+            if !q.push(info) {
                 return;
             }
-            if act.handler != SIG_DFL {
-                tracing::warn!(signo, "signal handlers are not supported yet: default action taken");
-            }
+            self.pending_bits.store(q.bits(), Ordering::Release);
         }
-        match default_action(signo) {
-            DefaultAction::Terminate => self.begin_exit(ExitStatus::Signal { sig: signo, core: false }),
-            DefaultAction::Core => self.begin_exit(ExitStatus::Signal { sig: signo, core: true }),
-            // Job control comes with the signals issue.
-            DefaultAction::Stop | DefaultAction::Continue | DefaultAction::Ignore => {}
+        // The main thread first, then any other that does not block it.
+        if let Some(t) = tasks.iter().find(|t| t.blocked() & signal::bit(signo) == 0) {
+            t.kick();
         }
+    }
+
+    /// Drops pending instances of the signals in `set`, for the process
+    /// and each of its threads.
+    pub fn discard_signals(&self, set: u64) {
+        {
+            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            q.discard(set);
+            self.pending_bits.store(q.bits(), Ordering::Release);
+        }
+        for t in self.tasks() {
+            t.discard_signals(set);
+        }
+    }
+
+    /// Takes the process's next pending signal of `allowed`.
+    pub fn take_signal(&self, allowed: u64) -> Option<Siginfo> {
+        if self.pending_bits() & allowed == 0 {
+            return None;
+        }
+        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let info = q.take(allowed);
+        self.pending_bits.store(q.bits(), Ordering::Release);
+        info
     }
 
     /// Thread ids of the process.

@@ -135,7 +135,7 @@ fn de_thread(t: &mut Task) -> Result<(), Errno> {
             // The process is exiting, or another thread executes.
             return Err(Errno::EINTR);
         }
-        let r = t.block(|| tg.task_count() == 1, None);
+        let r = t.block_killable(|| tg.task_count() == 1);
         tg.end_exec();
         r?;
     }

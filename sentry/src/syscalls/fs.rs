@@ -645,10 +645,8 @@ fn file_key(f: &crate::vfs::File) -> Result<lock::FileKey, Errno> {
 /// stop.
 fn wait_for_lock(t: &Task, mut attempt: impl FnMut() -> bool) -> Result<(), Errno> {
     while !attempt() {
-        t.sleep_until(std::time::Instant::now() + std::time::Duration::from_millis(1))?;
-        if t.must_stop() {
-            return Err(Errno::EINTR);
-        }
+        t.sleep_until(std::time::Instant::now() + std::time::Duration::from_millis(1))
+            .map_err(|_| Errno::ERESTARTSYS)?;
     }
     Ok(())
 }

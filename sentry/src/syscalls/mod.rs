@@ -107,6 +107,7 @@ syscall_table! {
     12 => mm::brk [Addr];
     13 => signal::rt_sigaction [i32, Addr, Addr, u64];
     14 => signal::rt_sigprocmask [i32, Addr, Addr, u64];
+    15 => signal::rt_sigreturn [];
     16 => fs::ioctl [Fd, u32, u64];
     17 => fs::pread64 [Fd, Addr, u64, i64];
     18 => fs::pwrite64 [Fd, Addr, u64, i64];
@@ -164,6 +165,9 @@ syscall_table! {
     120 => process::getresgid [Addr, Addr, Addr];
     121 => process::getpgid [i32];
     124 => process::getsid [i32];
+    127 => signal::rt_sigpending [Addr, u64];
+    128 => signal::rt_sigtimedwait [Addr, Addr, Addr, u64];
+    130 => signal::rt_sigsuspend [Addr, u64];
     131 => signal::sigaltstack [Addr, Addr];
     149 => mm::mlock [Addr, u64];
     150 => mm::munlock [Addr, u64];
@@ -266,6 +270,7 @@ syscall_table! {
     327 => fs::preadv2 [Fd, Addr, i32, i64, i64, i32];
     328 => fs::pwritev2 [Fd, Addr, i32, i64, i64, i32];
     332 => stat::statx [Fd, Addr, i32, u32, Addr];
+    424 => signal::pidfd_send_signal [i32, i32, Addr, u32];
     434 => task::pidfd_open [i32, u32];
     435 => task::clone3 [Addr, u64];
     436 => open::close_range [u32, u32, u32];

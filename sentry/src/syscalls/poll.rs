@@ -107,19 +107,30 @@ pub fn poll(t: &mut Task, fds: Addr, nfds: u32, timeout: i32) -> SysResult {
     Ok(n as u64)
 }
 
-/// Applies a `ppoll`/`pselect6` signal mask for the call; returns the
-/// mask to restore.
-fn swap_mask(t: &mut Task, mask: Addr, size: u64) -> Result<Option<u64>, Errno> {
+/// Applies a `ppoll`/`pselect6` signal mask for the call; the old one
+/// comes back when the call ends ([`end_mask`]).
+fn swap_mask(t: &mut Task, mask: Addr, size: u64) -> Result<(), Errno> {
     if mask == 0 {
-        return Ok(None);
+        return Ok(());
     }
     if size != 8 {
         return Err(Errno::EINVAL);
     }
     let m: u64 = t.mm.read_obj(mask)?;
-    let old = t.sigmask;
-    t.sigmask = m & !crate::kernel::signal::UNBLOCKABLE;
-    Ok(Some(old))
+    t.saved_mask = Some(t.sigmask());
+    t.set_sigmask(m);
+    Ok(())
+}
+
+/// Restores the mask [`swap_mask`] replaced, unless a signal interrupted
+/// the call: then it comes back after the handler (Linux's
+/// `restore_saved_sigmask_unless`).
+fn end_mask<T>(t: &mut Task, r: &Result<T, Errno>) {
+    if !matches!(r, Err(e) if e.is_restart()) {
+        if let Some(m) = t.saved_mask.take() {
+            t.set_sigmask(m);
+        }
+    }
 }
 
 fn read_timeout(t: &Task, tmo: Addr) -> Result<Option<Instant>, Errno> {
@@ -145,11 +156,9 @@ fn write_left(t: &Task, tmo: Addr, deadline: Option<Instant>) -> Result<(), Errn
 pub fn ppoll(t: &mut Task, fds: Addr, nfds: u32, tmo: Addr, mask: Addr, size: u64) -> SysResult {
     let mut entries = read_entries(t, fds, nfds)?;
     let deadline = read_timeout(t, tmo)?;
-    let old = swap_mask(t, mask, size)?;
+    swap_mask(t, mask, size)?;
     let r = do_poll(t, &mut entries, deadline);
-    if let Some(m) = old {
-        t.sigmask = m;
-    }
+    end_mask(t, &r);
     let n = r?;
     write_revents(t, fds, &entries)?;
     write_left(t, tmo, deadline)?;
@@ -258,11 +267,9 @@ pub fn pselect6(t: &mut Task, nfds: i32, r: Addr, w: Addr, x: Addr, tmo: Addr, s
     } else {
         (0, 0)
     };
-    let old = swap_mask(t, mask, size)?;
+    swap_mask(t, mask, size)?;
     let r = do_select(t, nfds, [r, w, x], deadline);
-    if let Some(m) = old {
-        t.sigmask = m;
-    }
+    end_mask(t, &r);
     let n = r?;
     write_left(t, tmo, deadline)?;
     Ok(n as u64)

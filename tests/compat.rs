@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use rvisor_tests::{
-    build_c, is_root, native_confined, run_native, run_native_namespaced, run_rvisor, rvisor_bin, shell_code,
-    test_env, Libc,
+    build_c, is_root, native_confined, output_within, run_native, run_native_namespaced, run_rvisor,
+    rvisor_bin, shell_code, test_env, Libc, RUN_LIMIT,
 };
 
 struct Case {
@@ -93,7 +93,7 @@ fn run_native_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Outpu
     argv.push(dir.as_os_str());
     argv.extend(args.iter().map(std::ffi::OsStr::new));
     let (rw, ro) = (dir.join("rw"), dir.join("ro"));
-    native_confined(&[&rw], &[&ro], &argv).output().expect("run unshare")
+    output_within(&mut native_confined(&[&rw], &[&ro], &argv), RUN_LIMIT)
 }
 
 /// Runs a file program under rvisor with the fixture's `rw/` as a volume.
@@ -106,7 +106,7 @@ fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Outpu
         c.args(["--user", &format!("{uid}:{uid}")]);
     }
     c.arg("--").arg(prog).arg(dir).args(args).stdin(Stdio::null());
-    c.output().expect("run rvisor")
+    output_within(&mut c, RUN_LIMIT)
 }
 
 fn cases() -> Vec<Case> {
@@ -121,6 +121,9 @@ fn cases() -> Vec<Case> {
         case("rlimit", &[]),
         case("misc", &[]),
         case("fd", &[]),
+        case("proc", &[]),
+        case("proc_ids", &[]),
+        case("signals", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));
@@ -161,6 +164,7 @@ fn cases() -> Vec<Case> {
         v.push(files_case(p, 0, &[]));
     }
     v.push(files_case("files_perm", NOBODY, &[]));
+    v.push(files_case("pipe", 0, &[]));
     for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
         v.push(files_case("files_mmap", 0, &[c]));
     }

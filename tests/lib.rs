@@ -139,11 +139,66 @@ pub fn test_env(cmd: &mut Command) -> &mut Command {
         .env("COMPAT_B", "two words")
 }
 
+/// How long one run of a test program may take before it counts as hung.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `cmd.output()`, but in a process group of its own (a program that
+/// signals its own group, natively, does not reach the test runner) and
+/// killed with its group after `limit` (a hang fails the test instead of
+/// stalling the run; stderr then says so).
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let start = std::time::Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for child") {
+            break st;
+        }
+        if start.elapsed() > limit && !timed_out {
+            timed_out = true;
+            let pgid = libc::pid_t::try_from(child.id()).expect("pid fits");
+            // SAFETY: kill(2) on the process group this function created.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    if timed_out {
+        // Whatever the group left behind holding the pipes is gone too.
+        let pgid = libc::pid_t::try_from(child.id()).expect("pid fits");
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    let stdout = out.join().expect("stdout reader");
+    let mut stderr = err.join().expect("stderr reader");
+    if timed_out {
+        stderr.extend_from_slice(format!("(killed: still running after {limit:?})\n").as_bytes());
+    }
+    Output { status, stdout, stderr }
+}
+
 /// Runs `prog args` natively.
 pub fn run_native(prog: &Path, args: &[String]) -> Output {
     let mut c = Command::new(prog);
     test_env(&mut c).args(args).stdin(Stdio::null());
-    c.output().expect("run natively")
+    output_within(&mut c, RUN_LIMIT)
 }
 
 /// Runs `prog args` natively as pid 1 of a throwaway pid and UTS namespace
@@ -165,7 +220,7 @@ pub fn run_native_namespaced(prog: &Path, args: &[String], hostname: &str) -> Ou
         .arg(prog)
         .args(args)
         .stdin(Stdio::null());
-    c.output().expect("run unshare")
+    output_within(&mut c, RUN_LIMIT)
 }
 
 /// A command that runs `argv` natively the way `rvisor do` serves files,
@@ -197,7 +252,7 @@ exec "$@""#;
 pub fn run_rvisor(prog: &Path, args: &[String], flags: &[&str]) -> Output {
     let mut c = Command::new(rvisor_bin());
     test_env(&mut c).args(flags).arg("do").arg("--").arg(prog).args(args).stdin(Stdio::null());
-    c.output().expect("run rvisor")
+    output_within(&mut c, RUN_LIMIT)
 }
 
 /// Whether this process runs as root (namespaced native runs need it).

@@ -197,3 +197,130 @@ fn dynamically_linked_programs_native_vs_rvisor() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A shell script that forks, pipes, waits and signals: background jobs,
+/// `wait`, exit statuses, a trapped signal, `kill` of a child.
+const SHELL_SCRIPT: &str = r#"echo a | tr a b
+(exit 3); echo "status $?"
+for i in 1 2 3; do echo "job $i" & done; wait
+sleep 5 & k=$!; kill $k; wait $k; echo "killed $?"
+trap 'echo trapped' USR1; sh -c 'kill -USR1 $PPID'; echo after
+seq 1 20 | xargs -n 3 echo | wc -l
+v=$(echo sub; exit 4); echo "$v $?"
+"#;
+
+/// A Makefile project of three C files, built with `make -j2`.
+fn make_project(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("project dir");
+    let files = [
+        ("a.c", "int twice(int x) { return 2 * x; }\n"),
+        ("b.c", "int plus(int x, int y) { return x + y; }\n"),
+        (
+            "main.c",
+            "#include <stdio.h>\nint twice(int);\nint plus(int, int);\n\
+             int main(void) { printf(\"%d\\n\", plus(twice(20), 2)); return 0; }\n",
+        ),
+        ("Makefile", "prog: a.o b.o main.o\n\t$(CC) -o $@ $^\n%.o: %.c\n\t$(CC) -O1 -c -o $@ $<\n"),
+    ];
+    for (name, body) in files {
+        std::fs::write(dir.join(name), body).expect("project file");
+    }
+}
+
+/// Multi-process workloads: shells (dash, bash, busybox sh) running
+/// pipelines, background jobs and signals; Python's subprocess; sixteen
+/// threads on one mutex; `make -j2` driving gcc. Each prints (and builds)
+/// what it does natively.
+#[test]
+fn process_workloads_native_vs_rvisor() {
+    if !is_root() {
+        println!("skip: the native runs need root (a read-only mount namespace)");
+        return;
+    }
+    let threads = rvisor_tests::build_program("threads");
+    let threads = threads.to_str().expect("utf-8 path");
+    let dir = scratch();
+    let sorted = format!("( {SHELL_SCRIPT} ) 2>&1 | sort");
+    let python = "import subprocess, sys\n\
+        print(subprocess.check_output(['/bin/echo', 'hi']).decode(), end='')\n\
+        print(subprocess.run(['/bin/sh', '-c', 'exit 7']).returncode)\n\
+        p = subprocess.Popen(['/bin/cat'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n\
+        print(p.communicate(b'piped through cat')[0].decode())\n\
+        print(subprocess.run([sys.executable, '-c', 'import os; os.kill(os.getpid(), 15)']).returncode)\n";
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["/bin/sh", "-c", &sorted],
+        vec!["/bin/bash", "-c", &sorted],
+        vec![BUSYBOX, "sh", "-c", &sorted],
+        vec!["/usr/bin/python3", "-c", python],
+        vec![threads],
+        vec!["/usr/bin/make", "-s", "-j2", "CC=/usr/bin/gcc"],
+        vec!["./prog"],
+    ];
+    let mut failures = Vec::new();
+    let mut built = BTreeMap::new();
+    make_project(&dir);
+    for args in &cases {
+        if !args[0].starts_with('.') && !Path::new(args[0]).exists() {
+            println!("skip {}: not installed", args[0]);
+            continue;
+        }
+        let mut outs = Vec::new();
+        for sandboxed in [false, true] {
+            // Each side builds (and then runs) its own copy of the project.
+            if args[0] == "/usr/bin/make" {
+                make_project(&dir);
+            }
+            let o = if sandboxed {
+                let d = dir.to_str().expect("utf-8");
+                let mut c = Command::new(rvisor_bin());
+                test_env(&mut c)
+                    .env("TMPDIR", d)
+                    .args([
+                        "do",
+                        "--volume",
+                        &format!("{d}:{d}"),
+                        "--cwd",
+                        d,
+                        "-e",
+                        &format!("TMPDIR={d}"),
+                        "--",
+                    ])
+                    .args(args)
+                    .stdin(Stdio::null());
+                rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT)
+            } else {
+                let argv: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+                let mut c = native_confined(&[&dir], &[], &argv);
+                c.current_dir(&dir).env("TMPDIR", &dir);
+                rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT)
+            };
+            if args[0] == "/usr/bin/make" {
+                built.insert(sandboxed, tree(&dir));
+            }
+            outs.push(o);
+        }
+        let (n, s) = (&outs[0], &outs[1]);
+        let label = args.join(" ");
+        if n.stdout != s.stdout || shell_code(n) != shell_code(s) {
+            failures.push(format!(
+                "{label}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
+                shell_code(n),
+                shell_code(s),
+                String::from_utf8_lossy(&n.stdout),
+                String::from_utf8_lossy(&s.stdout),
+                String::from_utf8_lossy(&s.stderr).trim()
+            ));
+        } else {
+            println!("ok {label}: {:?}", String::from_utf8_lossy(&s.stdout));
+        }
+    }
+    if built.get(&false) != built.get(&true) {
+        failures.push(format!(
+            "make -j2 built different trees\n  native: {:?}\n  rvisor: {:?}",
+            built[&false], built[&true]
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

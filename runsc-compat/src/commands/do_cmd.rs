@@ -226,7 +226,15 @@ pub fn sentry_flags(g: &Global) -> Vec<String> {
 /// if it was killed by signal N, 127/126 if it could not be executed).
 pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
     let prog = &a.command[0];
-    let path = match resolve(prog) {
+    // A relative path names a file in the sandbox's working directory,
+    // which `--cwd` may move away from the caller's.
+    let located = match &a.cwd {
+        Some(cwd) if prog.contains('/') && !prog.starts_with('/') => {
+            format!("{}/{prog}", cwd.trim_end_matches('/'))
+        }
+        _ => prog.clone(),
+    };
+    let path = match resolve(&located) {
         Ok(p) => p,
         Err(Unrunnable::NotFound) if prog.contains('/') => {
             eprintln!("rvisor: {prog}: No such file or directory");

@@ -7,7 +7,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use rvisor_syscalls::abi::StackT;
 use rvisor_syscalls::Errno;
 
 use super::signal::{self, sig};
@@ -174,7 +173,7 @@ impl Task {
         // A thread on its own stack in the same memory starts without the
         // parent's alternate signal stack.
         child.altstack = if f & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
-            StackT { sp: 0, flags: 2, pad: 0, size: 0 }
+            crate::kernel::sigframe::NO_ALTSTACK
         } else {
             self.altstack
         };

@@ -90,6 +90,11 @@ const RED_ZONE: u64 = 128;
 const SS_ONSTACK: i32 = 1;
 const SS_DISABLE: i32 = 2;
 const SS_AUTODISARM: i32 = 1 << 31;
+/// The smallest alternate stack `sigaltstack` accepts.
+const MINSIGSTKSZ: u64 = 2048;
+
+/// No alternate signal stack (a new task's, and a new thread's).
+pub const NO_ALTSTACK: StackT = StackT { sp: 0, flags: SS_DISABLE, pad: 0, size: 0 };
 const USER_CS: u64 = 0x33;
 const USER_SS: u64 = 0x2b;
 
@@ -105,9 +110,47 @@ fn fatal_status(signo: i32) -> Option<ExitStatus> {
 }
 
 impl Task {
+    /// Whether `sp` is on the alternate stack (Linux's `on_sig_stack`:
+    /// never, with `SS_AUTODISARM`, so that handlers can nest on it).
     fn on_altstack(&self, sp: u64) -> bool {
         let a = self.altstack;
-        a.flags & SS_DISABLE == 0 && sp > a.sp && sp - a.sp <= a.size
+        a.flags & SS_AUTODISARM == 0 && sp > a.sp && sp - a.sp <= a.size
+    }
+
+    /// `sas_ss_flags`: the alternate stack's state seen from `sp`.
+    fn altstack_state(&self, sp: u64) -> i32 {
+        if self.altstack.size == 0 {
+            SS_DISABLE
+        } else if self.on_altstack(sp) {
+            SS_ONSTACK
+        } else {
+            0
+        }
+    }
+
+    /// `sigaltstack` at stack pointer `sp`: returns the old stack as the
+    /// application sees it and installs `new` if given. A stack cannot be
+    /// changed while running on it (`EPERM`).
+    pub fn set_altstack(&mut self, new: Option<StackT>, sp: u64) -> Result<StackT, Errno> {
+        let cur = self.altstack;
+        let old = StackT { flags: self.altstack_state(sp) | (cur.flags & SS_AUTODISARM), pad: 0, ..cur };
+        if let Some(n) = new {
+            if self.on_altstack(sp) {
+                return Err(Errno::EPERM);
+            }
+            let mode = n.flags & !SS_AUTODISARM;
+            if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
+                return Err(Errno::EINVAL);
+            }
+            self.altstack = if mode == SS_DISABLE {
+                StackT { sp: 0, flags: n.flags, pad: 0, size: 0 }
+            } else if n.size < MINSIGSTKSZ {
+                return Err(Errno::ENOMEM);
+            } else {
+                StackT { pad: 0, ..n }
+            };
+        }
+        Ok(old)
     }
 
     /// The next signal to deliver: this thread's own first, then the
@@ -193,8 +236,7 @@ impl Task {
         let regs = self.arch.regs;
         let old_mask = self.saved_mask.take().unwrap_or(self.sigmask());
         let alt = self.altstack;
-        let use_alt =
-            act.flags & SA_ONSTACK != 0 && alt.flags & SS_DISABLE == 0 && !self.on_altstack(regs.rsp);
+        let use_alt = act.flags & SA_ONSTACK != 0 && self.altstack_state(regs.rsp) == 0;
         let mut sp = if use_alt { alt.sp.wrapping_add(alt.size) } else { regs.rsp.wrapping_sub(RED_ZONE) };
         // The XSAVE area (64-byte aligned) and its trailing magic.
         let mut fp = self.arch.fp.bytes().to_vec();
@@ -220,14 +262,6 @@ impl Task {
         // (rsp + 8 aligned to 16).
         let size = std::mem::size_of::<RtSigframe>() as u64;
         sp = (sp.checked_sub(size).ok_or(Errno::EFAULT)? & !15) - 8;
-        let mut stack_flags = if alt.flags & SS_DISABLE != 0 {
-            SS_DISABLE
-        } else if self.on_altstack(regs.rsp) {
-            SS_ONSTACK
-        } else {
-            0
-        };
-        stack_flags |= alt.flags & SS_AUTODISARM;
         let is_fault =
             matches!(info.signo, sig::SIGSEGV | sig::SIGBUS | sig::SIGILL | sig::SIGFPE | sig::SIGTRAP);
         let frame = RtSigframe {
@@ -235,7 +269,9 @@ impl Task {
             uc: Ucontext {
                 flags: UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
                 link: 0,
-                stack: StackT { sp: alt.sp, flags: stack_flags, pad: 0, size: alt.size },
+                // As Linux's __save_altstack: the stack as set, so that
+                // rt_sigreturn re-arms an auto-disarmed one.
+                stack: StackT { pad: 0, ..alt },
                 mcontext: Sigcontext {
                     r8: regs.r8,
                     r9: regs.r9,
@@ -272,8 +308,8 @@ impl Task {
         };
         self.mm.copy_out(fp_addr, &fp)?;
         self.mm.copy_out(sp, frame.as_bytes())?;
-        if alt.flags & SS_AUTODISARM != 0 && use_alt {
-            self.altstack = StackT { sp: 0, flags: SS_DISABLE, pad: 0, size: 0 };
+        if alt.flags & SS_AUTODISARM != 0 {
+            self.altstack = NO_ALTSTACK;
         }
         let r = &mut self.arch.regs;
         r.rdi = u64::from(info.signo.cast_unsigned());
@@ -342,19 +378,9 @@ impl Task {
         r.orig_rax = u64::MAX;
         self.arch.fp = fp;
         self.set_sigmask(uc.sigmask);
-        // The alternate stack, as sigaltstack would set it (refused
-        // quietly while running on it).
-        let s = uc.stack;
-        let mode = s.flags & !SS_AUTODISARM;
-        if !self.on_altstack(m.rsp) && (mode == 0 || mode == SS_DISABLE || mode == SS_ONSTACK) {
-            self.altstack = if mode == SS_DISABLE {
-                StackT { sp: 0, flags: SS_DISABLE, pad: 0, size: 0 }
-            } else if s.size >= 2048 {
-                StackT { sp: s.sp, flags: s.flags & SS_AUTODISARM, pad: 0, size: s.size }
-            } else {
-                self.altstack
-            };
-        }
+        // The alternate stack, as sigaltstack would set it; Linux's
+        // restore_altstack ignores every refusal.
+        let _ = self.set_altstack(Some(uc.stack), m.rsp);
         Ok(m.rax)
     }
 

@@ -227,7 +227,7 @@ impl Task {
             restart: None,
             clear_child_tid: 0,
             robust_list: (0, 0),
-            altstack: StackT { sp: 0, flags: 2, pad: 0, size: 0 },
+            altstack: crate::kernel::sigframe::NO_ALTSTACK,
             comm: c,
             exit: None,
             vfork_done: None,

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rvisor_platform::ArchState;
-use rvisor_syscalls::abi::StackT;
 use rvisor_syscalls::Errno;
 
 use super::path::{creds, read_path, start_dir, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
@@ -105,7 +104,7 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
         tg.creds.lock().unwrap_or_else(|p| p.into_inner()).exec();
     }
     t.tg().actions.lock().unwrap_or_else(|p| p.into_inner()).reset_for_exec();
-    t.altstack = StackT { sp: 0, flags: 2, pad: 0, size: 0 };
+    t.altstack = crate::kernel::sigframe::NO_ALTSTACK;
     t.clear_child_tid = 0;
     t.robust_list = (0, 0);
     let mut comm = [0u8; 16];

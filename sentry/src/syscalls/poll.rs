@@ -179,9 +179,9 @@ fn read_set(t: &Task, addr: Addr, words: usize) -> Result<Vec<u64>, Errno> {
 }
 
 fn do_select(t: &Task, nfds: i32, sets: [Addr; 3], deadline: Option<Instant>) -> Result<usize, Errno> {
-    let nfds = usize::try_from(nfds).map_err(|_| Errno::EINVAL)?;
-    let limit = usize::try_from(t.tg().rlimit(7).cur).unwrap_or(usize::MAX).max(1024);
-    let nfds = nfds.min(limit.min(crate::vfs::NR_OPEN));
+    // Linux looks only at descriptors the table has room for: bits past
+    // it are neither checked (no EBADF) nor written back.
+    let nfds = usize::try_from(nfds).map_err(|_| Errno::EINVAL)?.min(t.fds.max_fds());
     let words = nfds.div_ceil(64);
     let r = read_set(t, sets[0], words)?;
     let w = read_set(t, sets[1], words)?;

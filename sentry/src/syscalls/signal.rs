@@ -132,29 +132,11 @@ pub fn rt_sigtimedwait(t: &mut Task, set: Addr, info: Addr, tmo: Addr, size: u64
 }
 
 pub fn sigaltstack(t: &mut Task, ss: Addr, oss: Addr) -> SysResult {
-    const SS_ONSTACK: i32 = 1;
-    const SS_DISABLE: i32 = 2;
-    const SS_AUTODISARM: i32 = 1 << 31;
-    const MINSIGSTKSZ: u64 = 2048;
-    let old = t.altstack;
-    if ss != 0 {
-        let mut n: StackT = t.mm.read_obj(ss)?;
-        let mode = n.flags & !SS_AUTODISARM;
-        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
-            return Err(Errno::EINVAL);
-        }
-        if mode == SS_DISABLE {
-            n = StackT { sp: 0, flags: SS_DISABLE, pad: 0, size: 0 };
-        } else {
-            if n.size < MINSIGSTKSZ {
-                return Err(Errno::ENOMEM);
-            }
-            n.flags &= SS_AUTODISARM;
-        }
-        t.altstack = n;
-    }
+    let new: Option<StackT> = if ss == 0 { None } else { Some(t.mm.read_obj(ss)?) };
+    let sp = t.arch.regs.rsp;
+    let old = t.set_altstack(new, sp)?;
     if oss != 0 {
-        t.mm.write_obj(oss, &StackT { pad: 0, ..old })?;
+        t.mm.write_obj(oss, &old)?;
     }
     Ok(0)
 }

@@ -367,6 +367,20 @@ pub struct FdTable {
 /// Largest descriptor table (`fs.nr_open` default).
 pub const NR_OPEN: usize = 1 << 20;
 
+/// Descriptors a new table has room for (Linux's `NR_OPEN_DEFAULT`).
+const TABLE_MIN: usize = 64;
+
+/// The size Linux grows a descriptor table to so that it holds `fd`
+/// (`alloc_fdtable`): whole KiB of pointers, a power of two of them. The
+/// size is visible to applications: `select` ignores descriptors past it.
+fn table_size(fd: usize) -> usize {
+    if fd < TABLE_MIN {
+        return TABLE_MIN;
+    }
+    let per_kib = 1024 / 8;
+    ((fd / per_kib + 1).next_power_of_two() * per_kib).min(NR_OPEN)
+}
+
 impl FdTable {
     fn lock(&self) -> MutexGuard<'_, Vec<Option<FdEntry>>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
@@ -397,7 +411,7 @@ impl FdTable {
             return Err(Errno::EMFILE);
         }
         if i >= s.len() {
-            s.resize(i + 1, None);
+            s.resize(table_size(i), None);
         }
         s[i] = Some(FdEntry { file, cloexec });
         i32::try_from(i).map_err(|_| Errno::EMFILE)
@@ -418,7 +432,7 @@ impl FdTable {
         }
         let mut s = self.lock();
         if i >= s.len() {
-            s.resize(i + 1, None);
+            s.resize(table_size(i), None);
         }
         Ok(s[i].replace(FdEntry { file, cloexec }))
     }
@@ -451,9 +465,20 @@ impl FdTable {
         closed
     }
 
-    /// `fork`: a copy of the table (the same open file descriptions).
+    /// `fork`: a copy of the table (the same open file descriptions),
+    /// sized as Linux's `dup_fd` sizes it: to cover the highest open
+    /// descriptor, not the parent's high-water mark.
     pub fn fork(&self) -> FdTable {
-        FdTable { slots: Mutex::new(self.lock().clone()) }
+        let s = self.lock();
+        let used = s.iter().rposition(Option::is_some).map_or(0, |last| (last + 1).next_multiple_of(64));
+        let mut copy: Vec<_> = s[..used.min(s.len())].to_vec();
+        copy.resize(table_size(used.saturating_sub(1)), None);
+        FdTable { slots: Mutex::new(copy) }
+    }
+
+    /// How many descriptors the table has room for now (`max_fds`).
+    pub fn max_fds(&self) -> usize {
+        self.lock().len().max(TABLE_MIN)
     }
 
     /// `execve`: closes every close-on-exec descriptor; returns them.
@@ -516,5 +541,24 @@ mod tests {
         assert_eq!(t.close_range(1, 5, false).len(), 3);
         assert_eq!(t.close_range(100, 200, false).len(), 0);
         assert!(t.get(0).is_ok() && t.get(7).is_ok() && t.get(5).is_err());
+    }
+
+    #[test]
+    fn table_grows_and_forks_as_linux_sizes_it() {
+        assert_eq!((table_size(0), table_size(63), table_size(64), table_size(127)), (64, 64, 128, 128));
+        assert_eq!(
+            (table_size(128), table_size(255), table_size(256), table_size(900)),
+            (256, 256, 512, 1024)
+        );
+        assert_eq!(table_size(NR_OPEN + 5), NR_OPEN);
+        let t = FdTable::default();
+        let f = File::new(Box::new(Null), O_RDWR);
+        assert_eq!(t.max_fds(), 64);
+        t.install_at(300, f.clone(), false, 1024).unwrap();
+        assert_eq!(t.max_fds(), 512);
+        t.install(f, false, 0, 1024).unwrap();
+        t.remove(300).unwrap();
+        assert_eq!(t.max_fds(), 512, "a table never shrinks");
+        assert_eq!(t.fork().max_fds(), 64, "a forked table covers what is open");
     }
 }

@@ -240,7 +240,8 @@ fn process_workloads_native_vs_rvisor() {
     }
     let threads = rvisor_tests::build_program("threads");
     let threads = threads.to_str().expect("utf-8 path");
-    let dir = scratch();
+    // Not `scratch()`: the file-tools test runs at the same time.
+    let dir = std::env::temp_dir().join(format!("rvisor-procs-{}", std::process::id()));
     let sorted = format!("( {SHELL_SCRIPT} ) 2>&1 | sort");
     let python = "import subprocess, sys\n\
         print(subprocess.check_output(['/bin/echo', 'hi']).decode(), end='')\n\

@@ -12,6 +12,9 @@
 //!   through its gofer);
 //! - sequential read of a 100 MiB file in 64 KiB chunks (best pass);
 //! - `python3 -c pass` start-up (median);
+//! - processes: fork+exit+wait, fork+exec+wait of a static no-op, and a
+//!   one-byte ping-pong between two processes over two pipes, timed by the
+//!   program itself (best of 3 runs);
 //! - idle memory: the proportional set size (PSS) of every process of a
 //!   sandbox (sentry, gofer, stubs) while its application, a static
 //!   program, blocks reading its stdin; the application's own share is
@@ -250,6 +253,35 @@ fn main() {
                 med.as_secs_f64() * 1e3,
                 p90.as_secs_f64() * 1e3
             );
+        }
+    }
+
+    println!("## processes (best of 3 runs)");
+    let procs = build("procs");
+    let noop_path = noop.to_str().expect("utf-8 path");
+    for (what, op, counts) in [
+        ("fork+exit+wait", "fork", [2000, 300, 100]),
+        ("fork+exec+wait of a static no-op", "exec", [1000, 200, 50]),
+        ("pipe ping-pong round trip", "pipe", [20_000, 2000, 500]),
+    ] {
+        let mut native = 0.0;
+        for env in &envs {
+            let n: u64 = match *env {
+                "native" => counts[0],
+                "rvisor" => counts[1],
+                _ => counts[2],
+            };
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let o = command(env, &procs, &[op, &n.to_string(), noop_path]).output().expect("run");
+                assert!(o.status.success(), "{env} {op} loop failed");
+                let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
+                best = best.min(v);
+            }
+            if *env == "native" {
+                native = best;
+            }
+            println!("{env}: {what}: {:.1} us ({:.1}x native, {n} iterations)", best / 1000.0, best / native);
         }
     }
 

@@ -10,7 +10,7 @@
 //! a stub. The application can make no system call that would use them.
 
 use std::os::fd::OwnedFd;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::stub::{self, InitParams, StubRegion, TASK_TOP};
@@ -19,12 +19,35 @@ use super::{FORK_FLAGS, THREAD_FLAGS};
 use crate::seccomp::{stub_filter, SockFilter};
 use crate::{sys, Error, Result};
 
-type Reply = mpsc::SyncSender<Result<(i32, OwnedFd)>>;
+type Reply = mpsc::SyncSender<Result<NewProcess>>;
+
+/// What the factory thread is asked for.
+enum Request {
+    /// A process, now.
+    Make(Reply),
+    /// The spare was taken: make the next one.
+    Replenish,
+}
+
+/// The process made ahead, taken without waking the factory thread.
+type Spare = Arc<Mutex<Option<NewProcess>>>;
+
+/// A stub process the factory made: a fork of the master idling untraced
+/// in `pause`, with one more thread, also idle, ready to be seized.
+#[derive(Debug)]
+pub(crate) struct NewProcess {
+    pub pid: i32,
+    /// Taken before the process could run anything of the application's,
+    /// so that the pid names it for sure.
+    pub pidfd: OwnedFd,
+    pub idle_thread: i32,
+}
 
 /// Handle on the factory thread.
 #[derive(Debug)]
 pub(crate) struct Factory {
-    requests: Option<mpsc::Sender<Reply>>,
+    requests: Option<mpsc::Sender<Request>>,
+    spare: Spare,
     thread: Option<JoinHandle<()>>,
     /// Host pid of the master stub.
     pub master: i32,
@@ -33,27 +56,31 @@ pub(crate) struct Factory {
 impl Factory {
     /// Starts the factory thread, which forks and initialises the master.
     pub fn start(region: &'static StubRegion) -> Result<Factory> {
-        let (tx, rx) = mpsc::channel::<Reply>();
+        let (tx, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<i32>>(1);
+        let spare = Spare::default();
+        let slot = spare.clone();
         let thread = std::thread::Builder::new()
             .name("rvisor-stub-factory".into())
             .stack_size(256 << 10)
-            .spawn(move || run(region, rx, ready_tx))
+            .spawn(move || run(region, rx, ready_tx, &slot))
             .map_err(|e| Error::Os { op: "spawn factory thread", err: e })?;
         let master = ready_rx.recv().map_err(|_| Error::Internal("factory thread died".into()))??;
-        Ok(Factory { requests: Some(tx), thread: Some(thread), master })
+        Ok(Factory { requests: Some(tx), spare, thread: Some(thread), master })
     }
 
-    /// A new stub process: a fork of the master, idling untraced in
-    /// `pause`. Returns its pid and a pidfd (taken before it could run
-    /// anything of the application's, so the pid names it for sure).
-    pub fn new_process(&self) -> Result<(i32, OwnedFd)> {
+    /// A new stub process. Once a sandbox has asked for a second one (it
+    /// forks), the factory keeps one made ahead, so that `fork` and
+    /// `execve` do not wait for it.
+    pub fn new_process(&self) -> Result<NewProcess> {
+        let requests = self.requests.as_ref().ok_or_else(|| Error::Internal("factory stopped".into()))?;
+        let ready = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = ready {
+            let _ = requests.send(Request::Replenish);
+            return Ok(p);
+        }
         let (tx, rx) = mpsc::sync_channel(1);
-        self.requests
-            .as_ref()
-            .ok_or_else(|| Error::Internal("factory stopped".into()))?
-            .send(tx)
-            .map_err(|_| Error::Internal("factory thread died".into()))?;
+        requests.send(Request::Make(tx)).map_err(|_| Error::Internal("factory thread died".into()))?;
         rx.recv().map_err(|_| Error::Internal("factory thread died".into()))?
     }
 }
@@ -67,7 +94,12 @@ impl Drop for Factory {
     }
 }
 
-fn run(region: &'static StubRegion, rx: mpsc::Receiver<Reply>, ready: mpsc::SyncSender<Result<i32>>) {
+fn run(
+    region: &'static StubRegion,
+    rx: mpsc::Receiver<Request>,
+    ready: mpsc::SyncSender<Result<i32>>,
+    slot: &Spare,
+) {
     if !stub::unregister_rseq() {
         let _ =
             ready.send(Err(Error::Internal("could not unregister rseq on the stub factory thread".into())));
@@ -81,23 +113,39 @@ fn run(region: &'static StubRegion, rx: mpsc::Receiver<Reply>, ready: mpsc::Sync
         }
     };
     let _ = ready.send(Ok(master.tid));
-    let flags = u64::from(FORK_FLAGS);
+    let master_died =
+        |r: &Result<NewProcess>| matches!(r, Err(Error::StubDied { tid, .. }) if *tid == master.tid);
     let mut master_dead = false;
-    for reply in rx {
-        let r = master
-            .inject_clone(region, flags, master.tid)
-            .and_then(|pid| {
-                i32::try_from(pid)
-                    .ok()
-                    .filter(|&p| p > 0)
-                    .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))
-            })
-            .and_then(|pid| Ok((pid, sys::pidfd_open(pid)?)));
-        master_dead = matches!(r, Err(Error::StubDied { .. }));
-        let _ = reply.send(r);
+    let mut made = 0u32;
+    for req in rx {
+        let want_spare = match req {
+            Request::Make(reply) => {
+                let r = make_process(region, &master);
+                master_dead = master_died(&r);
+                let _ = reply.send(r);
+                made = made.saturating_add(1);
+                // The first process is the application's; a second means
+                // the sandbox forks: from then on one waits ready (a
+                // sandbox that never forks pays no memory for it).
+                made >= 2
+            }
+            Request::Replenish => true,
+        };
         if master_dead {
             break;
         }
+        if want_spare && slot.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            let r = make_process(region, &master);
+            master_dead = master_died(&r);
+            match r {
+                Ok(p) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(p),
+                Err(e) if !master_dead => tracing::warn!("stub factory: spare process: {e}"),
+                Err(_) => break,
+            }
+        }
+    }
+    if let Some(p) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), libc::SIGKILL);
     }
     // The platform is gone: so is the master (its children follow through
     // their parent-death signal). Once the master was reaped its pid may
@@ -105,6 +153,24 @@ fn run(region: &'static StubRegion, rx: mpsc::Receiver<Reply>, ready: mpsc::Sync
     if !master_dead {
         let _ = sys::kill(master.tid, libc::SIGKILL);
         let _ = sys::wait(master.tid, 0);
+    }
+}
+
+/// Clones a stub process from the master and one idle thread in it.
+fn make_process(region: &'static StubRegion, master: &Tracee) -> Result<NewProcess> {
+    let pid = master.inject_clone(region, u64::from(FORK_FLAGS), master.tid)?;
+    let pid = i32::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))?;
+    let pidfd = sys::pidfd_open(pid)?;
+    let fd = std::os::fd::AsFd::as_fd(&pidfd);
+    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid) {
+        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread }),
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+            Err(e)
+        }
     }
 }
 

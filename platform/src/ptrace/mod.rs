@@ -27,7 +27,7 @@ mod tracee;
 use std::any::Any;
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use self::factory::Factory;
@@ -176,12 +176,13 @@ impl Platform for PtracePlatform {
     }
 
     fn new_address_space(&self) -> Result<Box<dyn AddressSpace>> {
-        let (pid, pidfd) = self.shared.factory.new_process()?;
+        let made = self.shared.factory.new_process()?;
         Ok(Box::new(PtraceAddressSpace {
             inner: Arc::new(StubProcess {
                 id: next_id(),
-                pid,
-                pidfd,
+                pid: made.pid,
+                pidfd: made.pidfd,
+                idle_thread: AtomicI32::new(made.idle_thread),
                 cloner: Mutex::new(()),
                 shared: self.shared.clone(),
             }),
@@ -213,36 +214,65 @@ struct StubProcess {
     pid: i32,
     /// Names the process for sure (its pid could be reused once it dies).
     pidfd: std::os::fd::OwnedFd,
+    /// A thread the factory already cloned, idling untraced until the
+    /// first sentry thread that needs one seizes it (0: taken).
+    idle_thread: AtomicI32,
     /// Held while the leader is seized to clone a thread.
     cloner: Mutex<()>,
     shared: Arc<Shared>,
 }
 
 impl StubProcess {
-    /// A new stub thread in this process, traced by the calling thread.
+    /// A new stub thread in this process, traced by the calling thread:
+    /// the one the factory made if it is still there, else a new clone.
     fn new_thread(&self) -> Result<Tracee> {
-        let region = self.shared.region;
-        let master = self.shared.factory.master;
-        let tid = {
+        let idle = self.idle_thread.swap(0, Ordering::SeqCst);
+        let tid = if idle > 0 {
+            idle
+        } else {
             let _guard = self.cloner.lock().unwrap_or_else(|p| p.into_inner());
-            let leader = Tracee::seize(self.pid, self.pid, false)?;
-            // Seized, the pid cannot be reused while we hold it: check it
-            // still names our process.
-            if sys::pidfd_send_signal(self.pidfd.as_fd(), 0).is_err() {
-                let _ = sys::ptrace(libc::PTRACE_DETACH, self.pid, 0, 0);
-                return Err(Error::StubDied { tid: self.pid, how: "stub process is gone".into() });
-            }
-            let r = Self::arm(&leader, region, master)
-                .and_then(|()| leader.inject_clone(region, u64::from(THREAD_FLAGS), master));
-            let detached = leader.detach_to_pause(region);
-            let tid = r?;
-            detached?;
-            i32::try_from(tid)
-                .ok()
-                .filter(|&t| t > 0)
-                .ok_or_else(|| Error::errno("clone stub thread", i32::try_from(-tid).unwrap_or(0)))?
+            Self::clone_idle_thread(
+                self.pid,
+                self.pidfd.as_fd(),
+                self.shared.region,
+                self.shared.factory.master,
+            )?
         };
-        Tracee::seize(tid, self.pid, true)
+        let t = Tracee::seize(tid, self.pid, true)?;
+        // Seized, the tid cannot be reused while we hold it: check that the
+        // process it belonged to is still ours.
+        if sys::pidfd_send_signal(self.pidfd.as_fd(), 0).is_err() {
+            let _ = sys::ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+            return Err(Error::StubDied { tid, how: "stub process is gone".into() });
+        }
+        Ok(t)
+    }
+
+    /// Clones a thread in stub process `pid` (seizing its leader for the
+    /// time it takes); the thread idles untraced in `pause`. Returns its
+    /// tid. The caller serialises calls for one process.
+    pub(crate) fn clone_idle_thread(
+        pid: i32,
+        pidfd: std::os::fd::BorrowedFd<'_>,
+        region: &StubRegion,
+        master: i32,
+    ) -> Result<i32> {
+        let leader = Tracee::seize(pid, pid, false)?;
+        // Seized, the pid cannot be reused while we hold it: check it
+        // still names our process.
+        if sys::pidfd_send_signal(pidfd, 0).is_err() {
+            let _ = sys::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+            return Err(Error::StubDied { tid: pid, how: "stub process is gone".into() });
+        }
+        let r = Self::arm(&leader, region, master)
+            .and_then(|()| leader.inject_clone(region, u64::from(THREAD_FLAGS), master));
+        let detached = leader.detach_to_pause(region);
+        let tid = r?;
+        detached?;
+        i32::try_from(tid)
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| Error::errno("clone stub thread", i32::try_from(-tid).unwrap_or(0)))
     }
 
     /// Makes sure the leader dies with the master: a leader stopped before
@@ -404,12 +434,23 @@ impl Bindings {
         }
         self.sweep();
         let tracee = process.new_thread()?;
+        // A sentry thread that is already bound to a CPU takes its new stub
+        // thread there at once: address-space operations (loading a
+        // program after execve) then stay on one CPU too.
+        let mut cpu = None;
+        if process.shared.config.placement == Placement::Pinned {
+            if let Some(c) = placement::current() {
+                if sys::pin_to_cpu(tracee.tid, c).is_ok() {
+                    cpu = Some(c);
+                }
+            }
+        }
         self.list.push(Binding {
             asid: process.id,
             ctx: ctx.unwrap_or(0),
             process: Arc::downgrade(process),
             tracee,
-            cpu: None,
+            cpu,
         });
         Ok(self.list.len() - 1)
     }

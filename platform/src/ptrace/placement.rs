@@ -33,6 +33,11 @@ thread_local! {
     static PIN_GUARD: std::cell::RefCell<Pin> = const { std::cell::RefCell::new(Pin(None)) };
 }
 
+/// The CPU the calling sentry thread is already bound to, if any.
+pub(crate) fn current() -> Option<usize> {
+    PINNED.with(Cell::get)
+}
+
 /// The CPU the calling sentry thread is bound to, binding it on first use
 /// to the least used of `allowed` (the sentry's CPUs at start-up).
 pub(crate) fn pinned_cpu(allowed: &[usize]) -> Option<usize> {

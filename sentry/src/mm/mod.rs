@@ -780,6 +780,9 @@ impl MemoryManager {
                 if p.cow && vma.prot.contains(Prot::WRITE) {
                     // A write to a page shared since a fork.
                     let page = page_down(addr);
+                    if self.unshare_exclusive_run(st, &vma, page) {
+                        return Ok(());
+                    }
                     return self.break_cow(st, &vma, page, page + PAGE).map_err(|_| SegvCode::MapErr);
                 }
                 if p.file && private_file && vma.prot.contains(Prot::WRITE) {
@@ -838,6 +841,50 @@ impl MemoryManager {
             }
         }
         Ok(())
+    }
+
+    /// A write fault on copy-on-write page `page` that this address space
+    /// alone owns again (the other side exited or executed): the page and
+    /// its mapped, exclusively owned copy-on-write neighbours in the same
+    /// VMA (within the fault window) become writable with one `protect`,
+    /// instead of one fault each. Returns false, changing nothing, when
+    /// `page` itself is still shared.
+    fn unshare_exclusive_run(&self, st: &mut MmState, vma: &Vma, page: u64) -> bool {
+        let win = page & !(HUGE_PAGE - 1);
+        let (ws, we) = (win.max(vma.start), (win + HUGE_PAGE).min(vma.end));
+        let ro = vma.prot - Prot::WRITE;
+        let fits =
+            |k: u64, p: &Pma| p.cow && !p.file && p.mapped == Some(ro) && self.mf.exclusive(p.off, p.end - k);
+        let Some((&first, p)) = st.pmas.range(..=page).next_back() else { return false };
+        if p.end <= page || !fits(first, p) {
+            return false;
+        }
+        let mut start = first;
+        for (&k, p) in st.pmas.range(ws.min(first)..first).rev() {
+            if p.end != start || !fits(k, p) {
+                break;
+            }
+            start = k;
+        }
+        let mut end = p.end;
+        for (&k, p) in st.pmas.range(end..we.max(end)) {
+            if k != end || !fits(k, p) {
+                break;
+            }
+            end = p.end;
+        }
+        let (start, end) = (start.max(ws), end.min(we));
+        split_pma(&mut st.pmas, start);
+        split_pma(&mut st.pmas, end);
+        if let Err(err) = self.aspace.protect(start, end - start, vma.prot) {
+            tracing::error!("platform protect {start:#x}-{end:#x}: {err}");
+            return false;
+        }
+        for (_, p) in st.pmas.range_mut(start..end) {
+            p.cow = false;
+            p.mapped = Some(vma.prot);
+        }
+        true
     }
 
     /// Gives `[start, end)` (inside one copy-on-write PMA of `vma`) memory

@@ -146,8 +146,12 @@ static void restart(void) {
 	signal(SIGUSR1, SIG_DFL);
 }
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)
+#endif
+
 static char altstack[65536];
-static volatile sig_atomic_t on_alt;
+static volatile sig_atomic_t on_alt, change_refused, seen_flags;
 
 static void on_altstack(int sig) {
 	(void)sig;
@@ -155,8 +159,12 @@ static void on_altstack(int sig) {
 	on_alt = (uintptr_t)&local >= (uintptr_t)altstack && (uintptr_t)&local < (uintptr_t)altstack + sizeof altstack;
 	stack_t cur;
 	sigaltstack(NULL, &cur);
+	seen_flags = cur.ss_flags;
 	if (!(cur.ss_flags & SS_ONSTACK))
 		on_alt = 0;
+	/* No change while running on it (the raw call: musl refuses a stack
+	 * flagged SS_ONSTACK itself, with EINVAL). */
+	change_refused = syscall(SYS_sigaltstack, &cur, NULL) < 0 && errno == EPERM;
 }
 
 static void alternate_stack(void) {
@@ -165,9 +173,21 @@ static void alternate_stack(void) {
 	set(SIGUSR2, on_altstack, SA_ONSTACK);
 	raise(SIGUSR2);
 	CHECK("handler_on_altstack", on_alt, "not on the alternate stack");
+	CHECK("sigaltstack_eperm_on_it", change_refused, "changing the stack while on it was not refused");
 	set(SIGUSR2, on_altstack, 0);
 	raise(SIGUSR2);
 	CHECK("handler_off_altstack", !on_alt, "on the alternate stack without SA_ONSTACK");
+	/* SS_AUTODISARM: the handler sees the stack disarmed (so a nested
+	 * signal could use it afresh); rt_sigreturn arms it again. */
+	ss.ss_flags = SS_AUTODISARM;
+	EXPECT("sigaltstack_autodisarm", sigaltstack(&ss, NULL), 0);
+	set(SIGUSR2, on_altstack, SA_ONSTACK);
+	raise(SIGUSR2);
+	stack_t after;
+	sigaltstack(NULL, &after);
+	CHECK("autodisarm_in_handler", seen_flags == SS_DISABLE, "flags %#x", (unsigned)seen_flags);
+	CHECK("autodisarm_rearmed", after.ss_flags == SS_AUTODISARM && after.ss_size == sizeof altstack,
+	      "flags %#x size %zu", (unsigned)after.ss_flags, after.ss_size);
 	ss.ss_flags = SS_DISABLE;
 	sigaltstack(&ss, NULL);
 	signal(SIGUSR2, SIG_DFL);

@@ -70,6 +70,34 @@ pub struct FileRange<'a> {
     pub offset: u64,
 }
 
+/// One change to an address space (see [`AddressSpace::apply`]).
+#[derive(Clone, Copy, Debug)]
+pub enum MapOp<'a> {
+    /// As [`AddressSpace::map`].
+    Map { addr: u64, len: u64, prot: Prot, file: FileRange<'a> },
+    /// As [`AddressSpace::unmap`].
+    Unmap { addr: u64, len: u64 },
+    /// As [`AddressSpace::protect`].
+    Protect { addr: u64, len: u64, prot: Prot },
+}
+
+/// Makes `ops` one call at a time (what [`AddressSpace::apply`] does by
+/// default).
+pub fn apply_each<A: AddressSpace + ?Sized>(
+    aspace: &A,
+    ops: &[MapOp<'_>],
+) -> std::result::Result<(), (usize, Error)> {
+    for (i, op) in ops.iter().enumerate() {
+        let r = match *op {
+            MapOp::Map { addr, len, prot, file } => aspace.map(addr, len, prot, file),
+            MapOp::Unmap { addr, len } => aspace.unmap(addr, len),
+            MapOp::Protect { addr, len, prot } => aspace.protect(addr, len, prot),
+        };
+        r.map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
 /// How an access that faulted was made, when the platform can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -206,6 +234,12 @@ pub trait AddressSpace: Send + Sync + Any {
     fn unmap(&self, addr: u64, len: u64) -> Result<()>;
     /// Changes the protections of mappings in `[addr, addr+len)`.
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()>;
+    /// Makes `ops` in order, stopping at the first that fails: returns how
+    /// many were made, and the error. Backends may make them all in one
+    /// round trip; this default makes them one by one.
+    fn apply(&self, ops: &[MapOp<'_>]) -> std::result::Result<(), (usize, Error)> {
+        apply_each(self, ops)
+    }
     /// Ends the address space for good: nothing runs in it again, so its
     /// memory may be reused without unmapping it first. Called when the
     /// last application thread using it is gone.

@@ -239,7 +239,68 @@ fn stub_process_holds_only_the_stub_page_and_application_mappings() {
         starts.push(start);
     }
     starts.sort_unstable();
-    assert_eq!(starts, vec![CODE, DATA, stub], "maps:\n{maps}");
+    let batch = stub - 4096;
+    assert_eq!(starts, vec![CODE, DATA, batch, stub], "maps:\n{maps}");
+    // The batch page is the stub's to read, nobody's to write there.
+    let line = maps.lines().find(|l| l.starts_with(&format!("{batch:x}-"))).expect("batch page");
+    assert!(line.split_whitespace().nth(1) == Some("r--s"), "batch page: {line}");
+    assert!(sb.platform.max_user_address() < batch, "the application cannot map over it");
+}
+
+/// The mappings of `pid` starting in `[lo, hi)`: (start, end, permissions).
+fn maps_between(pid: i32, lo: u64, hi: u64) -> Vec<(u64, u64, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("maps")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (s, e) = f.next()?.split_once('-')?;
+            let (s, e) = (u64::from_str_radix(s, 16).ok()?, u64::from_str_radix(e, 16).ok()?);
+            (s >= lo && s < hi).then(|| (s, e, f.next().unwrap_or_default().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn batched_address_space_calls_run_in_order_and_stop_at_the_first_failure() {
+    use rvisor_platform::MapOp;
+    let sb = Sandbox::new();
+    let pid =
+        sb.aspace.as_any().downcast_ref::<rvisor_platform::ptrace::PtraceAddressSpace>().unwrap().stub_pid();
+    let file = FileRange { fd: sb.memfd.as_fd(), offset: 4096 };
+    let base = 0x5000_0000u64;
+    // More calls than one batch page holds.
+    let mut ops: Vec<MapOp<'_>> = (0..100u64)
+        .map(|i| MapOp::Map { addr: base + i * 0x2000, len: 4096, prot: Prot::READ, file })
+        .collect();
+    ops.push(MapOp::Protect { addr: base, len: 4096, prot: Prot::READ | Prot::WRITE });
+    ops.push(MapOp::Unmap { addr: base + 0x2000, len: 4096 });
+    sb.aspace.apply(&ops).expect("batch");
+    let m = maps_between(pid, base, base + 0x100_0000);
+    assert_eq!(m.len(), 99, "{m:x?}");
+    assert_eq!(m[0], (base, base + 4096, "rw-s".to_string()));
+    assert!(m.iter().all(|(s, _, _)| *s != base + 0x2000), "unmapped");
+    assert!(m[1..].iter().all(|(_, _, p)| p == "r--s"));
+    // A call the host refuses (mprotect of nothing) stops the batch there.
+    let far = base + 0x80_0000;
+    let bad = [
+        MapOp::Map { addr: far, len: 4096, prot: Prot::READ, file },
+        MapOp::Protect { addr: base + 0x2000, len: 4096, prot: Prot::READ },
+        MapOp::Map { addr: far + 0x10000, len: 4096, prot: Prot::READ, file },
+    ];
+    let (at, _) = sb.aspace.apply(&bad).expect_err("mprotect of an unmapped page");
+    assert_eq!(at, 1);
+    let m = maps_between(pid, far, far + 0x100_0000);
+    assert_eq!(m, vec![(far, far + 4096, "r--s".to_string())], "the first call made, the last not");
+    // Ranges are checked before anything runs: none of these is made.
+    let top = sb.platform.max_user_address();
+    let refused = [
+        MapOp::Map { addr: far + 0x20000, len: 4096, prot: Prot::READ, file },
+        MapOp::Map { addr: top, len: 4096, prot: Prot::READ, file },
+    ];
+    let (at, _) = sb.aspace.apply(&refused).expect_err("over the top");
+    assert_eq!(at, 1);
+    assert!(maps_between(pid, far + 0x20000, far + 0x30000).is_empty());
 }
 
 #[test]

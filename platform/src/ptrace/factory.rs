@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::batch::BatchPages;
 use super::stub::{self, InitParams, StubRegion, TASK_TOP};
 use super::tracee::{wait, Stop, Tracee};
 use super::{FORK_FLAGS, THREAD_FLAGS};
@@ -41,6 +42,8 @@ pub(crate) struct NewProcess {
     /// so that the pid names it for sure.
     pub pidfd: OwnedFd,
     pub idle_thread: i32,
+    /// Its batch page's slot, mapped at [`super::batch_addr`].
+    pub batch_slot: Option<u32>,
 }
 
 /// Handle on the factory thread.
@@ -55,7 +58,7 @@ pub(crate) struct Factory {
 
 impl Factory {
     /// Starts the factory thread, which forks and initialises the master.
-    pub fn start(region: &'static StubRegion) -> Result<Factory> {
+    pub fn start(region: &'static StubRegion, batch: Option<Arc<BatchPages>>) -> Result<Factory> {
         let (tx, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<i32>>(1);
         let spare = Spare::default();
@@ -63,7 +66,7 @@ impl Factory {
         let thread = std::thread::Builder::new()
             .name("rvisor-stub-factory".into())
             .stack_size(256 << 10)
-            .spawn(move || run(region, rx, ready_tx, &slot))
+            .spawn(move || run(region, batch.as_deref(), rx, ready_tx, &slot))
             .map_err(|e| Error::Os { op: "spawn factory thread", err: e })?;
         let master = ready_rx.recv().map_err(|_| Error::Internal("factory thread died".into()))??;
         Ok(Factory { requests: Some(tx), spare, thread: Some(thread), master })
@@ -96,6 +99,7 @@ impl Drop for Factory {
 
 fn run(
     region: &'static StubRegion,
+    batch: Option<&BatchPages>,
     rx: mpsc::Receiver<Request>,
     ready: mpsc::SyncSender<Result<i32>>,
     slot: &Spare,
@@ -120,7 +124,7 @@ fn run(
     for req in rx {
         let want_spare = match req {
             Request::Make(reply) => {
-                let r = make_process(region, &master);
+                let r = make_process(region, batch, &master);
                 master_dead = master_died(&r);
                 let _ = reply.send(r);
                 made = made.saturating_add(1);
@@ -135,7 +139,7 @@ fn run(
             break;
         }
         if want_spare && slot.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-            let r = make_process(region, &master);
+            let r = make_process(region, batch, &master);
             master_dead = master_died(&r);
             match r {
                 Ok(p) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(p),
@@ -146,6 +150,9 @@ fn run(
     }
     if let Some(p) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), libc::SIGKILL);
+        if let (Some(b), Some(s)) = (batch, p.batch_slot) {
+            b.release(s);
+        }
     }
     // The platform is gone: so is the master (its children follow through
     // their parent-death signal). Once the master was reaped its pid may
@@ -157,7 +164,11 @@ fn run(
 }
 
 /// Clones a stub process from the master and one idle thread in it.
-fn make_process(region: &'static StubRegion, master: &Tracee) -> Result<NewProcess> {
+fn make_process(
+    region: &'static StubRegion,
+    batch: Option<&BatchPages>,
+    master: &Tracee,
+) -> Result<NewProcess> {
     let pid = master.inject_clone(region, u64::from(FORK_FLAGS), master.tid)?;
     let pid = i32::try_from(pid)
         .ok()
@@ -165,10 +176,21 @@ fn make_process(region: &'static StubRegion, master: &Tracee) -> Result<NewProce
         .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))?;
     let pidfd = sys::pidfd_open(pid)?;
     let fd = std::os::fd::AsFd::as_fd(&pidfd);
-    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid) {
-        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread }),
+    let batch_slot = batch.and_then(BatchPages::alloc);
+    // The batch page, read-only, mapped by the leader while it is seized.
+    let page = batch.zip(batch_slot).and_then(|(b, s)| {
+        let prot = u64::try_from(libc::PROT_READ).ok()?;
+        let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).ok()?;
+        let fd = u64::try_from(b.fd()).ok()?;
+        Some([super::batch_addr(region), crate::PAGE_SIZE, prot, flags, fd, BatchPages::offset(s)])
+    });
+    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid, page) {
+        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread, batch_slot: page.and(batch_slot) }),
         Err(e) => {
             let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+            if let (Some(b), Some(s)) = (batch, batch_slot) {
+                b.release(s);
+            }
             Err(e)
         }
     }

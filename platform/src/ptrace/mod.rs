@@ -19,6 +19,7 @@
 //!   handoff (about 9.5 µs on the reference machines, against about 45 µs
 //!   across CPUs).
 
+mod batch;
 mod factory;
 mod placement;
 mod stub;
@@ -30,13 +31,14 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use self::batch::BatchPages;
 use self::factory::Factory;
 use self::stub::StubRegion;
 use self::tracee::{try_reap, wait, Stop, Tracee};
 use crate::arch::FpStatus;
 use crate::{
     page_aligned, sys, AddressSpace, ArchState, Capabilities, Context, Error, Event, FileRange, FpState,
-    HostSignal, Interrupt, InterruptHandle, Platform, Prot, Result,
+    HostSignal, Interrupt, InterruptHandle, MapOp, Platform, Prot, Result,
 };
 
 /// Where stub threads run relative to the sentry threads that trace them.
@@ -86,6 +88,8 @@ fn next_id() -> u64 {
 struct Shared {
     region: &'static StubRegion,
     factory: Factory,
+    /// Batch pages, if the memfd could be made (else calls go one by one).
+    batch: Option<Arc<BatchPages>>,
     config: Config,
     min_addr: u64,
     /// CPUs the sentry may use, read once at start-up (task threads later
@@ -133,10 +137,17 @@ impl PtracePlatform {
     /// stub. Call it early, before the sentry starts its task threads.
     pub fn new(config: Config) -> Result<PtracePlatform> {
         let region = StubRegion::get()?;
-        let factory = Factory::start(region)?;
+        let batch = match BatchPages::new() {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) => {
+                tracing::warn!("no batch pages (address-space calls go one by one): {e}");
+                None
+            }
+        };
+        let factory = Factory::start(region, batch.clone())?;
         let min_addr = min_addr();
         let cpus = sys::allowed_cpus().unwrap_or_default();
-        Ok(PtracePlatform { shared: Arc::new(Shared { region, factory, config, min_addr, cpus }) })
+        Ok(PtracePlatform { shared: Arc::new(Shared { region, factory, batch, config, min_addr, cpus }) })
     }
 
     /// Host pid of the master stub (for tests and diagnostics).
@@ -183,6 +194,8 @@ impl Platform for PtracePlatform {
                 pid: made.pid,
                 pidfd: made.pidfd,
                 idle_thread: AtomicI32::new(made.idle_thread),
+                batch_slot: made.batch_slot,
+                batch_lock: Mutex::new(()),
                 cloner: Mutex::new(()),
                 shared: self.shared.clone(),
             }),
@@ -200,11 +213,17 @@ impl Platform for PtracePlatform {
 }
 
 impl Shared {
-    /// One past the highest application address: a guard page below the
-    /// stub page keeps the two from ever being adjacent.
+    /// One past the highest application address: below the stub page
+    /// are the process's batch page and a guard page, which keeps the
+    /// application's mappings from ever being adjacent to either.
     fn user_top(&self) -> u64 {
-        self.region.start - crate::PAGE_SIZE
+        batch_addr(self.region) - crate::PAGE_SIZE
     }
+}
+
+/// Where a stub process's batch page is mapped: right below the stub code.
+pub(crate) fn batch_addr(region: &StubRegion) -> u64 {
+    region.start - crate::PAGE_SIZE
 }
 
 /// One stub process.
@@ -217,6 +236,10 @@ struct StubProcess {
     /// A thread the factory already cloned, idling untraced until the
     /// first sentry thread that needs one seizes it (0: taken).
     idle_thread: AtomicI32,
+    /// Its batch page (a slot of the platform's batch file), if it has one.
+    batch_slot: Option<u32>,
+    /// Held while the batch page is filled and run.
+    batch_lock: Mutex<()>,
     /// Held while the leader is seized to clone a thread.
     cloner: Mutex<()>,
     shared: Arc<Shared>,
@@ -236,6 +259,7 @@ impl StubProcess {
                 self.pidfd.as_fd(),
                 self.shared.region,
                 self.shared.factory.master,
+                None,
             )?
         };
         let t = Tracee::seize(tid, self.pid, true)?;
@@ -249,13 +273,15 @@ impl StubProcess {
     }
 
     /// Clones a thread in stub process `pid` (seizing its leader for the
-    /// time it takes); the thread idles untraced in `pause`. Returns its
-    /// tid. The caller serialises calls for one process.
+    /// time it takes, during which it also maps `page`: the `mmap`
+    /// arguments of a batch page); the thread idles untraced in `pause`.
+    /// Returns its tid. The caller serialises calls for one process.
     pub(crate) fn clone_idle_thread(
         pid: i32,
         pidfd: std::os::fd::BorrowedFd<'_>,
         region: &StubRegion,
         master: i32,
+        page: Option<[u64; 6]>,
     ) -> Result<i32> {
         let leader = Tracee::seize(pid, pid, false)?;
         // Seized, the pid cannot be reused while we hold it: check it
@@ -265,6 +291,18 @@ impl StubProcess {
             return Err(Error::StubDied { tid: pid, how: "stub process is gone".into() });
         }
         let r = Self::arm(&leader, region, master)
+            .and_then(|()| match page {
+                Some(args) => {
+                    let nr = u32::try_from(libc::SYS_mmap).unwrap_or(9);
+                    let r = leader.inject(region, nr, args)?;
+                    if r.cast_unsigned() == args[0] {
+                        Ok(())
+                    } else {
+                        Err(Error::errno("map batch page", i32::try_from(-r).unwrap_or(0)))
+                    }
+                }
+                None => Ok(()),
+            })
             .and_then(|()| leader.inject_clone(region, u64::from(THREAD_FLAGS), master));
         let detached = leader.detach_to_pause(region);
         let tid = r?;
@@ -296,6 +334,10 @@ impl Drop for StubProcess {
         // weak references), the master reaps the process. The pidfd makes
         // sure no other process is signalled if this one is already gone.
         let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        // Dead (or about to be, never running again): its page is free.
+        if let (Some(b), Some(s)) = (&self.shared.batch, self.batch_slot) {
+            b.release(s);
+        }
     }
 }
 
@@ -336,6 +378,34 @@ impl PtraceAddressSpace {
     }
 }
 
+impl PtraceAddressSpace {
+    /// The system call (number and arguments) that makes `op`, checked as
+    /// `map`, `unmap` and `protect` check theirs.
+    fn encode(&self, op: &MapOp<'_>) -> Result<[u64; 7]> {
+        let host_prot = |p: Prot| u64::try_from(p.to_host()).unwrap_or(0);
+        let nr = |n: i64| u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(match *op {
+            MapOp::Map { addr, len, prot, file } => {
+                self.check_range(addr, len)?;
+                if !page_aligned(file.offset) {
+                    return Err(Error::InvalidRange { addr: file.offset, len });
+                }
+                let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0);
+                let fd = u64::try_from(file.fd.as_raw_fd()).map_err(|_| Error::Internal("fd".into()))?;
+                [nr(libc::SYS_mmap), addr, len, host_prot(prot), flags, fd, file.offset]
+            }
+            MapOp::Unmap { addr, len } => {
+                self.check_range(addr, len)?;
+                [nr(libc::SYS_munmap), addr, len, 0, 0, 0, 0]
+            }
+            MapOp::Protect { addr, len, prot } => {
+                self.check_range(addr, len)?;
+                [nr(libc::SYS_mprotect), addr, len, host_prot(prot), 0, 0, 0]
+            }
+        })
+    }
+}
+
 fn check_result(op: &'static str, r: i64) -> Result<()> {
     if r < 0 {
         Err(Error::errno(op, i32::try_from(-r).unwrap_or(0)))
@@ -372,6 +442,40 @@ impl AddressSpace for PtraceAddressSpace {
         let prot = u64::try_from(prot.to_host()).unwrap_or(0);
         let r = self.inject(libc::SYS_mprotect, [addr, len, prot, 0, 0, 0])?;
         check_result("mprotect in stub", r)
+    }
+
+    fn apply(&self, ops: &[MapOp<'_>]) -> std::result::Result<(), (usize, Error)> {
+        let (Some(b), Some(slot)) = (&self.inner.shared.batch, self.inner.batch_slot) else {
+            return crate::apply_each(self, ops);
+        };
+        if ops.len() < 2 {
+            return crate::apply_each(self, ops);
+        }
+        // Every call is checked here, as the single-call paths check theirs.
+        let mut calls = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            calls.push(self.encode(op).map_err(|e| (i, e))?);
+        }
+        let region = self.inner.shared.region;
+        let page = batch_addr(region);
+        let _one_batch_at_a_time = self.inner.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
+        for (n, chunk) in calls.chunks(batch::PER_PAGE).enumerate() {
+            let done = n * batch::PER_PAGE;
+            b.write(slot, chunk);
+            let count = u64::try_from(chunk.len()).unwrap_or(0);
+            let r = with_binding(&self.inner, None, |bd| bd.tracee.inject_batch(region, page, count))
+                .map_err(|e| (done, e))?;
+            if let Some((at, res)) = r {
+                let at = done + usize::try_from(at).unwrap_or(0);
+                let err = if res < 0 {
+                    Error::errno("address-space call in stub", i32::try_from(-res).unwrap_or(0))
+                } else {
+                    Error::Internal(format!("stub mmap returned {res:#x}"))
+                };
+                return Err((at, err));
+            }
+        }
+        Ok(())
     }
 
     fn destroy(&self) {

@@ -17,6 +17,11 @@
 //! - `pause`: an idle loop; untraced stub threads wait here to be seized.
 //! - `syscall`: `syscall; int3` — the tracer sets the registers of a call,
 //!   resumes with `PTRACE_CONT` and collects the result at the `int3` stop.
+//! - `batch`: several calls in one stop — `r12` points at a read-only page
+//!   of requests (the process's batch page, see [`super::batch`]), `r13`
+//!   says how many; each is 8 words (number, six arguments, unused). It
+//!   stops at the first call that fails (or an `mmap` that lands elsewhere)
+//!   with `rax` = that result and `rbx` = its index, else with `rax` = 0.
 //! - `clone`: like `syscall`, but the child of a `clone` goes on to arm its
 //!   parent-death signal, checks that its parent is the master stub (whose
 //!   pid the tracer put in `r12`) and idles in `pause`.
@@ -222,6 +227,40 @@ std::arch::global_asm!(
     "rvisor_stub_syscall_trap:",
     "int3",
     "jmp .Lrvisor_stub_pause",
+    // ---- batch: r13 calls described at r12 ----
+    ".globl rvisor_stub_batch",
+    "rvisor_stub_batch:",
+    "xor ebx, ebx",
+    "5:",
+    "cmp rbx, r13",
+    "jae 6f",
+    "mov r14, rbx",
+    "shl r14, 6",
+    "add r14, r12",
+    "mov rax, [r14]",
+    "mov rdi, [r14 + 8]",
+    "mov rsi, [r14 + 16]",
+    "mov rdx, [r14 + 24]",
+    "mov r10, [r14 + 32]",
+    "mov r8, [r14 + 40]",
+    "mov r9, [r14 + 48]",
+    "syscall",
+    "cmp rax, -4095",
+    "jae 7f",
+    "cmp qword ptr [r14], 9", // mmap must land where asked
+    "jne 8f",
+    "cmp rax, rdi",
+    "jne 7f",
+    "8:",
+    "inc rbx",
+    "jmp 5b",
+    "6:",
+    "xor eax, eax",
+    "7:",
+    ".globl rvisor_stub_batch_trap",
+    "rvisor_stub_batch_trap:",
+    "int3",
+    "jmp .Lrvisor_stub_pause",
     // ---- clone: an injected clone; the child idles ----
     ".globl rvisor_stub_clone",
     "rvisor_stub_clone:",
@@ -270,6 +309,8 @@ unsafe extern "C" {
     static rvisor_stub_syscall_trap: u8;
     static rvisor_stub_clone: u8;
     static rvisor_stub_clone_trap: u8;
+    static rvisor_stub_batch: u8;
+    static rvisor_stub_batch_trap: u8;
 }
 
 /// Offsets of the entry points in the stub page.
@@ -281,6 +322,8 @@ pub(crate) struct Offsets {
     pub syscall_trap: u64,
     pub clone: u64,
     pub clone_trap: u64,
+    pub batch: u64,
+    pub batch_trap: u64,
 }
 
 fn code() -> (&'static [u8], Offsets) {
@@ -294,6 +337,8 @@ fn code() -> (&'static [u8], Offsets) {
         syscall_trap: off(&raw const rvisor_stub_syscall_trap),
         clone: off(&raw const rvisor_stub_clone),
         clone_trap: off(&raw const rvisor_stub_clone_trap),
+        batch: off(&raw const rvisor_stub_batch),
+        batch_trap: off(&raw const rvisor_stub_batch_trap),
     };
     let len = usize::try_from(end - begin).unwrap_or(0);
     assert!(len > 0 && len as u64 <= PAGE_SIZE, "stub code must fit one page");

@@ -110,6 +110,16 @@ impl Tracee {
         self.run_at(region, region.off.syscall, region.off.syscall_trap, nr, args, 0)
     }
 
+    /// Runs the `count` calls described at `page` (a batch page mapped in
+    /// the stub): `Ok(None)` if all succeeded, else the index and result
+    /// of the first that did not.
+    pub fn inject_batch(&self, region: &StubRegion, page: u64, count: u64) -> Result<Option<(u64, i64)>> {
+        let out = self
+            .run_regs(region, region.off.batch, region.off.batch_trap, 0, [0; 6], [page, count])
+            .map_err(|e| dead_if_gone(self.tid, e))?;
+        Ok((out.rax != 0).then_some((out.rbx, out.rax.cast_signed())))
+    }
+
     /// Runs `clone` in the stub; the child idles in `pause`. `master` is the
     /// pid the child must find as its parent.
     pub fn inject_clone(&self, region: &StubRegion, flags: u64, master: i32) -> Result<i64> {
@@ -127,24 +137,28 @@ impl Tracee {
         args: [u64; 6],
         r12: u64,
     ) -> Result<i64> {
-        self.run_at_inner(region, entry, trap, nr, args, r12).map_err(|e| dead_if_gone(self.tid, e))
+        self.run_regs(region, entry, trap, nr, args, [r12, 0])
+            .map(|out| out.rax.cast_signed())
+            .map_err(|e| dead_if_gone(self.tid, e))
     }
 
-    fn run_at_inner(
+    /// Runs the stub from `entry` with a call's registers (and `r12`,
+    /// `r13`) until its `int3` at `trap`; returns the registers there.
+    fn run_regs(
         &self,
         region: &StubRegion,
         entry: u64,
         trap: u64,
         nr: u32,
         args: [u64; 6],
-        r12: u64,
-    ) -> Result<i64> {
+        r12_r13: [u64; 2],
+    ) -> Result<Regs> {
         let mut r = self.base;
         r.rip = region.addr(entry);
         r.rax = u64::from(nr);
         r.orig_rax = u64::MAX;
         [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
-        r.r12 = r12;
+        [r.r12, r.r13] = r12_r13;
         sys::set_regs(self.tid, &r)?;
         sys::ptrace(libc::PTRACE_CONT, self.tid, 0, 0)?;
         loop {
@@ -178,7 +192,7 @@ impl Tracee {
                 region.addr(trap) + 1
             )));
         }
-        Ok(out.rax.cast_signed())
+        Ok(out)
     }
 
     /// Puts the thread back in the `pause` loop and detaches from it.

@@ -191,6 +191,7 @@ pub fn prepare(kernel: &Kernel, cx: &ExecContext<'_>, prog: Program) -> Result<I
         loader::load(&mm, &file, interp.as_ref().map(|i| i as &dyn ExecSource), &args, kernel.facts)?;
     // The program stays unwritable while this address space runs it.
     mm.hold_exe(file.deny_write.take());
+    mm.prefault_all_on_first_fault();
     let comm = execfn.rsplit(|&c| c == b'/').next().unwrap_or_default().to_vec();
     Ok(Image { mm, loaded, exe: p, comm })
 }

@@ -262,6 +262,30 @@ impl MemoryFile {
         }
     }
 
+    /// [`release`](Self::release) of many ranges at once (an address space
+    /// ending): what is freed is merged first, so that adjacent ranges go
+    /// back to the host in one call.
+    pub fn release_all(&self, ranges: &[(u64, u64)]) {
+        let mut free = Vec::new();
+        {
+            let mut inner = self.lock();
+            for &(off, len) in ranges {
+                free.extend(inner.refs.decref(off, len));
+            }
+        }
+        free.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(free.len());
+        for (o, l) in free {
+            match merged.last_mut() {
+                Some((mo, ml)) if *mo + *ml == o => *ml += l,
+                _ => merged.push((o, l)),
+            }
+        }
+        for (o, l) in merged {
+            self.free(o, l);
+        }
+    }
+
     /// Copies `len` bytes of the file from `from` to `to`.
     pub fn copy(&self, from: u64, to: u64, len: usize) {
         let f = self.check(from, len);

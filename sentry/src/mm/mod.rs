@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rvisor_platform::{AddressSpace, FileRange, Platform, Prot};
+use rvisor_platform::{AddressSpace, FileRange, MapOp, Platform, Prot};
 use rvisor_syscalls::Errno;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -158,6 +158,24 @@ struct MmState {
     brk_start: u64,
     brk: u64,
     mmap_base: u64,
+    /// Ranges a fresh address space will likely touch first (what the
+    /// parent had mapped at `fork`; a new program's segments and stack):
+    /// the first fault maps what memory they already have, in one batch.
+    prefault: Vec<(u64, u64)>,
+}
+
+/// Most runs one prefault maps (each is one `mmap` in the platform).
+const PREFAULT_RUNS: usize = 64;
+
+/// A run of pages to map: `[start, end)`, contiguous at `off` in the
+/// file (`file`: the VMA's file, else the memory file), with `prot`.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    start: u64,
+    end: u64,
+    off: u64,
+    file: bool,
+    prot: Prot,
 }
 
 /// Flags of an `mmap` request, decoded.
@@ -269,6 +287,7 @@ impl MemoryManager {
         let mut cst =
             MmState { brk_start: st.brk_start, brk: st.brk, mmap_base: st.mmap_base, ..MmState::default() };
         let mut protect: Vec<(u64, u64, Prot)> = Vec::new();
+        let mut hot: Vec<(u64, u64)> = Vec::new();
         for v in vmas {
             split_pma(&mut st.pmas, v.start);
             split_pma(&mut st.pmas, v.end);
@@ -281,6 +300,12 @@ impl MemoryManager {
             }
             for (&k, p) in st.pmas.range_mut(vs..ve) {
                 let mut c = Pma { mapped: None, ..*p };
+                if p.mapped.is_some() {
+                    match hot.last_mut() {
+                        Some(r) if r.1 == k => r.1 = p.end,
+                        _ => hot.push((k, p.end)),
+                    }
+                }
                 if !p.file {
                     self.mf.incref(p.off, p.end - k);
                     if !shared {
@@ -299,11 +324,13 @@ impl MemoryManager {
                 cst.pmas.insert(k, c);
             }
         }
-        for (s, e, prot) in protect {
-            if let Err(err) = self.aspace.protect(s, e - s, prot) {
-                // Never leave the parent writing pages the child shares:
-                // drop the mappings (they fault back in read-only).
-                tracing::error!("platform protect {s:#x}-{e:#x}: {err}");
+        let ops: Vec<MapOp<'_>> =
+            protect.iter().map(|&(s, e, prot)| MapOp::Protect { addr: s, len: e - s, prot }).collect();
+        if let Err((done, err)) = self.aspace.apply(&ops) {
+            // Never leave the parent writing pages the child shares: drop
+            // the mappings not known to be read-only (they fault back in).
+            tracing::error!("platform protect after fork: {err}");
+            for &(s, e, _) in &protect[done..] {
                 for (_, p) in st.pmas.range_mut(s..e) {
                     p.mapped = None;
                 }
@@ -313,6 +340,8 @@ impl MemoryManager {
             }
         }
         drop(st);
+        hot.truncate(PREFAULT_RUNS);
+        cst.prefault = hot;
         *child.state.lock().unwrap_or_else(|p| p.into_inner()) = cst;
         *child.meta.lock().unwrap_or_else(|p| p.into_inner()) = self.meta();
         let deny = self.exe_deny.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|d| d.duplicate());
@@ -770,6 +799,15 @@ impl MemoryManager {
     }
 
     fn fault_locked(&self, st: &mut MmState, addr: u64) -> Result<(), SegvCode> {
+        if !st.prefault.is_empty() {
+            let hints = std::mem::take(&mut st.prefault);
+            self.prefault(st, &hints);
+            // The access may work now; if not (a write to what was mapped
+            // read-only), it faults again and is handled below.
+            if st.pmas.range(..=addr).next_back().is_some_and(|(_, p)| p.end > addr && p.mapped.is_some()) {
+                return Ok(());
+            }
+        }
         let vma = st.vmas.find(addr).cloned().ok_or(SegvCode::MapErr)?;
         if vma.prot.is_empty() {
             return Err(SegvCode::AccErr);
@@ -806,41 +844,116 @@ impl MemoryManager {
         }
         split_pma(&mut st.pmas, ws);
         split_pma(&mut st.pmas, we);
-        // Copy-on-write memory this address space alone owns now (the
-        // other side exited or executed) is simply writable.
+        let mut runs = Vec::new();
+        self.unmapped_runs(st, &vma, ws, we, &mut runs);
+        self.map_runs(st, &[(vma, runs)]).map_err(|()| SegvCode::MapErr)
+    }
+
+    /// The parts of `[ws, we)` (inside `vma`, with memory) not mapped as
+    /// they should be, in runs contiguous in their file. Copy-on-write
+    /// memory this address space alone owns now (the other side exited or
+    /// executed) becomes simply writable first.
+    fn unmapped_runs(&self, st: &mut MmState, vma: &Vma, ws: u64, we: u64, runs: &mut Vec<Run>) {
+        split_pma(&mut st.pmas, ws);
+        split_pma(&mut st.pmas, we);
         for (&k, p) in st.pmas.range_mut(ws..we) {
             if p.cow && self.mf.exclusive(p.off, p.end - k) {
                 p.cow = false;
             }
         }
-        // Map what is not mapped yet, in runs contiguous in their file.
-        let mut runs: Vec<(u64, u64, u64, bool, Prot)> = Vec::new();
         for (&k, p) in st.pmas.range(ws..we) {
-            let want = eff_prot(&vma, p);
+            let want = eff_prot(vma, p);
             if p.mapped != Some(want) {
                 match runs.last_mut() {
-                    Some(r) if r.1 == k && r.3 == p.file && r.4 == want && r.2 + (r.1 - r.0) == p.off => {
-                        r.1 = p.end;
+                    Some(r)
+                        if r.end == k
+                            && r.file == p.file
+                            && r.prot == want
+                            && r.off + (r.end - r.start) == p.off =>
+                    {
+                        r.end = p.end;
                     }
-                    _ => runs.push((k, p.end, p.off, p.file, want)),
+                    _ => runs.push(Run { start: k, end: p.end, off: p.off, file: p.file, prot: want }),
                 }
             }
         }
-        for (s, e, off, file, prot) in runs {
-            let fd = match (&vma.file, file) {
-                (Some(f), true) => f.file.fd.as_fd(),
-                _ => self.mf.fd(),
-            };
-            if let Err(err) = self.aspace.map(s, e - s, prot, FileRange { fd, offset: off }) {
-                tracing::error!("platform map {s:#x}-{e:#x}: {err}");
-                return Err(SegvCode::MapErr);
-            }
-            // Recorded only once the platform really maps it.
-            for (_, p) in st.pmas.range_mut(s..e) {
-                p.mapped = Some(prot);
+    }
+
+    /// Maps `runs` (each list inside its VMA) in one platform batch and
+    /// records them. On a failure, what the platform maps in the failed
+    /// run is unknown: it is unmapped and recorded as unmapped.
+    fn map_runs(&self, st: &mut MmState, runs: &[(Vma, Vec<Run>)]) -> Result<(), ()> {
+        let mut ops = Vec::new();
+        let mut flat = Vec::new();
+        for (vma, rs) in runs {
+            for r in rs {
+                let fd = match (&vma.file, r.file) {
+                    (Some(f), true) => f.file.fd.as_fd(),
+                    _ => self.mf.fd(),
+                };
+                let file = FileRange { fd, offset: r.off };
+                ops.push(MapOp::Map { addr: r.start, len: r.end - r.start, prot: r.prot, file });
+                flat.push(*r);
             }
         }
+        let done = match self.aspace.apply(&ops) {
+            Ok(()) => flat.len(),
+            Err((done, err)) => {
+                tracing::error!("platform map: {err}");
+                done
+            }
+        };
+        // Recorded only once the platform really maps it.
+        for r in &flat[..done] {
+            for (_, p) in st.pmas.range_mut(r.start..r.end) {
+                p.mapped = Some(r.prot);
+            }
+        }
+        if let Some(r) = flat.get(done) {
+            for (_, p) in st.pmas.range_mut(r.start..r.end) {
+                p.mapped = None;
+            }
+            self.platform_unmap(r.start, r.end);
+            return Err(());
+        }
         Ok(())
+    }
+
+    /// Maps, in one batch, the memory the `hints` ranges already have
+    /// (and, in file VMAs, the file pages of their first 2 MiB). Nothing
+    /// is allocated; failures are left to the faults that follow.
+    fn prefault(&self, st: &mut MmState, hints: &[(u64, u64)]) {
+        let mut todo: Vec<(Vma, Vec<Run>)> = Vec::new();
+        let mut n = 0;
+        for &(hs, he) in hints {
+            let vmas: Vec<Vma> = st.vmas.iter().filter(|v| v.start < he && v.end > hs).cloned().collect();
+            for vma in vmas {
+                if vma.prot.is_empty() || n >= PREFAULT_RUNS {
+                    continue;
+                }
+                let (s, mut e) = (hs.max(vma.start), he.min(vma.end));
+                if vma.file.is_some() {
+                    e = e.min(s.saturating_add(HUGE_PAGE));
+                    Self::ensure_file_pmas(st, &vma, s, e);
+                }
+                let mut runs = Vec::new();
+                self.unmapped_runs(st, &vma, s, e, &mut runs);
+                runs.truncate(PREFAULT_RUNS - n);
+                n += runs.len();
+                if !runs.is_empty() {
+                    todo.push((vma, runs));
+                }
+            }
+        }
+        let _ = self.map_runs(st, &todo);
+    }
+
+    /// A new program's address space: its first fault maps every
+    /// segment's (and the stack's) memory at once.
+    pub fn prefault_all_on_first_fault(&self) {
+        let mut st = self.lock();
+        let all: Vec<(u64, u64)> = st.vmas.iter().map(|v| (v.start, v.end)).collect();
+        st.prefault = all;
     }
 
     /// A write fault on copy-on-write page `page` that this address space
@@ -1341,11 +1454,9 @@ impl Drop for MemoryManager {
         // without unmapping it page run by page run.
         self.aspace.destroy();
         let st = std::mem::take(self.state.get_mut().unwrap_or_else(|p| p.into_inner()));
-        for (k, p) in st.pmas {
-            if !p.file {
-                self.mf.release(p.off, p.end - k);
-            }
-        }
+        let ranges: Vec<(u64, u64)> =
+            st.pmas.iter().filter(|(_, p)| !p.file).map(|(&k, p)| (p.off, p.end - k)).collect();
+        self.mf.release_all(&ranges);
     }
 }
 

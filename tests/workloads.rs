@@ -244,12 +244,17 @@ fn process_workloads_native_vs_rvisor() {
     let dir = std::env::temp_dir().join(format!("rvisor-procs-{}", std::process::id()));
     let sorted = format!("( {SHELL_SCRIPT} ) 2>&1 | sort");
     let python = "import subprocess, sys\n\
+        print(subprocess.check_output([\"echo\", \"hi\"]))\n\
         print(subprocess.check_output(['/bin/echo', 'hi']).decode(), end='')\n\
         print(subprocess.run(['/bin/sh', '-c', 'exit 7']).returncode)\n\
         p = subprocess.Popen(['/bin/cat'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n\
         print(p.communicate(b'piped through cat')[0].decode())\n\
         print(subprocess.run([sys.executable, '-c', 'import os; os.kill(os.getpid(), 15)']).returncode)\n";
+    // The issue's own line, verbatim.
+    let verbatim =
+        "/bin/sh -c 'echo a | tr a b; (exit 3); echo $?; for i in 1 2 3; do echo $i & done; wait' | sort";
     let cases: Vec<Vec<&str>> = vec![
+        vec!["/bin/sh", "-c", verbatim],
         vec!["/bin/sh", "-c", &sorted],
         vec!["/bin/bash", "-c", &sorted],
         vec![BUSYBOX, "sh", "-c", &sorted],

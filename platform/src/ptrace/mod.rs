@@ -11,7 +11,12 @@
 //!   call is never executed by the host. Bindings live in a thread-local
 //!   table because ptrace binds a tracee to the thread that attached.
 //! - Address-space changes (`mmap`, `munmap`, `mprotect`) are injected into
-//!   the calling thread's stub thread of that address space.
+//!   the calling thread's stub thread of that address space: one at a time,
+//!   or many in one stop through the process's read-only batch page (see
+//!   [`batch`]).
+//! - Once a sandbox forks, the factory keeps one stub process made ahead
+//!   (with an idle thread and its batch page), so `fork` and `execve` take
+//!   it without waiting.
 //! - Every stub runs under a seccomp filter that allows system calls only
 //!   from the stub's code page (see [`crate::seccomp`]).
 //! - Placement: before running a stub thread, the sentry thread binds it to

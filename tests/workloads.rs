@@ -253,6 +253,19 @@ fn process_workloads_native_vs_rvisor() {
     // The issue's own line, verbatim.
     let verbatim =
         "/bin/sh -c 'echo a | tr a b; (exit 3); echo $?; for i in 1 2 3; do echo $i & done; wait' | sort";
+    let python_timers = "import signal, time\n\
+        hits = []\n\
+        signal.signal(signal.SIGALRM, lambda s, f: hits.append(s))\n\
+        signal.alarm(1)\n\
+        time.sleep(3)\n\
+        print('alarm', hits)\n\
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)\n\
+        while len(hits) < 4: time.sleep(0.01)\n\
+        signal.setitimer(signal.ITIMER_REAL, 0)\n\
+        print('itimer', len(hits))\n";
+    let python_threads =
+        "import threading,time; ts=[threading.Thread(target=time.sleep,args=(0.05,)) for _ in range(8)]; \
+        [t.start() for t in ts]; [t.join() for t in ts]; print(\"ok\")";
     let cases: Vec<Vec<&str>> = vec![
         vec!["/bin/sh", "-c", verbatim],
         vec!["/bin/sh", "-c", &sorted],
@@ -262,6 +275,13 @@ fn process_workloads_native_vs_rvisor() {
         vec![threads],
         vec!["/usr/bin/make", "-s", "-j2", "CC=/usr/bin/gcc"],
         vec!["./prog"],
+        // Signals and timers (processes II): a trapped signal while a job
+        // runs, coreutils' timeout (exit 124), Python's alarm and
+        // setitimer handlers, threads sleeping.
+        vec!["/bin/bash", "-c", "trap \"echo trapped\" USR1; kill -USR1 $$; sleep 0.2 & wait"],
+        vec!["/usr/bin/timeout", "0.2", "sleep", "5"],
+        vec!["/usr/bin/python3", "-c", python_timers],
+        vec!["/usr/bin/python3", "-c", python_threads],
     ];
     let mut failures = Vec::new();
     let mut built = BTreeMap::new();

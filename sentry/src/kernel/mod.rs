@@ -10,6 +10,7 @@ pub mod sigframe;
 pub mod signal;
 pub mod task;
 pub mod thread_group;
+pub mod timers;
 pub mod waitq;
 
 use std::collections::{BTreeSet, HashMap};
@@ -176,6 +177,8 @@ pub struct Kernel {
     pub tree: Mutex<()>,
     /// Most tasks the sandbox may have.
     pub pids_limit: Option<u64>,
+    /// Interval timers' expiries.
+    pub timers: Arc<timers::TimerQueue>,
     mf_size: u64,
     containers: Mutex<Vec<Arc<Container>>>,
     pids: Mutex<PidTable>,
@@ -217,6 +220,7 @@ impl Kernel {
             futexes: futex::FutexTable::default(),
             tree: Mutex::new(()),
             pids_limit: opts.pids_limit,
+            timers: Arc::default(),
             mf_size: mem_size,
             containers: Mutex::new(Vec::new()),
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),

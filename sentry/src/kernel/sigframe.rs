@@ -157,7 +157,9 @@ impl Task {
     /// process's.
     fn next_signal(&self) -> Option<Siginfo> {
         let allowed = !self.sigmask();
-        self.shared.take_signal(allowed).or_else(|| self.shared.tg.take_signal(allowed))
+        let mut info = self.shared.take_signal(allowed).or_else(|| self.shared.tg.take_signal(allowed))?;
+        super::timers::delivered(&self.shared.tg, &mut info);
+        Some(info)
     }
 
     fn restart_syscall(&mut self) {

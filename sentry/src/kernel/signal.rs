@@ -256,6 +256,11 @@ impl SigQueue {
         Some(info)
     }
 
+    /// Whether a pending instance satisfies `f`.
+    pub fn holds(&self, f: impl Fn(&Siginfo) -> bool) -> bool {
+        self.list.iter().any(f)
+    }
+
     /// Drops every pending instance of the signals in `set`.
     pub fn discard(&mut self, set: u64) {
         self.list.retain(|x| !valid(x.signo) || bit(x.signo) & set == 0);

@@ -74,6 +74,11 @@ impl TaskShared {
         self.blocked.load(Ordering::Relaxed)
     }
 
+    /// Whether this thread's pending queue satisfies `f`.
+    pub fn pending_holds(&self, f: impl FnOnce(&SigQueue) -> bool) -> bool {
+        f(&self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Signals pending for this thread alone.
     pub fn pending_bits(&self) -> u64 {
         self.pending_bits.load(Ordering::Acquire)

@@ -91,6 +91,8 @@ pub struct ThreadGroup {
     pub child_events: super::waitq::WaitQueue,
     /// Ready when the process has exited (pidfds poll it).
     pub exited: super::waitq::WaitQueue,
+    /// `ITIMER_REAL` and POSIX timers.
+    pub timers: Mutex<super::timers::ProcessTimers>,
     /// Signals sent to the process.
     pending: Mutex<SigQueue>,
     pending_bits: AtomicU64,
@@ -162,6 +164,7 @@ impl ThreadGroup {
             family: Mutex::new(Family::default()),
             child_events: super::waitq::WaitQueue::default(),
             exited: super::waitq::WaitQueue::default(),
+            timers: Mutex::default(),
             pending: Mutex::new(SigQueue::default()),
             pending_bits: AtomicU64::new(0),
             state: Mutex::new(TgState::default()),
@@ -347,6 +350,8 @@ impl ThreadGroup {
                 }
                 return;
             }
+            // No timer fires for it any more.
+            self.timers.lock().unwrap_or_else(|p| p.into_inner()).clear();
             // Nothing of it stays reachable through /proc.
             *self.view.lock().unwrap_or_else(|p| p.into_inner()) = ProcessView::default();
             // Its record locks go.
@@ -419,6 +424,11 @@ impl ThreadGroup {
         for t in self.tasks() {
             t.discard_signals(set);
         }
+    }
+
+    /// Whether the process's pending queue satisfies `f`.
+    pub fn pending_holds(&self, f: impl FnOnce(&SigQueue) -> bool) -> bool {
+        f(&self.pending.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Takes the process's next pending signal of `allowed`.

@@ -104,6 +104,8 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
         tg.creds.lock().unwrap_or_else(|p| p.into_inner()).exec();
     }
     t.tg().actions.lock().unwrap_or_else(|p| p.into_inner()).reset_for_exec();
+    // POSIX timers end; ITIMER_REAL (alarm) carries on.
+    t.tg().timers.lock().unwrap_or_else(|p| p.into_inner()).exec();
     t.altstack = crate::kernel::sigframe::NO_ALTSTACK;
     t.clear_child_tid = 0;
     t.robust_list = (0, 0);

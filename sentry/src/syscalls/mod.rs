@@ -18,6 +18,7 @@ mod signal;
 mod stat;
 mod task;
 mod time;
+mod timer;
 
 use rvisor_syscalls::Errno;
 
@@ -123,6 +124,9 @@ syscall_table! {
     32 => fs::dup [Fd];
     33 => fs::dup2 [Fd, Fd];
     35 => time::nanosleep [Addr, Addr];
+    36 => timer::getitimer [i32, Addr];
+    37 => timer::alarm [u32];
+    38 => timer::setitimer [i32, Addr, Addr];
     39 => process::getpid [];
     56 => task::clone [u64, Addr, Addr, Addr, u64];
     57 => task::fork [];
@@ -167,6 +171,7 @@ syscall_table! {
     124 => process::getsid [i32];
     127 => signal::rt_sigpending [Addr, u64];
     128 => signal::rt_sigtimedwait [Addr, Addr, Addr, u64];
+    129 => signal::rt_sigqueueinfo [i32, i32, Addr];
     130 => signal::rt_sigsuspend [Addr, u64];
     131 => signal::sigaltstack [Addr, Addr];
     149 => mm::mlock [Addr, u64];
@@ -248,6 +253,11 @@ syscall_table! {
     199 => attr::fremovexattr [Fd, Addr];
     217 => fs::getdents64 [Fd, Addr, u32];
     221 => attr::fadvise64 [Fd, i64, i64, i32];
+    222 => timer::timer_create [i32, Addr, Addr];
+    223 => timer::timer_settime [i32, i32, Addr, Addr];
+    224 => timer::timer_gettime [i32, Addr];
+    225 => timer::timer_getoverrun [i32];
+    226 => timer::timer_delete [i32];
     235 => attr::utimes [Addr, Addr];
     257 => open::openat [Fd, Addr, u32, u32];
     258 => namei::mkdirat [Fd, Addr, u32];
@@ -264,6 +274,7 @@ syscall_table! {
     285 => attr::fallocate [Fd, u32, i64, i64];
     295 => fs::preadv [Fd, Addr, i32, i64];
     296 => fs::pwritev [Fd, Addr, i32, i64];
+    297 => signal::rt_tgsigqueueinfo [i32, i32, i32, Addr];
     306 => attr::syncfs [Fd];
     316 => namei::renameat2 [Fd, Addr, Fd, Addr, u32];
     326 => fs::copy_file_range [Fd, Addr, Fd, Addr, u64, u32];

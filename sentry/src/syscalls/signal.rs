@@ -114,7 +114,8 @@ pub fn rt_sigtimedwait(t: &mut Task, set: Addr, info: Addr, tmo: Addr, size: u64
     let old = t.sigmask();
     t.set_sigmask(old & !want);
     let r = loop {
-        if let Some(i) = t.shared.take_signal(want).or_else(|| t.tg().take_signal(want)) {
+        if let Some(mut i) = t.shared.take_signal(want).or_else(|| t.tg().take_signal(want)) {
+            crate::kernel::timers::delivered(t.tg(), &mut i);
             break Ok(i);
         }
         match t.wait_kick(deadline) {
@@ -170,6 +171,12 @@ fn sender_info(t: &Task, signo: i32, code: i32) -> Siginfo {
 /// Sends `signo` to each of `groups` the caller may signal: `ESRCH` if
 /// there is none, `EPERM` if it may signal none of them.
 fn signal_groups(t: &Task, groups: &[Arc<ThreadGroup>], signo: i32) -> SysResult {
+    signal_groups_with(t, groups, signo, None)
+}
+
+/// [`signal_groups`] with the `siginfo` the caller gave (`None`: the
+/// sender's, as `kill` makes it).
+fn signal_groups_with(t: &Task, groups: &[Arc<ThreadGroup>], signo: i32, info: Option<Siginfo>) -> SysResult {
     let live: Vec<&Arc<ThreadGroup>> = groups.iter().filter(|g| g.zombie_status().is_none()).collect();
     if live.is_empty() && groups.is_empty() {
         return Err(Errno::ESRCH);
@@ -178,7 +185,7 @@ fn signal_groups(t: &Task, groups: &[Arc<ThreadGroup>], signo: i32) -> SysResult
     for g in &live {
         if may_signal(t, g, signo) {
             if signo != 0 {
-                g.send_signal(sender_info(t, signo, code::SI_USER));
+                g.send_signal(info.unwrap_or_else(|| sender_info(t, signo, code::SI_USER)));
             }
             sent += 1;
         }
@@ -224,15 +231,63 @@ pub fn kill(t: &mut Task, pid: i32, signo: i32) -> SysResult {
 }
 
 fn signal_thread(t: &Task, target: &Arc<crate::kernel::TaskShared>, signo: i32) -> SysResult {
+    signal_thread_with(t, target, signo, None)
+}
+
+fn signal_thread_with(
+    t: &Task,
+    target: &Arc<crate::kernel::TaskShared>,
+    signo: i32,
+    info: Option<Siginfo>,
+) -> SysResult {
     if !may_signal(t, &target.tg, signo) {
         return Err(Errno::EPERM);
     }
     if signo == sig::SIGKILL {
         target.tg.begin_exit(crate::kernel::ExitStatus::Signal { sig: signo, core: false });
     } else if signo != 0 {
-        target.send(sender_info(t, signo, code::SI_TKILL));
+        target.send(info.unwrap_or_else(|| sender_info(t, signo, code::SI_TKILL)));
     }
     Ok(0)
+}
+
+/// The `siginfo` an application gives `rt_sigqueueinfo` and friends, as
+/// Linux takes it: its own `si_signo` replaced by `signo` (or refused,
+/// `check_signo`), only the kernel's 48 bytes kept. Only a process
+/// signalling itself may claim a code the kernel or `kill`/`tgkill` use
+/// (`si_code >= 0` or `SI_TKILL`): nobody else can pretend to be them.
+fn user_info(t: &Task, addr: Addr, signo: i32, to_self: bool, check_signo: bool) -> Result<Siginfo, Errno> {
+    let mut info: Siginfo = t.mm.read_obj(addr)?;
+    if check_signo && info.signo != signo {
+        return Err(Errno::EINVAL);
+    }
+    info.signo = signo;
+    info.fields[4..].fill(0);
+    if (info.code >= 0 || info.code == code::SI_TKILL) && !to_self {
+        return Err(Errno::EPERM);
+    }
+    Ok(info)
+}
+
+pub fn rt_sigqueueinfo(t: &mut Task, tgid: i32, signo: i32, uinfo: Addr) -> SysResult {
+    let info = user_info(t, uinfo, signo, tgid == t.tid(), false)?;
+    // POSIX.1b says nothing of process groups: a positive pid only.
+    let g = if tgid > 0 { t.kernel.thread_group(tgid) } else { None }.ok_or(Errno::ESRCH)?;
+    check_sig(signo)?;
+    signal_groups_with(t, &[g], signo, Some(info))
+}
+
+pub fn rt_tgsigqueueinfo(t: &mut Task, tgid: i32, tid: i32, signo: i32, uinfo: Addr) -> SysResult {
+    if tgid <= 0 || tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let info = user_info(t, uinfo, signo, tid == t.tid(), false)?;
+    let target = t.kernel.task(tid).ok_or(Errno::ESRCH)?;
+    if target.tg.tgid != tgid {
+        return Err(Errno::ESRCH);
+    }
+    check_sig(signo)?;
+    signal_thread_with(t, &target, signo, Some(info))
 }
 
 pub fn tkill(t: &mut Task, tid: i32, signo: i32) -> SysResult {
@@ -258,8 +313,7 @@ pub fn tgkill(t: &mut Task, tgid: i32, tid: i32, signo: i32) -> SysResult {
 
 pub fn pidfd_send_signal(t: &mut Task, pidfd: i32, signo: i32, info: Addr, flags: u32) -> SysResult {
     check_sig(signo)?;
-    if flags != 0 || info != 0 {
-        // Explicit siginfo comes with rt_sigqueueinfo (signals issue).
+    if flags != 0 {
         return Err(Errno::EINVAL);
     }
     let f = t.fds.get(pidfd)?;
@@ -267,5 +321,11 @@ pub fn pidfd_send_signal(t: &mut Task, pidfd: i32, signo: i32, info: Addr, flags
     if g.zombie_status().is_some() {
         return Err(Errno::ESRCH);
     }
-    signal_groups(t, &[g], signo)
+    let info = if info == 0 {
+        None
+    } else {
+        // Only a process signalling itself may claim kill's codes.
+        Some(user_info(t, info, signo, Arc::ptr_eq(&g, t.tg()), true)?)
+    };
+    signal_groups_with(t, &[g], signo, info)
 }

@@ -39,7 +39,7 @@ fn host_clock(clk: i32) -> Result<rustix::time::ClockId, Errno> {
     })
 }
 
-fn now(clk: i32) -> Result<Timespec, Errno> {
+pub(crate) fn now(clk: i32) -> Result<Timespec, Errno> {
     let ts = rustix::time::clock_gettime(host_clock(clk)?);
     Ok(Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec })
 }

@@ -1,0 +1,231 @@
+//! `alarm`, `getitimer`/`setitimer` and POSIX timers (`timer_create`,
+//! `timer_settime`, `timer_gettime`, `timer_getoverrun`, `timer_delete`);
+//! the timers themselves are in [`crate::kernel::timers`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rvisor_syscalls::abi::{Timespec, Timeval};
+use rvisor_syscalls::Errno;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::{Addr, SysResult};
+use crate::kernel::signal;
+use crate::kernel::timers::{Kind, Notify, Setting, Timer};
+use crate::kernel::Task;
+
+const ITIMER_REAL: i32 = 0;
+const ITIMER_VIRTUAL: i32 = 1;
+const ITIMER_PROF: i32 = 2;
+
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD_ID: i32 = 4;
+
+const TIMER_ABSTIME: i32 = 1;
+
+/// `struct itimerval`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Itimerval {
+    interval: Timeval,
+    value: Timeval,
+}
+
+/// `struct itimerspec`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Itimerspec {
+    interval: Timespec,
+    value: Timespec,
+}
+
+/// `struct sigevent` (64 bytes).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+struct Sigevent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    pad: [i32; 11],
+}
+
+fn from_timeval(tv: Timeval) -> Result<Duration, Errno> {
+    if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(tv.tv_sec.cast_unsigned(), u32::try_from(tv.tv_usec * 1000).unwrap_or(0)))
+}
+
+fn to_timeval(d: Duration) -> Timeval {
+    Timeval { tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), tv_usec: i64::from(d.subsec_micros()) }
+}
+
+fn to_timespec(d: Duration) -> Timespec {
+    Timespec { tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), tv_nsec: i64::from(d.subsec_nanos()) }
+}
+
+/// Far enough to mean never, near enough not to overflow an `Instant`.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(1 << 40))
+}
+
+/// The process's `ITIMER_REAL`, made on first use.
+fn real_timer(t: &Task) -> Arc<Timer> {
+    let tg = t.tg().clone();
+    let mut timers = tg.timers.lock().unwrap_or_else(|p| p.into_inner());
+    timers.real.get_or_insert_with(|| Timer::new(&tg, Kind::Real)).clone()
+}
+
+/// `ITIMER_REAL` set to `value` (zero: disarmed) then every `interval`;
+/// returns the old setting. Linux reports an armed timer as at least 1 µs.
+fn set_real(t: &Task, value: Duration, interval: Duration) -> Setting {
+    let timer = real_timer(t);
+    let at = (!value.is_zero()).then(|| after(value));
+    let mut old = timer.set(&t.kernel.timers, at, interval);
+    if !old.value.is_zero() {
+        old.value = old.value.max(Duration::from_micros(1));
+    }
+    old
+}
+
+fn check_which(which: i32) -> Result<(), Errno> {
+    match which {
+        ITIMER_REAL => Ok(()),
+        // The CPU-time timers need the application's CPU time, which the
+        // sentry does not account yet (see docs/COMPATIBILITY.md).
+        ITIMER_VIRTUAL | ITIMER_PROF => Err(Errno::EINVAL),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn getitimer(t: &mut Task, which: i32, cur: Addr) -> SysResult {
+    check_which(which)?;
+    let s = real_timer(t).get(Duration::from_micros(1));
+    t.mm.write_obj(cur, &Itimerval { interval: to_timeval(s.interval), value: to_timeval(s.value) })?;
+    Ok(0)
+}
+
+pub fn setitimer(t: &mut Task, which: i32, new: Addr, old: Addr) -> SysResult {
+    check_which(which)?;
+    // A null new value disarms (Linux since 5.x; before, EFAULT).
+    let n: Itimerval = if new == 0 { Itimerval::default() } else { t.mm.read_obj(new)? };
+    let (value, interval) = (from_timeval(n.value)?, from_timeval(n.interval)?);
+    let prev = set_real(t, value, interval);
+    if old != 0 {
+        t.mm.write_obj(
+            old,
+            &Itimerval { interval: to_timeval(prev.interval), value: to_timeval(prev.value) },
+        )?;
+    }
+    Ok(0)
+}
+
+pub fn alarm(t: &mut Task, secs: u32) -> SysResult {
+    let prev = set_real(t, Duration::from_secs(u64::from(secs)), Duration::ZERO);
+    // The seconds left, rounded to the nearest (and never 0 while armed).
+    let mut left = prev.value.as_secs();
+    if prev.value.subsec_micros() >= 500_000 || (left == 0 && !prev.value.is_zero()) {
+        left += 1;
+    }
+    Ok(left)
+}
+
+/// Clocks a POSIX timer may use: the wall and monotonic clocks (the CPU-
+/// time clocks need CPU-time accounting, not done yet).
+fn timer_clock(clk: i32) -> Result<(), Errno> {
+    match clk {
+        0 | 1 | 7 | 11 => Ok(()),
+        // CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM: CAP_WAKE_ALARM.
+        8 | 9 => Err(Errno::EPERM),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn timer_create(t: &mut Task, clk: i32, sevp: Addr, idp: Addr) -> SysResult {
+    let ev = if sevp == 0 {
+        // SIGEV_SIGNAL, SIGALRM, the timer id as the value.
+        None
+    } else {
+        Some(t.mm.read_obj::<Sigevent>(sevp)?)
+    };
+    timer_clock(clk)?;
+    let tg = t.tg().clone();
+    let mut timers = tg.timers.lock().unwrap_or_else(|p| p.into_inner());
+    let id = timers.next_id().ok_or(Errno::EAGAIN)?;
+    let (notify, signo, value) = match ev {
+        None => (Notify::Process, signal::sig::SIGALRM, u64::from(id.cast_unsigned())),
+        Some(ev) => {
+            let notify = match ev.notify {
+                SIGEV_NONE => Notify::None,
+                SIGEV_SIGNAL => Notify::Process,
+                SIGEV_THREAD_ID => {
+                    let target =
+                        t.kernel.task(ev.tid).filter(|x| Arc::ptr_eq(&x.tg, &tg)).ok_or(Errno::EINVAL)?;
+                    Notify::Thread(Arc::downgrade(&target))
+                }
+                // SIGEV_THREAD is the C library's (it asks the kernel for
+                // SIGEV_THREAD_ID).
+                _ => return Err(Errno::EINVAL),
+            };
+            if !matches!(notify, Notify::None) && !signal::valid(ev.signo) {
+                return Err(Errno::EINVAL);
+            }
+            (notify, ev.signo, ev.value)
+        }
+    };
+    t.mm.write_obj(idp, &id)?;
+    timers.posix.insert(id, Timer::new(&tg, Kind::Posix { id, clock: clk, notify, signo, value }));
+    Ok(0)
+}
+
+fn posix_timer(t: &Task, id: i32) -> Result<Arc<Timer>, Errno> {
+    t.tg().timers.lock().unwrap_or_else(|p| p.into_inner()).posix.get(&id).cloned().ok_or(Errno::EINVAL)
+}
+
+fn write_spec(t: &Task, addr: Addr, s: Setting) -> Result<(), Errno> {
+    t.mm.write_obj(addr, &Itimerspec { interval: to_timespec(s.interval), value: to_timespec(s.value) })
+}
+
+pub fn timer_settime(t: &mut Task, id: i32, flags: i32, new: Addr, old: Addr) -> SysResult {
+    let timer = posix_timer(t, id)?;
+    let n: Itimerspec = t.mm.read_obj(new)?;
+    let (value, interval) = (super::time::duration(n.value)?, super::time::duration(n.interval)?);
+    let at = if value.is_zero() {
+        None
+    } else if flags & TIMER_ABSTIME != 0 {
+        // An absolute time on the timer's clock; the sandbox cannot set
+        // clocks, so it is converted once.
+        let clk = timer.clock().ok_or(Errno::EINVAL)?;
+        let now = super::time::duration(super::time::now(clk)?)?;
+        Some(after(value.saturating_sub(now)))
+    } else {
+        Some(after(value))
+    };
+    let prev = timer.set(&t.kernel.timers, at, interval);
+    if old != 0 {
+        write_spec(t, old, prev)?;
+    }
+    Ok(0)
+}
+
+pub fn timer_gettime(t: &mut Task, id: i32, cur: Addr) -> SysResult {
+    let timer = posix_timer(t, id)?;
+    write_spec(t, cur, timer.get(Duration::from_nanos(1)))?;
+    Ok(0)
+}
+
+pub fn timer_getoverrun(t: &mut Task, id: i32) -> SysResult {
+    let timer = posix_timer(t, id)?;
+    // DELAYTIMER_MAX is INT_MAX.
+    Ok(u64::from(timer.overrun_last().min(i32::MAX.cast_unsigned())))
+}
+
+pub fn timer_delete(t: &mut Task, id: i32) -> SysResult {
+    let timer =
+        t.tg().timers.lock().unwrap_or_else(|p| p.into_inner()).posix.remove(&id).ok_or(Errno::EINVAL)?;
+    timer.set(&t.kernel.timers, None, Duration::ZERO);
+    Ok(0)
+}

@@ -125,6 +125,7 @@ fn cases() -> Vec<Case> {
         case("proc_ids", &[]),
         case("signals", &[]),
         case("timers", &[]),
+        case("jobs", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

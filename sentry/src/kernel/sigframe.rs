@@ -96,6 +96,8 @@ const MINSIGSTKSZ: u64 = 2048;
 /// No alternate signal stack (a new task's, and a new thread's).
 pub const NO_ALTSTACK: StackT = StackT { sp: 0, flags: SS_DISABLE, pad: 0, size: 0 };
 const USER_CS: u64 = 0x33;
+/// `restart_syscall`.
+const SYS_RESTART_SYSCALL: u64 = 219;
 const USER_SS: u64 = 0x2b;
 
 /// What the default action of a signal does to the process.
@@ -153,6 +155,18 @@ impl Task {
         Ok(old)
     }
 
+    /// Linux's `is_current_pgrp_orphaned`: no process of this process
+    /// group has a parent in another group of the same session.
+    fn pgrp_orphaned(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let tg = &self.shared.tg;
+        let (pgid, sid) = (tg.pgid.load(Relaxed), tg.sid.load(Relaxed));
+        !self.kernel.thread_groups().iter().filter(|g| g.pgid.load(Relaxed) == pgid).any(|g| {
+            g.zombie_status().is_none()
+                && g.parent().is_some_and(|p| p.pgid.load(Relaxed) != pgid && p.sid.load(Relaxed) == sid)
+        })
+    }
+
     /// The next signal to deliver: this thread's own first, then the
     /// process's.
     fn next_signal(&self) -> Option<Siginfo> {
@@ -169,6 +183,7 @@ impl Task {
 
     /// Delivers what is pending, at a return to the application.
     pub fn deliver_signals(&mut self) {
+        self.park_while_stopped();
         if self.restart.is_none() && self.saved_mask.is_none() && !self.signal_pending() {
             return;
         }
@@ -187,6 +202,15 @@ impl Task {
             if act.handler == SIG_IGN {
                 continue;
             }
+            if act.handler == SIG_DFL && default_action(signo) == DefaultAction::Stop {
+                // Job control: SIGTSTP, SIGTTIN and SIGTTOU do nothing to
+                // an orphaned process group (no one could continue it).
+                if signo == sig::SIGSTOP || !self.pgrp_orphaned() {
+                    self.shared.tg.group_stop(signo);
+                    self.park_while_stopped();
+                }
+                continue;
+            }
             if act.handler == SIG_DFL {
                 if let Some(status) = fatal_status(signo) {
                     tracing::debug!(tid = self.tid(), signo, "fatal signal");
@@ -203,6 +227,7 @@ impl Task {
                     self.restart_syscall();
                 } else {
                     self.arch.regs.rax = Errno::EINTR.to_ret();
+                    self.restart_block = None;
                 }
             }
             if self.setup_frame(&info, &act).is_err() {
@@ -214,10 +239,11 @@ impl Task {
             handled = true;
         }
         if let Some(code) = restart {
-            // No handler ran: the call goes on where it was, except sleeps
-            // (their remaining time is not kept yet).
-            if code != Errno::ERESTART_RESTARTBLOCK {
-                self.restart_syscall();
+            // No handler ran: the call goes on where it was; a sleep goes
+            // on through restart_syscall, until its first deadline.
+            self.restart_syscall();
+            if code == Errno::ERESTART_RESTARTBLOCK {
+                self.arch.regs.rax = SYS_RESTART_SYSCALL;
             }
         }
         if !handled {

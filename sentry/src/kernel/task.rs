@@ -32,6 +32,9 @@ pub struct TaskShared {
     pending_bits: AtomicU64,
     /// Blocked signals (the signal mask).
     blocked: AtomicU64,
+    /// The mask before an `rt_sigtimedwait` unblocked what it waits for
+    /// (Linux's `real_blocked`): a signal blocked there is not ignored.
+    real_blocked: AtomicU64,
 }
 
 impl std::fmt::Debug for TaskShared {
@@ -55,6 +58,7 @@ impl TaskShared {
             pending: Mutex::new(SigQueue::default()),
             pending_bits: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
+            real_blocked: AtomicU64::new(0),
         });
         t.tg.kernel.register_task(&t);
         Ok(t)
@@ -72,6 +76,17 @@ impl TaskShared {
     /// The signal mask.
     pub fn blocked(&self) -> u64 {
         self.blocked.load(Ordering::Relaxed)
+    }
+
+    /// The signals this thread blocks, counting those an `rt_sigtimedwait`
+    /// unblocked for its wait.
+    pub fn blocked_or_waited(&self) -> u64 {
+        self.blocked() | self.real_blocked.load(Ordering::Relaxed)
+    }
+
+    /// Records the mask an `rt_sigtimedwait` replaced (0 when it ends).
+    pub fn set_real_blocked(&self, mask: u64) {
+        self.real_blocked.store(mask, Ordering::Relaxed);
     }
 
     /// Whether this thread's pending queue satisfies `f`.
@@ -136,6 +151,14 @@ impl TaskShared {
     }
 }
 
+/// How `restart_syscall` goes on with an interrupted sleep.
+#[derive(Clone, Copy, Debug)]
+pub enum RestartBlock {
+    /// `nanosleep`/`clock_nanosleep`: until `deadline`, the time left
+    /// written to `rem` if interrupted again.
+    Sleep { deadline: Instant, rem: u64 },
+}
+
 /// A task, owned by the host thread that runs it. System call handlers get
 /// `&mut Task`.
 pub struct Task {
@@ -160,6 +183,9 @@ pub struct Task {
     /// How the interrupted system call of the last trap continues
     /// (`ERESTARTSYS`, …), decided when signals are delivered.
     pub restart: Option<Errno>,
+    /// What `restart_syscall` continues after a sleep was interrupted by
+    /// a signal that ran no handler (Linux's `restart_block`).
+    pub restart_block: Option<RestartBlock>,
     /// `set_tid_address`.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
@@ -230,6 +256,7 @@ impl Task {
             fs,
             saved_mask: None,
             restart: None,
+            restart_block: None,
             clear_child_tid: 0,
             robust_list: (0, 0),
             altstack: crate::kernel::sigframe::NO_ALTSTACK,
@@ -288,7 +315,21 @@ impl Task {
     /// Whether a blocking call must end: the task must stop, or a signal
     /// is to be delivered.
     pub fn interrupted(&self) -> bool {
-        self.must_stop() || self.signal_pending()
+        self.must_stop() || self.signal_pending() || self.shared.tg.job_stopped()
+    }
+
+    /// Waits while the process is stopped (job control), until `SIGCONT`
+    /// or the end. Nothing but those is looked at meanwhile.
+    pub(crate) fn park_while_stopped(&self) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        while self.shared.tg.job_stopped() && !self.must_stop() {
+            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
+            if let Ok(n) = poll(&mut fds, Some(&Timespec { tv_sec: 1, tv_nsec: 0 })) {
+                if n > 0 {
+                    self.shared.drain_wake();
+                }
+            }
+        }
     }
 
     /// Runs the task until it exits.

@@ -93,10 +93,31 @@ pub struct ThreadGroup {
     pub exited: super::waitq::WaitQueue,
     /// `ITIMER_REAL` and POSIX timers.
     pub timers: Mutex<super::timers::ProcessTimers>,
+    /// Job control: stopped or not, and what the parent has not waited
+    /// for yet.
+    job: Mutex<JobState>,
     /// Signals sent to the process.
     pending: Mutex<SigQueue>,
     pending_bits: AtomicU64,
     state: Mutex<TgState>,
+}
+
+/// A job-control state change the parent may wait for (`WUNTRACED`,
+/// `WCONTINUED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobReport {
+    /// Stopped by this signal.
+    Stopped(i32),
+    /// Continued by `SIGCONT`.
+    Continued,
+}
+
+#[derive(Debug, Default)]
+struct JobState {
+    /// The signal that stopped the process, while it is stopped.
+    stopped: Option<i32>,
+    /// The last change, until the parent waits for it.
+    report: Option<JobReport>,
 }
 
 /// What other processes see of one through `/proc`: its address space,
@@ -165,6 +186,7 @@ impl ThreadGroup {
             child_events: super::waitq::WaitQueue::default(),
             exited: super::waitq::WaitQueue::default(),
             timers: Mutex::default(),
+            job: Mutex::default(),
             pending: Mutex::new(SigQueue::default()),
             pending_bits: AtomicU64::new(0),
             state: Mutex::new(TgState::default()),
@@ -350,6 +372,8 @@ impl ThreadGroup {
                 }
                 return;
             }
+            // Not stopped any more (a stopped process can be killed).
+            self.job.lock().unwrap_or_else(|p| p.into_inner()).stopped = None;
             // No timer fires for it any more.
             self.timers.lock().unwrap_or_else(|p| p.into_inner()).clear();
             // Nothing of it stays reachable through /proc.
@@ -375,12 +399,77 @@ impl ThreadGroup {
         let act = self.actions.lock().unwrap_or_else(|p| p.into_inner()).get(signo);
         let ignored = act.handler == SIG_IGN
             || (act.handler == SIG_DFL && default_action(signo) == DefaultAction::Ignore);
-        ignored && !tasks.iter().any(|t| t.blocked() & signal::bit(signo) != 0)
+        ignored && !tasks.iter().any(|t| t.blocked_or_waited() & signal::bit(signo) != 0)
+    }
+
+    /// Whether the process is stopped (job control).
+    pub fn job_stopped(&self) -> bool {
+        self.job.lock().unwrap_or_else(|p| p.into_inner()).stopped.is_some()
+    }
+
+    /// The job-control change the parent has not waited for; taken unless
+    /// `keep` (`WNOWAIT`).
+    pub fn take_job_report(&self, want: impl Fn(JobReport) -> bool, keep: bool) -> Option<JobReport> {
+        let mut j = self.job.lock().unwrap_or_else(|p| p.into_inner());
+        let r = j.report.filter(|r| want(*r))?;
+        if !keep {
+            j.report = None;
+        }
+        Some(r)
+    }
+
+    /// A stop signal's default action: the whole process stops until
+    /// `SIGCONT` (or `SIGKILL`); the parent is told.
+    pub fn group_stop(self: &Arc<Self>, signo: i32) {
+        {
+            let mut j = self.job.lock().unwrap_or_else(|p| p.into_inner());
+            if j.stopped.is_some() {
+                return;
+            }
+            j.stopped = Some(signo);
+            j.report = Some(JobReport::Stopped(signo));
+        }
+        for t in self.tasks() {
+            t.kick();
+        }
+        self.notify_parent_job(signal::code::CLD_STOPPED, signo);
+    }
+
+    /// `SIGCONT`: a stopped process runs again; the parent is told.
+    fn group_continue(&self) {
+        {
+            let mut j = self.job.lock().unwrap_or_else(|p| p.into_inner());
+            if j.stopped.take().is_none() {
+                return;
+            }
+            j.report = Some(JobReport::Continued);
+        }
+        for t in self.tasks() {
+            t.kick();
+        }
+        self.notify_parent_job(signal::code::CLD_CONTINUED, sig::SIGCONT);
+    }
+
+    /// `SIGCHLD` (`CLD_STOPPED`/`CLD_CONTINUED`) to the parent, unless it
+    /// ignores `SIGCHLD` or asked for `SA_NOCLDSTOP`; its waits wake.
+    fn notify_parent_job(&self, code: i32, status: i32) {
+        let parent = {
+            let _tree = self.kernel.tree.lock().unwrap_or_else(|e| e.into_inner());
+            self.family.lock().unwrap_or_else(|e| e.into_inner()).parent.upgrade()
+        };
+        let Some(p) = parent else { return };
+        let act = p.actions.lock().unwrap_or_else(|e| e.into_inner()).get(sig::SIGCHLD);
+        if act.handler != signal::SIG_IGN && act.flags & signal::SA_NOCLDSTOP == 0 {
+            let uid = self.creds().ruid;
+            p.send_signal(Siginfo::child(sig::SIGCHLD, code, self.tgid, uid, status));
+        }
+        p.child_events.notify();
     }
 
     /// Sends a signal to the process (`kill`, a child's exit, the host):
     /// `SIGKILL` ends it at once; anything else is queued for the process
-    /// and one thread that does not block it is made to notice.
+    /// and one thread that does not block it is made to notice. `SIGCONT`
+    /// continues a stopped process even if it is blocked or ignored.
     pub fn send_signal(&self, info: Siginfo) {
         let signo = info.signo;
         if !signal::valid(signo) {
@@ -389,6 +478,12 @@ impl ThreadGroup {
         if signo == sig::SIGKILL {
             self.begin_exit(ExitStatus::Signal { sig: sig::SIGKILL, core: false });
             return;
+        }
+        if signo == sig::SIGCONT {
+            self.discard_signals(STOP_SET);
+            self.group_continue();
+        } else if signal::bit(signo) & STOP_SET != 0 {
+            self.discard_signals(signal::bit(sig::SIGCONT));
         }
         let tasks = self.tasks();
         if self.ignores(signo, &tasks) {

@@ -252,6 +252,7 @@ syscall_table! {
     198 => attr::lremovexattr [Addr, Addr];
     199 => attr::fremovexattr [Fd, Addr];
     217 => fs::getdents64 [Fd, Addr, u32];
+    219 => time::restart_syscall [];
     221 => attr::fadvise64 [Fd, i64, i64, i32];
     222 => timer::timer_create [i32, Addr, Addr];
     223 => timer::timer_settime [i32, i32, Addr, Addr];

@@ -112,6 +112,7 @@ pub fn rt_sigtimedwait(t: &mut Task, set: Addr, info: Addr, tmo: Addr, size: u64
     // The signals waited for are unblocked for the wait (as Linux does),
     // so that their arrival ends it; they are taken here, not delivered.
     let old = t.sigmask();
+    t.shared.set_real_blocked(old);
     t.set_sigmask(old & !want);
     let r = loop {
         if let Some(mut i) = t.shared.take_signal(want).or_else(|| t.tg().take_signal(want)) {
@@ -125,6 +126,7 @@ pub fn rt_sigtimedwait(t: &mut Task, set: Addr, info: Addr, tmo: Addr, size: u64
         }
     };
     t.set_sigmask(old);
+    t.shared.set_real_blocked(0);
     let i = r?;
     if info != 0 {
         t.mm.write_obj(info, &i)?;

@@ -11,6 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::{Addr, SysResult};
 use crate::kernel::clone::{flags::*, CloneArgs};
 use crate::kernel::signal::sig;
+use crate::kernel::thread_group::JobReport;
 use crate::kernel::{ExitStatus, Task, ThreadGroup};
 
 fn id(v: i32) -> u64 {
@@ -131,11 +132,30 @@ enum Which {
     Process(Arc<ThreadGroup>),
 }
 
-/// A reaped (or, with `WNOWAIT`, seen) child.
+/// What a wait found.
+#[derive(Clone, Copy)]
+enum Change {
+    Exited(ExitStatus),
+    Job(JobReport),
+}
+
+/// A reaped (or, with `WNOWAIT`, seen) child, or one that stopped or
+/// continued.
 struct Waited {
     pid: i32,
     uid: u32,
-    status: ExitStatus,
+    change: Change,
+}
+
+impl Change {
+    /// The `wait(2)` status word.
+    fn wait_status(self) -> i32 {
+        match self {
+            Change::Exited(s) => s.wait_status(),
+            Change::Job(JobReport::Stopped(sig)) => (sig << 8) | 0x7f,
+            Change::Job(JobReport::Continued) => 0xffff,
+        }
+    }
 }
 
 fn selects(which: &Which, c: &Arc<ThreadGroup>) -> bool {
@@ -147,9 +167,9 @@ fn selects(which: &Which, c: &Arc<ThreadGroup>) -> bool {
     }
 }
 
-/// Waits for a child selected by `which` to exit (the only state change
-/// reported until job control lands). `Ok(None)`: `WNOHANG` and nothing
-/// to report.
+/// Waits for a child selected by `which` to exit (`WEXITED`), stop
+/// (`WUNTRACED`) or continue (`WCONTINUED`). `Ok(None)`: `WNOHANG` and
+/// nothing to report.
 fn do_wait(t: &Task, which: &Which, options: i32) -> Result<Option<Waited>, Errno> {
     let tg = t.tg().clone();
     let kernel = t.kernel.clone();
@@ -171,21 +191,30 @@ fn do_wait(t: &Task, which: &Which, options: i32) -> Result<Option<Waited>, Errn
                     continue;
                 }
                 any = true;
-                if options & WEXITED != 0 {
-                    if let Some(status) = c.zombie_status() {
-                        found = Some((c.clone(), status));
+                if let Some(status) = c.zombie_status() {
+                    if options & WEXITED != 0 {
+                        found = Some((c.clone(), Change::Exited(status)));
                         break;
                     }
+                    continue;
+                }
+                let want = |r: JobReport| match r {
+                    JobReport::Stopped(_) => options & WUNTRACED != 0,
+                    JobReport::Continued => options & WCONTINUED != 0,
+                };
+                if let Some(r) = c.take_job_report(want, options & WNOWAIT != 0) {
+                    found = Some((c.clone(), Change::Job(r)));
+                    break;
                 }
             }
             if !any {
                 return Err(Errno::ECHILD);
             }
-            if let Some((c, status)) = found {
-                if options & WNOWAIT == 0 {
+            if let Some((c, change)) = found {
+                if options & WNOWAIT == 0 && matches!(change, Change::Exited(_)) {
                     fam.children.retain(|x| !Arc::ptr_eq(x, &c));
                 }
-                return Ok(Some(Waited { pid: c.tgid, uid: c.creds().ruid, status }));
+                return Ok(Some(Waited { pid: c.tgid, uid: c.creds().ruid, change }));
             }
         }
         if options & WNOHANG != 0 {
@@ -208,7 +237,7 @@ pub fn wait4(t: &mut Task, pid: i32, status: Addr, options: i32, rusage: Addr) -
     };
     let Some(w) = do_wait(t, &which, options | WEXITED)? else { return Ok(0) };
     if status != 0 {
-        t.mm.write_obj(status, &w.status.wait_status())?;
+        t.mm.write_obj(status, &w.change.wait_status())?;
     }
     if rusage != 0 {
         t.mm.write_obj(rusage, &Rusage::default())?;
@@ -241,6 +270,8 @@ pub fn waitid(t: &mut Task, idtype: i32, pid: i32, infop: Addr, options: i32, ru
     const CLD_EXITED: i32 = 1;
     const CLD_KILLED: i32 = 2;
     const CLD_DUMPED: i32 = 3;
+    const CLD_STOPPED: i32 = 5;
+    const CLD_CONTINUED: i32 = 6;
     if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WCLONE | WALL) != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {
@@ -270,10 +301,12 @@ pub fn waitid(t: &mut Task, idtype: i32, pid: i32, infop: Addr, options: i32, ru
         let info = match &w {
             None => ChildInfo::default(),
             Some(w) => {
-                let (code, status) = match w.status {
-                    ExitStatus::Code(c) => (CLD_EXITED, i32::from(c)),
-                    ExitStatus::Signal { sig, core: false } => (CLD_KILLED, sig),
-                    ExitStatus::Signal { sig, core: true } => (CLD_DUMPED, sig),
+                let (code, status) = match w.change {
+                    Change::Exited(ExitStatus::Code(c)) => (CLD_EXITED, i32::from(c)),
+                    Change::Exited(ExitStatus::Signal { sig, core: false }) => (CLD_KILLED, sig),
+                    Change::Exited(ExitStatus::Signal { sig, core: true }) => (CLD_DUMPED, sig),
+                    Change::Job(JobReport::Stopped(sig)) => (CLD_STOPPED, sig),
+                    Change::Job(JobReport::Continued) => (CLD_CONTINUED, sig::SIGCONT),
                 };
                 ChildInfo {
                     signo: sig::SIGCHLD,

@@ -7,6 +7,7 @@ use rvisor_syscalls::abi::{Timespec, Timeval, Timezone};
 use rvisor_syscalls::Errno;
 
 use super::{Addr, SysResult};
+use crate::kernel::task::RestartBlock;
 use crate::kernel::Task;
 
 const CLOCK_REALTIME: i32 = 0;
@@ -88,9 +89,16 @@ pub fn duration(ts: Timespec) -> Result<Duration, Errno> {
 fn sleep(t: &mut Task, d: Duration, rem: Addr) -> SysResult {
     let deadline =
         Instant::now().checked_add(d).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40));
+    sleep_to(t, deadline, rem)
+}
+
+/// Sleeps until `deadline`. Interrupted, it writes the time left to `rem`
+/// and asks to be restarted through `restart_syscall` (if no handler runs:
+/// a stop and `SIGCONT`, say), which sleeps on to the same deadline.
+fn sleep_to(t: &mut Task, deadline: Instant, rem: Addr) -> SysResult {
     match t.sleep_until(deadline) {
         Ok(()) => Ok(0),
-        Err(e) => {
+        Err(_) => {
             if rem != 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let ts = Timespec {
@@ -99,8 +107,18 @@ fn sleep(t: &mut Task, d: Duration, rem: Addr) -> SysResult {
                 };
                 t.mm.write_obj(rem, &ts)?;
             }
-            Err(e)
+            t.restart_block = Some(RestartBlock::Sleep { deadline, rem });
+            Err(Errno::ERESTART_RESTARTBLOCK)
         }
+    }
+}
+
+/// `restart_syscall`: goes on with what a signal interrupted (`EINTR` if
+/// nothing is to be continued).
+pub fn restart_syscall(t: &mut Task) -> SysResult {
+    match t.restart_block.take() {
+        Some(RestartBlock::Sleep { deadline, rem }) => sleep_to(t, deadline, rem),
+        None => Err(Errno::EINTR),
     }
 }
 
@@ -128,8 +146,15 @@ pub fn clock_nanosleep(t: &mut Task, clk: i32, flags: i32, req: Addr, rem: Addr)
     let target = duration(ts)?;
     if flags & TIMER_ABSTIME != 0 {
         let n = duration(now(clk)?)?;
-        // An absolute sleep is not restarted with a remainder.
-        return sleep(t, target.saturating_sub(n), 0);
+        // An absolute sleep is restarted as it was asked (its deadline
+        // still holds), and reports no remainder.
+        return match sleep(t, target.saturating_sub(n), 0) {
+            Err(e) if e == Errno::ERESTART_RESTARTBLOCK => {
+                t.restart_block = None;
+                Err(Errno::ERESTARTNOHAND)
+            }
+            r => r,
+        };
     }
     sleep(t, target, rem)
 }

@@ -126,6 +126,7 @@ fn cases() -> Vec<Case> {
         case("signals", &[]),
         case("timers", &[]),
         case("jobs", &[]),
+        case("futex_pi", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

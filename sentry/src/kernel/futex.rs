@@ -84,6 +84,16 @@ impl Locked<'_> {
         woken
     }
 
+    /// Whether anyone waits on `key`.
+    pub fn has_waiters(&self, key: Key) -> bool {
+        self.q.get(&key).is_some_and(|l| !l.is_empty())
+    }
+
+    /// The first waiter of `key`, without waking it.
+    pub fn first_waiter(&self, key: Key) -> Option<i32> {
+        self.q.get(&key).and_then(|l| l.first()).map(|w| w.task.tid)
+    }
+
     /// Wakes up to `n` waiters of `from`, then moves up to `m` more to
     /// `to`; returns how many were woken plus moved.
     pub fn requeue(&mut self, from: Key, to: Key, n: usize, m: usize) -> usize {

@@ -426,6 +426,7 @@ impl Task {
 
     fn exit_task(mut self) {
         let own = self.exit.unwrap_or(ExitStatus::Code(0));
+        crate::syscalls::futex::exit_robust_list(&self);
         if let Some(v) = self.vfork_done.take() {
             v.complete();
         }

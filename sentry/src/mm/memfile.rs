@@ -336,6 +336,20 @@ impl MemoryFile {
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.as_ptr().add(o), data.len()) };
     }
 
+    /// Runs `f` on the 32-bit word at `off` (4-byte aligned) as an atomic:
+    /// futex words are changed by the sentry while application threads
+    /// change them with their own atomic instructions, on the same page.
+    pub fn atomic_u32<R>(&self, off: u64, f: impl FnOnce(&std::sync::atomic::AtomicU32) -> R) -> R {
+        assert!(off.is_multiple_of(4), "unaligned atomic word");
+        let o = self.check(off, 4);
+        // SAFETY: [off, off+4) lies in the mapping (checked) and is 4-byte
+        // aligned (the mapping is page aligned); the mapping lives as long
+        // as `self`. The word may change under us (application threads
+        // use atomic instructions on it), which is what an atomic is for.
+        let word = unsafe { &*self.base.as_ptr().add(o).cast::<std::sync::atomic::AtomicU32>() };
+        f(word)
+    }
+
     /// Zeroes `len` bytes at `off`.
     pub fn zero(&self, off: u64, len: usize) {
         let o = self.check(off, len);

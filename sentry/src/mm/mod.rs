@@ -1245,6 +1245,32 @@ impl MemoryManager {
         })
     }
 
+    /// Runs `f` on the application's 32-bit word at `addr` (4-byte aligned,
+    /// writable) as an atomic, in the memory file (a page shared since a
+    /// fork is copied first). Words in shared file mappings are not offered
+    /// (`EFAULT`... Linux can; no program has needed it).
+    pub fn atomic_u32<R>(
+        &self,
+        addr: u64,
+        f: impl FnOnce(&std::sync::atomic::AtomicU32) -> R,
+    ) -> Result<R, Errno> {
+        if !addr.is_multiple_of(4) {
+            return Err(Errno::EINVAL);
+        }
+        // Done while the address space is locked: the page cannot be
+        // unmapped (and its memory handed to someone else) meanwhile.
+        let mut f = Some(f);
+        let mut out = None;
+        self.visit(addr, 4, true, false, |piece, n, _| {
+            match (piece, f.take()) {
+                (Piece::Mem(o), Some(f)) if n == 4 => out = Some(self.mf.atomic_u32(o, f)),
+                _ => return Err(Errno::EFAULT),
+            }
+            Ok(false)
+        })?;
+        out.ok_or(Errno::EFAULT)
+    }
+
     /// Copies `data` to application memory at `addr` (`EFAULT` if any of it
     /// is unmapped or not writable).
     pub fn copy_out(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {

@@ -87,6 +87,8 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     // The point of no return: the other threads end, then the new image
     // replaces the old.
     de_thread(t)?;
+    // The old image's robust futexes go with it.
+    super::futex::exit_robust_list(t);
     image.mm.set_exe(image.exe.clone(), image.loaded.args);
     t.mm = image.mm.clone();
     if let Some(v) = t.vfork_done.take() {

@@ -2,6 +2,7 @@
 //! operations are not offered (`ENOSYS`; glibc uses them only for PI
 //! mutexes).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,10 +20,21 @@ const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
+const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
+
+/// The owner's thread id in a PI futex word.
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Someone waits in the kernel: unlocking must go through it.
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// The owner died holding it (robust futexes).
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
-fn key(t: &Task, addr: Addr, private: bool) -> Result<Key, Errno> {
+pub(crate) fn key(t: &Task, addr: Addr, private: bool) -> Result<Key, Errno> {
     if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
@@ -80,6 +92,164 @@ fn wait(t: &Task, addr: Addr, private: bool, val: u32, deadline: Option<Instant>
     match r {
         Ok(_) => Err(Errno::ETIMEDOUT),
         Err(e) => Err(if e == Errno::EINTR { Errno::ERESTARTSYS } else { e }),
+    }
+}
+
+/// One attempt at taking PI futex `addr` for the caller: `Ok(true)` taken,
+/// `Ok(false)` someone else owns it (the waiters bit is then set, so that
+/// the owner's unlock comes to the kernel). Called with the futex queues
+/// locked.
+fn try_take_pi(
+    t: &Task,
+    addr: Addr,
+    key: Key,
+    q: &crate::kernel::futex::Locked<'_>,
+    first: bool,
+) -> Result<bool, Errno> {
+    let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
+    let waiters = if q.has_waiters(key) { FUTEX_WAITERS } else { 0 };
+    loop {
+        let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
+        let owner = cur & FUTEX_TID_MASK;
+        let new = if owner == 0 {
+            // Free (or its owner died and it was released): ours.
+            (cur & FUTEX_OWNER_DIED) | me | waiters
+        } else if owner == me {
+            // Handed to us by an unlock (or a deadlock on the first try).
+            return if first { Err(Errno::EDEADLK) } else { Ok(true) };
+        } else {
+            let alive = i32::try_from(owner).ok().and_then(|o| t.kernel.task(o)).is_some();
+            if !alive && cur & FUTEX_OWNER_DIED == 0 {
+                return Err(Errno::ESRCH);
+            }
+            if cur & FUTEX_WAITERS != 0 {
+                return Ok(false);
+            }
+            cur | FUTEX_WAITERS
+        };
+        let swapped =
+            t.mm.atomic_u32(addr, |w| w.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst))?;
+        if swapped.is_ok() {
+            return Ok(owner == 0);
+        }
+    }
+}
+
+/// `FUTEX_LOCK_PI`, `FUTEX_LOCK_PI2`, `FUTEX_TRYLOCK_PI`. Priorities are
+/// not inherited (the sentry does not schedule by priority); ownership,
+/// hand-over on unlock, `EDEADLK`, `ESRCH` and dead owners are Linux's.
+fn lock_pi(t: &Task, addr: Addr, private: bool, deadline: Option<Instant>, try_only: bool) -> SysResult {
+    let k = key(t, addr, private)?;
+    let mut first = true;
+    loop {
+        let ticket = {
+            let mut q = t.kernel.futexes.lock();
+            if try_take_pi(t, addr, k, &q, first)? {
+                return Ok(0);
+            }
+            if try_only {
+                return Err(Errno::EAGAIN);
+            }
+            q.enqueue(k, t.shared.clone(), u32::MAX)
+        };
+        first = false;
+        let r = t.block(|| ticket.woken(), deadline);
+        if ticket.woken() {
+            // Handed over (the word names us), or the owner died: try again.
+            continue;
+        }
+        t.kernel.futexes.cancel(k, &ticket);
+        // Handed over just as the wait ended?
+        let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
+        if t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))? & FUTEX_TID_MASK == me {
+            return Ok(0);
+        }
+        return match r {
+            Ok(_) => Err(Errno::ETIMEDOUT),
+            // Restarted whatever the handler says, as Linux does.
+            Err(_) => Err(Errno::ERESTARTNOINTR),
+        };
+    }
+}
+
+/// `FUTEX_UNLOCK_PI`: the caller must own it; the first waiter becomes
+/// the owner, else it is free.
+fn unlock_pi(t: &Task, addr: Addr, private: bool) -> SysResult {
+    let k = key(t, addr, private)?;
+    let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
+    let mut q = t.kernel.futexes.lock();
+    loop {
+        let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
+        if cur & FUTEX_TID_MASK != me {
+            return Err(Errno::EPERM);
+        }
+        let next = q.first_waiter(k);
+        // As Linux's wake_futex_pi, the new owner gets the word with the
+        // waiters bit set: its unlock comes to the kernel, which knows
+        // whether anyone else waits.
+        let new = next.map_or(0, |tid| (tid.cast_unsigned() & FUTEX_TID_MASK) | FUTEX_WAITERS);
+        let swapped =
+            t.mm.atomic_u32(addr, |w| w.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst))?;
+        if swapped.is_ok() {
+            if next.is_some() {
+                q.wake(k, 1, u32::MAX);
+            }
+            return Ok(0);
+        }
+    }
+}
+
+/// Linux's `exit_robust_list`: at a thread's end (or `execve`), every
+/// futex on its robust list that it still owns is marked
+/// `FUTEX_OWNER_DIED` and one waiter woken. The list is the application's
+/// (hostile input): walked at most 2048 entries, stopping at any fault.
+pub fn exit_robust_list(t: &Task) {
+    const LIMIT: usize = 2048;
+    let (head, len) = t.robust_list;
+    if head == 0 || len != 24 {
+        return;
+    }
+    let Ok([first, offset, pending]) = t.mm.read_obj::<[u64; 3]>(head) else { return };
+    let futex_at = |entry: u64| (entry & !1).wrapping_add(offset);
+    let mut entry = first;
+    let mut n = 0;
+    while entry != head && n < LIMIT {
+        let Ok(next) = t.mm.read_obj::<u64>(entry & !1) else { return };
+        if entry != pending && futex_death(t, futex_at(entry), entry & 1 != 0, false).is_err() {
+            return;
+        }
+        entry = next;
+        n += 1;
+    }
+    if pending != 0 {
+        let _ = futex_death(t, futex_at(pending), pending & 1 != 0, true);
+    }
+}
+
+/// Linux's `handle_futex_death` for the futex word at `addr`.
+fn futex_death(t: &Task, addr: Addr, pi: bool, pending_op: bool) -> Result<(), Errno> {
+    let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
+    let k = key(t, addr, false)?;
+    let mut q = t.kernel.futexes.lock();
+    loop {
+        let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
+        if pending_op && !pi && cur == 0 {
+            // Died between taking it in user space and listing it.
+            q.wake(k, 1, u32::MAX);
+            return Ok(());
+        }
+        if cur & FUTEX_TID_MASK != me {
+            return Ok(());
+        }
+        let new = (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        let swapped =
+            t.mm.atomic_u32(addr, |w| w.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst))?;
+        if swapped.is_ok() {
+            if cur & FUTEX_WAITERS != 0 {
+                q.wake(k, 1, u32::MAX);
+            }
+            return Ok(());
+        }
     }
 }
 
@@ -183,8 +353,16 @@ pub fn futex(
             }
             Ok(n as u64)
         }
-        // PI futexes (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, WAIT_REQUEUE_PI,
-        // CMP_REQUEUE_PI, LOCK_PI2) and anything else.
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 => {
+            // LOCK_PI's timeout is absolute on CLOCK_REALTIME; LOCK_PI2's
+            // on CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME.
+            let d = deadline(t, timeout, true, realtime || cmd == FUTEX_LOCK_PI)?;
+            lock_pi(t, addr, private, d, false)
+        }
+        FUTEX_TRYLOCK_PI => lock_pi(t, addr, private, None, true),
+        FUTEX_UNLOCK_PI => unlock_pi(t, addr, private),
+        // WAIT_REQUEUE_PI, CMP_REQUEUE_PI (glibc's condition variables no
+        // longer use them) and anything else.
         _ => Err(Errno::ENOSYS),
     }
 }

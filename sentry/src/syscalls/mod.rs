@@ -6,7 +6,7 @@
 mod attr;
 mod exec;
 mod fs;
-mod futex;
+pub(crate) mod futex;
 mod mm;
 mod namei;
 mod open;

@@ -12,6 +12,8 @@
 //!   through its gofer);
 //! - sequential read of a 100 MiB file in 64 KiB chunks (best pass);
 //! - `python3 -c pass` start-up (median);
+//! - synchronisation: a futex ping-pong between two threads and a signal
+//!   round trip (`raise` with a handler), timed by the program itself;
 //! - processes: fork+exit+wait, fork+exec+wait of a static no-op, and a
 //!   one-byte ping-pong between two processes over two pipes, timed by the
 //!   program itself (best of 3 runs);
@@ -32,9 +34,20 @@ use std::time::{Duration, Instant};
 use rvisor_benches::{raw_floor, us};
 
 fn build(name: &str) -> PathBuf {
+    build_with(name, &[])
+}
+
+fn build_with(name: &str, flags: &[&str]) -> PathBuf {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("programs").join(format!("{name}.c"));
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let st = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&out).arg(&src).status().expect("gcc");
+    let st = Command::new("gcc")
+        .args(["-static", "-O2"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc");
     assert!(st.success(), "build {name}");
     out
 }
@@ -253,6 +266,33 @@ fn main() {
                 med.as_secs_f64() * 1e3,
                 p90.as_secs_f64() * 1e3
             );
+        }
+    }
+
+    println!("## synchronisation (best of 3 runs)");
+    let sync = build_with("sync", &["-pthread"]);
+    for (what, op, counts) in [
+        ("futex ping-pong round trip between two threads", "futex", [20_000, 2000, 500]),
+        ("signal round trip (raise + handler + sigreturn)", "signal", [100_000, 5000, 1000]),
+    ] {
+        let mut native = 0.0;
+        for env in &envs {
+            let n: u64 = match *env {
+                "native" => counts[0],
+                "rvisor" => counts[1],
+                _ => counts[2],
+            };
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let o = command(env, &sync, &[op, &n.to_string()]).output().expect("run");
+                assert!(o.status.success(), "{env} {op} loop failed");
+                let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
+                best = best.min(v);
+            }
+            if *env == "native" {
+                native = best;
+            }
+            println!("{env}: {what}: {:.1} us ({:.1}x native, {n} iterations)", best / 1000.0, best / native);
         }
     }
 

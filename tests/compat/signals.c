@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -285,8 +286,103 @@ static void waiting(void) {
 	sigprocmask(SIG_UNBLOCK, &b, NULL);
 }
 
+/* A timer signal 30 ms from now (ITIMER_REAL, one-shot). */
+static void alarm_soon(void) {
+	struct itimerval v = {{0, 0}, {0, 30000}};
+	setitimer(ITIMER_REAL, &v, NULL);
+}
+
+static volatile int futex_word;
+static volatile sig_atomic_t alarms;
+
+static void on_alarm_release(int sig) {
+	(void)sig;
+	alarms++;
+	futex_word = 1;
+}
+
+/* SA_RESTART against EINTR for wait4 and futex waits. */
+static void restart_more(void) {
+	for (int with = 0; with < 2; with++) {
+		set(SIGALRM, on_alarm_release, with ? SA_RESTART : 0);
+		pid_t c = fork();
+		if (c == 0) {
+			struct timespec ts = {0, 150000000};
+			nanosleep(&ts, NULL);
+			_exit(3);
+		}
+		alarm_soon();
+		int st;
+		pid_t r = waitpid(c, &st, 0);
+		int e = errno;
+		if (with)
+			CHECK("sa_restart_wait4", r == c && WEXITSTATUS(st) == 3, "r %d errno %d", r, e);
+		else {
+			CHECK("eintr_wait4", r < 0 && e == EINTR, "r %d errno %d", r, e);
+			waitpid(c, &st, 0);
+		}
+	}
+	/* FUTEX_WAIT without a timeout restarts with SA_RESTART (and then
+	 * finds the word changed by the handler: EAGAIN); with a timeout it
+	 * ends with EINTR either way. */
+	for (int with = 0; with < 2; with++) {
+		set(SIGALRM, on_alarm_release, with ? SA_RESTART : 0);
+		futex_word = 0;
+		alarm_soon();
+		long r = raw(SYS_futex, (long)&futex_word, 128 /* FUTEX_WAIT_PRIVATE */, 0, 0, 0, 0);
+		if (with)
+			EXPECT("sa_restart_futex_wait", r, -EAGAIN);
+		else
+			EXPECT("eintr_futex_wait", r, -EINTR);
+	}
+	set(SIGALRM, on_alarm_release, SA_RESTART);
+	futex_word = 0;
+	alarm_soon();
+	struct timespec ts = {2, 0};
+	EXPECT("timed_futex_wait_eintr", raw(SYS_futex, (long)&futex_word, 128, 0, (long)&ts, 0, 0), -EINTR);
+	signal(SIGALRM, SIG_DFL);
+}
+
+static volatile sig_atomic_t nested_ok, outer_on_alt, inner_on_alt;
+
+static int on_alt_stack(void *p) {
+	return (uintptr_t)p >= (uintptr_t)altstack && (uintptr_t)p < (uintptr_t)altstack + sizeof altstack;
+}
+
+static void inner(int sig) {
+	(void)sig;
+	char here;
+	inner_on_alt = on_alt_stack(&here);
+}
+
+static void outer(int sig) {
+	(void)sig;
+	char here;
+	outer_on_alt = on_alt_stack(&here);
+	raise(SIGUSR2);
+	/* The inner frame went below this one on the same stack. */
+	nested_ok = inner_on_alt;
+}
+
+/* Handlers nest on the alternate stack: the second frame goes below the
+ * first, on it. */
+static void nested_on_altstack(void) {
+	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+	sigaltstack(&ss, NULL);
+	set(SIGUSR1, outer, SA_ONSTACK);
+	set(SIGUSR2, inner, SA_ONSTACK);
+	raise(SIGUSR1);
+	CHECK("nested_handlers_on_altstack", outer_on_alt && nested_ok, "outer %d inner %d", outer_on_alt, inner_on_alt);
+	ss.ss_flags = SS_DISABLE;
+	sigaltstack(&ss, NULL);
+	signal(SIGUSR1, SIG_DFL);
+	signal(SIGUSR2, SIG_DFL);
+}
+
 int main(void) {
 	handlers();
+	restart_more();
+	nested_on_altstack();
 	restart();
 	alternate_stack();
 	fp_kept();

@@ -157,6 +157,8 @@ pub enum RestartBlock {
     /// `nanosleep`/`clock_nanosleep`: until `deadline`, the time left
     /// written to `rem` if interrupted again.
     Sleep { deadline: Instant, rem: u64 },
+    /// A timed `FUTEX_WAIT`: the same wait, to the same deadline.
+    FutexWait { addr: u64, private: bool, val: u32, deadline: Instant, bitset: u32 },
 }
 
 /// A task, owned by the host thread that runs it. System call handlers get

@@ -11,6 +11,7 @@ use rvisor_syscalls::Errno;
 
 use super::{Addr, SysResult};
 use crate::kernel::futex::Key;
+use crate::kernel::task::RestartBlock;
 use crate::kernel::Task;
 
 const FUTEX_WAIT: i32 = 0;
@@ -71,7 +72,14 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
-fn wait(t: &Task, addr: Addr, private: bool, val: u32, deadline: Option<Instant>, bitset: u32) -> SysResult {
+pub(crate) fn wait(
+    t: &mut Task,
+    addr: Addr,
+    private: bool,
+    val: u32,
+    deadline: Option<Instant>,
+    bitset: u32,
+) -> SysResult {
     if bitset == 0 {
         return Err(Errno::EINVAL);
     }
@@ -89,9 +97,16 @@ fn wait(t: &Task, addr: Addr, private: bool, val: u32, deadline: Option<Instant>
         return Ok(0);
     }
     t.kernel.futexes.cancel(k, &ticket);
-    match r {
-        Ok(_) => Err(Errno::ETIMEDOUT),
-        Err(e) => Err(if e == Errno::EINTR { Errno::ERESTARTSYS } else { e }),
+    match (r, deadline) {
+        (Ok(_), _) => Err(Errno::ETIMEDOUT),
+        // Interrupted: a timed wait ends with EINTR if a handler runs
+        // (whatever SA_RESTART says) and otherwise goes on to the same
+        // deadline; an untimed one restarts as SA_RESTART says.
+        (Err(e), Some(deadline)) if e == Errno::EINTR => {
+            t.restart_block = Some(RestartBlock::FutexWait { addr, private, val, deadline, bitset });
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+        (Err(e), _) => Err(if e == Errno::EINTR { Errno::ERESTARTSYS } else { e }),
     }
 }
 

@@ -118,6 +118,9 @@ fn sleep_to(t: &mut Task, deadline: Instant, rem: Addr) -> SysResult {
 pub fn restart_syscall(t: &mut Task) -> SysResult {
     match t.restart_block.take() {
         Some(RestartBlock::Sleep { deadline, rem }) => sleep_to(t, deadline, rem),
+        Some(RestartBlock::FutexWait { addr, private, val, deadline, bitset }) => {
+            super::futex::wait(t, addr, private, val, Some(deadline), bitset)
+        }
         None => Err(Errno::EINTR),
     }
 }

@@ -83,6 +83,36 @@ fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// Runs `prog OP N EXTRA…` (a program that prints its mean ns per
+/// iteration) in each environment, best of 3, for each `(what, op,
+/// [native, rvisor, runsc iterations])`, and prints ratios to native.
+fn self_timed(envs: &[&str], prog: &Path, extra: &[&str], cases: &[(&str, &str, [u64; 3])]) {
+    for &(what, op, counts) in cases {
+        let mut native = 0.0;
+        for env in envs {
+            let n = match *env {
+                "native" => counts[0],
+                "rvisor" => counts[1],
+                _ => counts[2],
+            };
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let n_arg = n.to_string();
+                let mut args = vec![op, n_arg.as_str()];
+                args.extend_from_slice(extra);
+                let o = command(env, prog, &args).output().expect("run");
+                assert!(o.status.success(), "{env} {op} loop failed");
+                let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
+                best = best.min(v);
+            }
+            if *env == "native" {
+                native = best;
+            }
+            println!("{env}: {what}: {:.1} us ({:.1}x native, {n} iterations)", best / 1000.0, best / native);
+        }
+    }
+}
+
 fn getpid_ns(env: &str, prog: &Path, n: u64) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..5 {
@@ -271,59 +301,29 @@ fn main() {
 
     println!("## synchronisation (best of 3 runs)");
     let sync = build_with("sync", &["-pthread"]);
-    for (what, op, counts) in [
-        ("futex ping-pong round trip between two threads", "futex", [20_000, 2000, 500]),
-        ("signal round trip (raise + handler + sigreturn)", "signal", [100_000, 5000, 1000]),
-    ] {
-        let mut native = 0.0;
-        for env in &envs {
-            let n: u64 = match *env {
-                "native" => counts[0],
-                "rvisor" => counts[1],
-                _ => counts[2],
-            };
-            let mut best = f64::MAX;
-            for _ in 0..3 {
-                let o = command(env, &sync, &[op, &n.to_string()]).output().expect("run");
-                assert!(o.status.success(), "{env} {op} loop failed");
-                let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
-                best = best.min(v);
-            }
-            if *env == "native" {
-                native = best;
-            }
-            println!("{env}: {what}: {:.1} us ({:.1}x native, {n} iterations)", best / 1000.0, best / native);
-        }
-    }
+    self_timed(
+        &envs,
+        &sync,
+        &[],
+        &[
+            ("futex ping-pong round trip between two threads", "futex", [20_000, 2000, 500]),
+            ("signal round trip (raise + handler + sigreturn)", "signal", [100_000, 5000, 1000]),
+        ],
+    );
 
     println!("## processes (best of 3 runs)");
     let procs = build("procs");
     let noop_path = noop.to_str().expect("utf-8 path");
-    for (what, op, counts) in [
-        ("fork+exit+wait", "fork", [2000, 300, 100]),
-        ("fork+exec+wait of a static no-op", "exec", [1000, 200, 50]),
-        ("pipe ping-pong round trip", "pipe", [20_000, 2000, 500]),
-    ] {
-        let mut native = 0.0;
-        for env in &envs {
-            let n: u64 = match *env {
-                "native" => counts[0],
-                "rvisor" => counts[1],
-                _ => counts[2],
-            };
-            let mut best = f64::MAX;
-            for _ in 0..3 {
-                let o = command(env, &procs, &[op, &n.to_string(), noop_path]).output().expect("run");
-                assert!(o.status.success(), "{env} {op} loop failed");
-                let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
-                best = best.min(v);
-            }
-            if *env == "native" {
-                native = best;
-            }
-            println!("{env}: {what}: {:.1} us ({:.1}x native, {n} iterations)", best / 1000.0, best / native);
-        }
-    }
+    self_timed(
+        &envs,
+        &procs,
+        &[noop_path],
+        &[
+            ("fork+exit+wait", "fork", [2000, 300, 100]),
+            ("fork+exec+wait of a static no-op", "exec", [1000, 200, 50]),
+            ("pipe ping-pong round trip", "pipe", [20_000, 2000, 500]),
+        ],
+    );
 
     println!("## idle memory: PSS of the sandbox's processes, application blocked on stdin");
     let wait = build("wait_stdin");

@@ -127,6 +127,7 @@ fn cases() -> Vec<Case> {
         case("timers", &[]),
         case("jobs", &[]),
         case("futex_pi", &[]),
+        case("cputime", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

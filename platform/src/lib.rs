@@ -28,7 +28,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 pub use arch::{ArchState, FpState, Regs};
-pub use sys::{limit_malloc_arenas, report_seccomp_traps, trim_after_startup};
+pub use sys::{limit_malloc_arenas, report_seccomp_traps, thread_cpu_time, trim_after_startup};
 
 bitflags::bitflags! {
     /// Page protections of a mapping.
@@ -239,6 +239,12 @@ pub trait AddressSpace: Send + Sync + Any {
     /// round trip; this default makes them one by one.
     fn apply(&self, ops: &[MapOp<'_>]) -> std::result::Result<(), (usize, Error)> {
         apply_each(self, ops)
+    }
+    /// CPU time the application has used in this address space (its
+    /// threads' user time and the host's work for them), if the platform
+    /// can tell.
+    fn cpu_time(&self) -> Option<std::time::Duration> {
+        None
     }
     /// Ends the address space for good: nothing runs in it again, so its
     /// memory may be reused without unmapping it first. Called when the

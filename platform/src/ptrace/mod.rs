@@ -483,6 +483,10 @@ impl AddressSpace for PtraceAddressSpace {
         Ok(())
     }
 
+    fn cpu_time(&self) -> Option<std::time::Duration> {
+        sys::process_cpu_time(self.inner.pid)
+    }
+
     fn destroy(&self) {
         // Its stub threads run no application code (no context switches
         // into an address space being destroyed) and the leader only

@@ -26,6 +26,9 @@ pub struct TaskShared {
     wake: OwnedFd,
     /// Interrupts the task's platform context while it runs.
     interrupt: Mutex<Option<InterruptHandle>>,
+    /// The host thread serving it (its CPU clock is the task's system
+    /// time); 0 before it starts.
+    pub host_tid: std::sync::atomic::AtomicI32,
     /// Signals sent to this thread.
     pending: Mutex<SigQueue>,
     /// The pending set of `pending`, readable without its lock.
@@ -55,6 +58,7 @@ impl TaskShared {
             tg,
             wake,
             interrupt: Mutex::new(None),
+            host_tid: std::sync::atomic::AtomicI32::new(0),
             pending: Mutex::new(SigQueue::default()),
             pending_bits: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
@@ -337,6 +341,7 @@ impl Task {
     /// Runs the task until it exits.
     pub fn run(mut self) {
         super::set_current(self.tgid());
+        self.shared.host_tid.store(rustix::thread::gettid().as_raw_nonzero().get(), Ordering::Relaxed);
         loop {
             if self.must_stop() {
                 break;
@@ -429,6 +434,8 @@ impl Task {
     fn exit_task(mut self) {
         let own = self.exit.unwrap_or(ExitStatus::Code(0));
         crate::syscalls::futex::exit_robust_list(&self);
+        // This thread's system time stays with the process.
+        self.shared.tg.add_sys_time(super::thread_group::own_thread_time());
         if let Some(v) = self.vfork_done.take() {
             v.complete();
         }

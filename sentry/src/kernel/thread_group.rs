@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use rvisor_syscalls::abi::Rlimit;
 
@@ -96,10 +97,33 @@ pub struct ThreadGroup {
     /// Job control: stopped or not, and what the parent has not waited
     /// for yet.
     job: Mutex<JobState>,
+    /// CPU time of address spaces and threads that are gone, and of
+    /// children waited for.
+    cpu: Mutex<CpuTimes>,
     /// Signals sent to the process.
     pending: Mutex<SigQueue>,
     pending_bits: AtomicU64,
     state: Mutex<TgState>,
+}
+
+/// CPU time a process has used (user: the application's own, in its
+/// address spaces; system: its sentry threads serving it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// User time.
+    pub user: Duration,
+    /// System time.
+    pub sys: Duration,
+    /// User time of children waited for (and theirs).
+    pub child_user: Duration,
+    /// System time of children waited for (and theirs).
+    pub child_sys: Duration,
+}
+
+/// The calling host thread's CPU time.
+pub fn own_thread_time() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(ts.tv_sec.cast_unsigned(), u32::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// A job-control state change the parent may wait for (`WUNTRACED`,
@@ -187,6 +211,7 @@ impl ThreadGroup {
             exited: super::waitq::WaitQueue::default(),
             timers: Mutex::default(),
             job: Mutex::default(),
+            cpu: Mutex::default(),
             pending: Mutex::new(SigQueue::default()),
             pending_bits: AtomicU64::new(0),
             state: Mutex::new(TgState::default()),
@@ -372,6 +397,10 @@ impl ThreadGroup {
                 }
                 return;
             }
+            // Its last address space's time is final now.
+            if let Some(mm) = self.view.lock().unwrap_or_else(|p| p.into_inner()).mm.clone() {
+                self.cpu.lock().unwrap_or_else(|p| p.into_inner()).user += mm.cpu_time();
+            }
             // Not stopped any more (a stopped process can be killed).
             self.job.lock().unwrap_or_else(|p| p.into_inner()).stopped = None;
             // No timer fires for it any more.
@@ -400,6 +429,43 @@ impl ThreadGroup {
         let ignored = act.handler == SIG_IGN
             || (act.handler == SIG_DFL && default_action(signo) == DefaultAction::Ignore);
         ignored && !tasks.iter().any(|t| t.blocked_or_waited() & signal::bit(signo) != 0)
+    }
+
+    /// System time of a thread that ended.
+    pub fn add_sys_time(&self, d: Duration) {
+        self.cpu.lock().unwrap_or_else(|p| p.into_inner()).sys += d;
+    }
+
+    /// User time of an address space the process leaves (`execve`, exit).
+    pub fn add_user_time(&self, d: Duration) {
+        self.cpu.lock().unwrap_or_else(|p| p.into_inner()).user += d;
+    }
+
+    /// The process's CPU times now: what is gone plus its current address
+    /// space and live threads.
+    pub fn cpu_times(&self) -> CpuTimes {
+        let mut c = *self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+        if self.zombie_status().is_none() {
+            if let Some(mm) = self.view.lock().unwrap_or_else(|p| p.into_inner()).mm.clone() {
+                c.user += mm.cpu_time();
+            }
+            for t in self.tasks() {
+                let tid = t.host_tid.load(Ordering::Relaxed);
+                if tid > 0 {
+                    c.sys += rvisor_platform::thread_cpu_time(tid).unwrap_or_default();
+                }
+            }
+        }
+        c
+    }
+
+    /// A child waited for: its times (and its children's) count as the
+    /// children's times of this process.
+    pub fn add_child_times(&self, child: &ThreadGroup) {
+        let c = child.cpu_times();
+        let mut me = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+        me.child_user += c.user + c.child_user;
+        me.child_sys += c.sys + c.child_sys;
     }
 
     /// Whether the process is stopped (job control).

@@ -367,6 +367,12 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// CPU time the application has used in this address space (zero if
+    /// the platform cannot tell).
+    pub fn cpu_time(&self) -> std::time::Duration {
+        self.aspace.cpu_time().unwrap_or_default()
+    }
+
     /// The platform address space.
     pub fn address_space(&self) -> &dyn AddressSpace {
         self.aspace.as_ref()

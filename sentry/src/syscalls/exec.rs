@@ -90,6 +90,11 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     // The old image's robust futexes go with it.
     super::futex::exit_robust_list(t);
     image.mm.set_exe(image.exe.clone(), image.loaded.args);
+    // The old image's CPU time stays with the process (not a vfork
+    // parent's, whose memory this was).
+    if t.vfork_done.is_none() {
+        t.tg().add_user_time(t.mm.cpu_time());
+    }
     t.mm = image.mm.clone();
     if let Some(v) = t.vfork_done.take() {
         v.complete();

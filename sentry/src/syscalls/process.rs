@@ -623,35 +623,54 @@ pub fn getrandom(t: &mut Task, buf: Addr, len: u64, flags: u32) -> SysResult {
     Ok(n as u64)
 }
 
-fn cpu_time() -> Timeval {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Timeval { tv_sec: ts.tv_sec, tv_usec: ts.tv_nsec / 1000 }
+fn timeval(d: std::time::Duration) -> Timeval {
+    Timeval { tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), tv_usec: i64::from(d.subsec_micros()) }
+}
+
+/// A `struct rusage` with these times.
+pub(crate) fn rusage_of(user: std::time::Duration, sys: std::time::Duration) -> Rusage {
+    Rusage { utime: timeval(user), stime: timeval(sys), ..Rusage::default() }
 }
 
 pub fn getrusage(t: &mut Task, who: i32, usage: Addr) -> SysResult {
     const RUSAGE_SELF: i32 = 0;
     const RUSAGE_CHILDREN: i32 = -1;
     const RUSAGE_THREAD: i32 = 1;
-    let mut r = Rusage::default();
-    match who {
-        RUSAGE_SELF | RUSAGE_THREAD => {
-            // The sentry thread's time serving the task (the application's
-            // own user time runs in its stub and is not counted yet).
-            r.stime = cpu_time();
-            r.maxrss = i64::try_from(t.kernel.mf.committed() / 1024).unwrap_or(0);
+    let maxrss = i64::try_from(t.kernel.mf.committed() / 1024).unwrap_or(0);
+    let r = match who {
+        RUSAGE_SELF => {
+            // User: the application's time in its address space; system:
+            // the sentry's threads serving it.
+            let c = t.tg().cpu_times();
+            Rusage { maxrss, ..rusage_of(c.user, c.sys) }
         }
-        RUSAGE_CHILDREN => {}
+        // One thread's share of the address space's time is not known:
+        // its sentry thread's time only.
+        RUSAGE_THREAD => Rusage {
+            maxrss,
+            ..rusage_of(std::time::Duration::ZERO, crate::kernel::thread_group::own_thread_time())
+        },
+        RUSAGE_CHILDREN => {
+            let c = t.tg().cpu_times();
+            rusage_of(c.child_user, c.child_sys)
+        }
         _ => return Err(Errno::EINVAL),
-    }
+    };
     t.mm.write_obj(usage, &r)?;
     Ok(0)
 }
 
 pub fn times(t: &mut Task, buf: Addr) -> SysResult {
-    let tv = cpu_time();
-    let ticks = |tv: Timeval| tv.tv_sec * 100 + tv.tv_usec / 10_000;
+    let c = t.tg().cpu_times();
+    let ticks = |d: std::time::Duration| i64::try_from(d.as_millis() / 10).unwrap_or(i64::MAX);
     if buf != 0 {
-        t.mm.write_obj(buf, &Tms { utime: 0, stime: ticks(tv), cutime: 0, cstime: 0 })?;
+        let tms = Tms {
+            utime: ticks(c.user),
+            stime: ticks(c.sys),
+            cutime: ticks(c.child_user),
+            cstime: ticks(c.child_sys),
+        };
+        t.mm.write_obj(buf, &tms)?;
     }
     // Clock ticks since an arbitrary point: the host's boot, as Linux.
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);

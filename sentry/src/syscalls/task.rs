@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::{Addr, SysResult};
 use crate::kernel::clone::{flags::*, CloneArgs};
 use crate::kernel::signal::sig;
-use crate::kernel::thread_group::JobReport;
+use crate::kernel::thread_group::{CpuTimes, JobReport};
 use crate::kernel::{ExitStatus, Task, ThreadGroup};
 
 fn id(v: i32) -> u64 {
@@ -145,6 +145,8 @@ struct Waited {
     pid: i32,
     uid: u32,
     change: Change,
+    /// Its CPU time with its children's (what `wait4` reports).
+    cpu: CpuTimes,
 }
 
 impl Change {
@@ -213,8 +215,12 @@ fn do_wait(t: &Task, which: &Which, options: i32) -> Result<Option<Waited>, Errn
             if let Some((c, change)) = found {
                 if options & WNOWAIT == 0 && matches!(change, Change::Exited(_)) {
                     fam.children.retain(|x| !Arc::ptr_eq(x, &c));
+                    tg.add_child_times(&c);
                 }
-                return Ok(Some(Waited { pid: c.tgid, uid: c.creds().ruid, change }));
+                let t = c.cpu_times();
+                let cpu =
+                    CpuTimes { user: t.user + t.child_user, sys: t.sys + t.child_sys, ..CpuTimes::default() };
+                return Ok(Some(Waited { pid: c.tgid, uid: c.creds().ruid, change, cpu }));
             }
         }
         if options & WNOHANG != 0 {
@@ -240,7 +246,7 @@ pub fn wait4(t: &mut Task, pid: i32, status: Addr, options: i32, rusage: Addr) -
         t.mm.write_obj(status, &w.change.wait_status())?;
     }
     if rusage != 0 {
-        t.mm.write_obj(rusage, &Rusage::default())?;
+        t.mm.write_obj(rusage, &super::process::rusage_of(w.cpu.user, w.cpu.sys))?;
     }
     Ok(id(w.pid))
 }
@@ -321,7 +327,8 @@ pub fn waitid(t: &mut Task, idtype: i32, pid: i32, infop: Addr, options: i32, ru
         t.mm.write_obj(infop, &info)?;
     }
     if rusage != 0 {
-        t.mm.write_obj(rusage, &Rusage::default())?;
+        let r = w.as_ref().map_or_else(Rusage::default, |w| super::process::rusage_of(w.cpu.user, w.cpu.sys));
+        t.mm.write_obj(rusage, &r)?;
     }
     Ok(0)
 }

@@ -1,0 +1,78 @@
+/* CPU time: what a process spends computing shows as its user time in
+ * getrusage, times and CLOCK_PROCESS_CPUTIME_ID; a child starts from zero;
+ * a child's time (also after execve) becomes its parent's children's time
+ * when it is waited for, and wait4 reports it. Thresholds are loose: only
+ * the presence of the time is compared, not its amount. */
+#include "compat.h"
+#include <sys/resource.h>
+#include <sys/times.h>
+#include <sys/wait.h>
+#include <time.h>
+
+/* About 0.1-0.3 s of computing on the reference machines, no system
+ * calls. */
+static void burn(void) {
+	volatile unsigned long x = 1;
+	for (unsigned long i = 0; i < 250000000UL; i++)
+		x = x * 2862933555777941757UL + 3037000493UL;
+}
+
+static long ms(struct timeval tv) {
+	return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int main(int argc, char **argv) {
+	if (argc > 1 && strcmp(argv[1], "burn") == 0) {
+		burn();
+		return 0;
+	}
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	long before = ms(ru.ru_utime);
+	burn();
+	getrusage(RUSAGE_SELF, &ru);
+	CHECK("getrusage_self_user", ms(ru.ru_utime) - before >= 50, "user %ld ms (was %ld)", ms(ru.ru_utime), before);
+	struct tms tm;
+	times(&tm);
+	CHECK("times_user", tm.tms_utime >= 5, "%ld ticks", (long)tm.tms_utime);
+	struct timespec cpu;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	CHECK("process_cputime", cpu.tv_sec * 1000 + cpu.tv_nsec / 1000000 >= 50, "%ld.%09ld", (long)cpu.tv_sec,
+	      cpu.tv_nsec);
+	getrusage(RUSAGE_CHILDREN, &ru);
+	CHECK("no_children_yet", ms(ru.ru_utime) == 0, "%ld ms", ms(ru.ru_utime));
+
+	pid_t c = fork();
+	if (c == 0) {
+		struct rusage mine;
+		getrusage(RUSAGE_SELF, &mine);
+		/* A child's times start from zero. */
+		if (ms(mine.ru_utime) > 30)
+			_exit(1);
+		burn();
+		_exit(0);
+	}
+	int st;
+	struct rusage child;
+	memset(&child, 0, sizeof child);
+	EXPECT("wait4_child", wait4(c, &st, 0, &child), c);
+	CHECK("child_started_at_zero", WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	CHECK("wait4_rusage_user", ms(child.ru_utime) >= 50, "%ld ms", ms(child.ru_utime));
+	getrusage(RUSAGE_CHILDREN, &ru);
+	long children = ms(ru.ru_utime);
+	CHECK("children_user", children >= 50, "%ld ms", children);
+	times(&tm);
+	CHECK("times_children_user", tm.tms_cutime >= 5, "%ld ticks", (long)tm.tms_cutime);
+
+	/* The time of a program the child executed counts too. */
+	c = fork();
+	if (c == 0) {
+		execl("/proc/self/exe", "cputime", "burn", (char *)NULL);
+		_exit(9);
+	}
+	waitpid(c, &st, 0);
+	getrusage(RUSAGE_CHILDREN, &ru);
+	CHECK("children_after_exec", ms(ru.ru_utime) - children >= 50, "%ld ms (was %ld)", ms(ru.ru_utime), children);
+	EXPECT("getrusage_bad_who", getrusage(7, &ru) < 0 ? -errno : 0, -EINVAL);
+	return 0;
+}

@@ -4,7 +4,9 @@
  * when it is waited for, and wait4 reports it. Thresholds are loose: only
  * the presence of the time is compared, not its amount. */
 #include "compat.h"
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/times.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +21,59 @@ static void burn(void) {
 
 static long ms(struct timeval tv) {
 	return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static volatile sig_atomic_t vt_hits, prof_hits;
+
+static void on_vtalrm(int sig) {
+	(void)sig;
+	vt_hits++;
+}
+
+static void on_prof(int sig) {
+	(void)sig;
+	prof_hits++;
+}
+
+/* ITIMER_VIRTUAL and ITIMER_PROF count CPU time: they fire while the
+ * process computes, not while it sleeps; a child has none of them. */
+static void cpu_itimers(void) {
+	signal(SIGVTALRM, on_vtalrm);
+	signal(SIGPROF, on_prof);
+	struct itimerval v = {{0, 0}, {10, 0}}, o;
+	EXPECT("setitimer_virtual", setitimer(ITIMER_VIRTUAL, &v, NULL), 0);
+	getitimer(ITIMER_VIRTUAL, &o);
+	/* Linux rounds CPU-time timers to its tick: up to 10.01 s. */
+	CHECK("getitimer_virtual", o.it_value.tv_sec == 9 || (o.it_value.tv_sec == 10 && o.it_value.tv_usec < 10000),
+	      "%ld.%06ld", (long)o.it_value.tv_sec, (long)o.it_value.tv_usec);
+	pid_t c = fork();
+	if (c == 0) {
+		struct itimerval mine;
+		getitimer(ITIMER_VIRTUAL, &mine);
+		_exit(mine.it_value.tv_sec == 0 && mine.it_value.tv_usec == 0 ? 0 : 1);
+	}
+	int st;
+	waitpid(c, &st, 0);
+	CHECK("fork_no_virtual_timer", WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	/* 50 ms of CPU time: sleeping does not use it, computing does. */
+	v = (struct itimerval){{0, 0}, {0, 50000}};
+	setitimer(ITIMER_VIRTUAL, &v, NULL);
+	struct timespec nap = {0, 200000000};
+	nanosleep(&nap, NULL);
+	CHECK("virtual_not_while_sleeping", vt_hits == 0, "%d signals", (int)vt_hits);
+	burn();
+	CHECK("virtual_fires_once", vt_hits == 1, "%d signals", (int)vt_hits);
+	getitimer(ITIMER_VIRTUAL, &o);
+	CHECK("virtual_disarmed", o.it_value.tv_sec == 0 && o.it_value.tv_usec == 0, "%ld", (long)o.it_value.tv_usec);
+	v = (struct itimerval){{0, 20000}, {0, 20000}};
+	EXPECT("setitimer_prof", setitimer(ITIMER_PROF, &v, NULL), 0);
+	burn();
+	struct itimerval zero = {{0, 0}, {0, 0}};
+	setitimer(ITIMER_PROF, &zero, &o);
+	CHECK("prof_fires_periodically", prof_hits >= 2, "%d signals", (int)prof_hits);
+	CHECK("prof_old_interval", o.it_interval.tv_usec == 20000, "%ld", (long)o.it_interval.tv_usec);
+	signal(SIGVTALRM, SIG_DFL);
+	signal(SIGPROF, SIG_DFL);
 }
 
 int main(int argc, char **argv) {
@@ -74,5 +129,6 @@ int main(int argc, char **argv) {
 	getrusage(RUSAGE_CHILDREN, &ru);
 	CHECK("children_after_exec", ms(ru.ru_utime) - children >= 50, "%ld ms (was %ld)", ms(ru.ru_utime), children);
 	EXPECT("getrusage_bad_who", getrusage(7, &ru) < 0 ? -errno : 0, -EINVAL);
+	cpu_itimers();
 	return 0;
 }

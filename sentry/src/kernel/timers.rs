@@ -227,11 +227,122 @@ fn is_timer_signal(i: &Siginfo, signo: i32, id: i32) -> bool {
     i.signo == signo && i.code == SI_TIMER && i.fields[0] & 0xffff_ffff == u64::from(id.cast_unsigned())
 }
 
+/// Which CPU time an interval timer counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuClock {
+    /// `ITIMER_VIRTUAL`: the application's user time; `SIGVTALRM`.
+    Virtual,
+    /// `ITIMER_PROF`: user and system time; `SIGPROF`.
+    Prof,
+}
+
+#[derive(Debug, Default)]
+struct CpuState {
+    /// The CPU time at which it expires next.
+    target: Option<Duration>,
+    interval: Duration,
+}
+
+/// `ITIMER_VIRTUAL` or `ITIMER_PROF`: expiries in the process's CPU time,
+/// which the timer thread samples every [`CPU_TICK`] while one is armed.
+#[derive(Debug)]
+pub struct CpuTimer {
+    tg: Weak<ThreadGroup>,
+    clock: CpuClock,
+    state: Mutex<CpuState>,
+}
+
+/// How often armed CPU-time timers are checked (Linux checks at each
+/// scheduler tick, 4 ms at HZ=250).
+pub const CPU_TICK: Duration = Duration::from_millis(5);
+
+impl CpuTimer {
+    /// A disarmed timer of process `tg`.
+    pub fn new(tg: &Arc<ThreadGroup>, clock: CpuClock) -> Arc<CpuTimer> {
+        Arc::new(CpuTimer { tg: Arc::downgrade(tg), clock, state: Mutex::default() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CpuState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn used(&self, tg: &ThreadGroup) -> Duration {
+        let c = tg.cpu_times();
+        match self.clock {
+            CpuClock::Virtual => c.user,
+            CpuClock::Prof => c.user + c.sys,
+        }
+    }
+
+    /// The current setting (value: CPU time left).
+    pub fn get(&self) -> Setting {
+        let st = self.lock();
+        let used = self.tg.upgrade().map(|tg| self.used(&tg)).unwrap_or_default();
+        let value =
+            st.target.map_or(Duration::ZERO, |t| t.saturating_sub(used).max(Duration::from_micros(1)));
+        Setting { value, interval: st.interval }
+    }
+
+    /// Arms it `value` of CPU time from now (zero: disarms), then every
+    /// `interval`; returns the old setting.
+    pub fn set(self: &Arc<Self>, queue: &Arc<TimerQueue>, value: Duration, interval: Duration) -> Setting {
+        let old = self.get();
+        let used = self.tg.upgrade().map(|tg| self.used(&tg)).unwrap_or_default();
+        {
+            let mut st = self.lock();
+            st.target = (!value.is_zero()).then(|| used + value);
+            st.interval = interval;
+        }
+        if !value.is_zero() {
+            queue.watch_cpu(self);
+        }
+        old
+    }
+
+    /// A sample: fires if the process used its time. Returns whether the
+    /// timer stays armed.
+    fn check(&self) -> bool {
+        let Some(tg) = self.tg.upgrade() else { return false };
+        let used = self.used(&tg);
+        let fire = {
+            let mut st = self.lock();
+            let Some(target) = st.target else { return false };
+            if used < target {
+                return true;
+            }
+            st.target = if st.interval.is_zero() {
+                None
+            } else {
+                // Periods already used up are skipped (not queued).
+                let late = used - target;
+                let periods =
+                    u32::try_from(late.as_nanos() / st.interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+                Some(target + st.interval.saturating_mul(periods.saturating_add(1)))
+            };
+            st.target.is_some()
+        };
+        let signo = match self.clock {
+            CpuClock::Virtual => sig::SIGVTALRM,
+            CpuClock::Prof => sig::SIGPROF,
+        };
+        tg.send_signal(Siginfo::kernel(signo));
+        fire
+    }
+
+    fn disarm(&self) {
+        self.lock().target = None;
+    }
+}
+
 /// A process's timers.
 #[derive(Debug, Default)]
 pub struct ProcessTimers {
     /// `ITIMER_REAL`, made on first use.
     pub real: Option<Arc<Timer>>,
+    /// `ITIMER_VIRTUAL`, made on first use.
+    pub virt: Option<Arc<CpuTimer>>,
+    /// `ITIMER_PROF`, made on first use.
+    pub prof: Option<Arc<CpuTimer>>,
     /// POSIX timers by id.
     pub posix: BTreeMap<i32, Arc<Timer>>,
     next_id: i32,
@@ -264,6 +375,9 @@ impl ProcessTimers {
         self.exec();
         if let Some(r) = self.real.take() {
             r.disarm();
+        }
+        for c in [self.virt.take(), self.prof.take()].into_iter().flatten() {
+            c.disarm();
         }
     }
 }
@@ -302,6 +416,8 @@ struct Queue {
 #[derive(Default)]
 pub struct TimerQueue {
     q: Mutex<Queue>,
+    /// Armed CPU-time timers, sampled every [`CPU_TICK`].
+    cpu: Mutex<Vec<Weak<CpuTimer>>>,
     cv: Condvar,
     thread: OnceLock<()>,
 }
@@ -313,8 +429,19 @@ impl std::fmt::Debug for TimerQueue {
 }
 
 impl TimerQueue {
-    /// Queues an expiry of `t` at `at`; returns its arming generation.
-    fn arm(self: &Arc<Self>, t: &Arc<Timer>, at: Instant) -> u64 {
+    /// Samples `t` from now on, until it is disarmed.
+    fn watch_cpu(self: &Arc<Self>, t: &Arc<CpuTimer>) {
+        self.start();
+        {
+            let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+            if !cpu.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(t))) {
+                cpu.push(Arc::downgrade(t));
+            }
+        }
+        self.cv.notify_one();
+    }
+
+    fn start(self: &Arc<Self>) {
         self.thread.get_or_init(|| {
             let me = Arc::downgrade(self);
             let spawned = std::thread::Builder::new().name("timers".into()).spawn(move || Self::run(&me));
@@ -322,6 +449,11 @@ impl TimerQueue {
                 tracing::error!("timer thread: {e}");
             }
         });
+    }
+
+    /// Queues an expiry of `t` at `at`; returns its arming generation.
+    fn arm(self: &Arc<Self>, t: &Arc<Timer>, at: Instant) -> u64 {
+        self.start();
         let mut q = self.q.lock().unwrap_or_else(|p| p.into_inner());
         q.next_seq += 1;
         let seq = q.next_seq;
@@ -362,17 +494,41 @@ impl TimerQueue {
                 }
                 if due.is_empty() {
                     // Sleep until the next expiry (or a new one), at most
-                    // a second so that a sandbox going away ends the loop.
-                    let wait = q.heap.peek().map_or(Duration::from_secs(1), |Reverse((at, _))| {
+                    // a second so that a sandbox going away ends the loop,
+                    // and a CPU tick while CPU-time timers are armed.
+                    let mut wait = q.heap.peek().map_or(Duration::from_secs(1), |Reverse((at, _))| {
                         at.saturating_duration_since(now).min(Duration::from_secs(1))
                     });
+                    if !this.cpu.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                        wait = wait.min(CPU_TICK);
+                    }
                     drop(this.cv.wait_timeout(q, wait).unwrap_or_else(|p| p.into_inner()));
+                    this.sample_cpu();
                     continue;
                 }
                 due
             };
+            this.sample_cpu();
             for (t, seq) in due {
                 t.fire(&this, seq);
+            }
+        }
+    }
+
+    /// Checks the armed CPU-time timers; forgets those no longer armed.
+    fn sample_cpu(&self) {
+        let timers: Vec<Arc<CpuTimer>> =
+            self.cpu.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        if timers.is_empty() {
+            return;
+        }
+        let keep: Vec<Weak<CpuTimer>> = timers.iter().filter(|t| t.check()).map(Arc::downgrade).collect();
+        let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+        // Timers armed meanwhile are kept too.
+        cpu.retain(|w| w.upgrade().is_some_and(|t| t.lock().target.is_some()));
+        for w in keep {
+            if !cpu.iter().any(|x| x.ptr_eq(&w)) {
+                cpu.push(w);
             }
         }
     }

@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::{Addr, SysResult};
 use crate::kernel::signal;
-use crate::kernel::timers::{Kind, Notify, Setting, Timer};
+use crate::kernel::timers::{CpuClock, CpuTimer, Kind, Notify, Setting, Timer};
 use crate::kernel::Task;
 
 const ITIMER_REAL: i32 = 0;
@@ -91,29 +91,44 @@ fn set_real(t: &Task, value: Duration, interval: Duration) -> Setting {
     old
 }
 
-fn check_which(which: i32) -> Result<(), Errno> {
+/// The process's `ITIMER_VIRTUAL` or `ITIMER_PROF`, made on first use.
+fn cpu_timer(t: &Task, clock: CpuClock) -> Arc<CpuTimer> {
+    let tg = t.tg().clone();
+    let mut timers = tg.timers.lock().unwrap_or_else(|p| p.into_inner());
+    let slot = match clock {
+        CpuClock::Virtual => &mut timers.virt,
+        CpuClock::Prof => &mut timers.prof,
+    };
+    slot.get_or_insert_with(|| CpuTimer::new(&tg, clock)).clone()
+}
+
+fn which_clock(which: i32) -> Result<Option<CpuClock>, Errno> {
     match which {
-        ITIMER_REAL => Ok(()),
-        // The CPU-time timers need the application's CPU time, which the
-        // sentry does not account yet (see docs/COMPATIBILITY.md).
-        ITIMER_VIRTUAL | ITIMER_PROF => Err(Errno::EINVAL),
+        ITIMER_REAL => Ok(None),
+        ITIMER_VIRTUAL => Ok(Some(CpuClock::Virtual)),
+        ITIMER_PROF => Ok(Some(CpuClock::Prof)),
         _ => Err(Errno::EINVAL),
     }
 }
 
 pub fn getitimer(t: &mut Task, which: i32, cur: Addr) -> SysResult {
-    check_which(which)?;
-    let s = real_timer(t).get(Duration::from_micros(1));
+    let s = match which_clock(which)? {
+        None => real_timer(t).get(Duration::from_micros(1)),
+        Some(c) => cpu_timer(t, c).get(),
+    };
     t.mm.write_obj(cur, &Itimerval { interval: to_timeval(s.interval), value: to_timeval(s.value) })?;
     Ok(0)
 }
 
 pub fn setitimer(t: &mut Task, which: i32, new: Addr, old: Addr) -> SysResult {
-    check_which(which)?;
+    let clock = which_clock(which)?;
     // A null new value disarms (Linux since 5.x; before, EFAULT).
     let n: Itimerval = if new == 0 { Itimerval::default() } else { t.mm.read_obj(new)? };
     let (value, interval) = (from_timeval(n.value)?, from_timeval(n.interval)?);
-    let prev = set_real(t, value, interval);
+    let prev = match clock {
+        None => set_real(t, value, interval),
+        Some(c) => cpu_timer(t, c).set(&t.kernel.timers, value, interval),
+    };
     if old != 0 {
         t.mm.write_obj(
             old,

@@ -10,6 +10,9 @@
 #include <time.h>
 
 /* <linux/futex.h>'s values (musl's compiler has no kernel headers). */
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_CMP_REQUEUE 4
 #define FUTEX_LOCK_PI 6
 #define FUTEX_UNLOCK_PI 7
 #define FUTEX_TRYLOCK_PI 8
@@ -194,8 +197,39 @@ static void robust_mutexes(int protocol, const char *name_thread, const char *na
 	munmap(m, 4096);
 }
 
+static uint32_t qa, qb;
+static volatile int waiting_on_a, woke;
+
+static void *requeue_waiter(void *arg) {
+	(void)arg;
+	__atomic_add_fetch(&waiting_on_a, 1, __ATOMIC_SEQ_CST);
+	while (futex(&qa, FUTEX_WAIT, 0, NULL) == -EINTR)
+		;
+	__atomic_add_fetch(&woke, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* FUTEX_CMP_REQUEUE moves waiters from one word to another: woken there. */
+static void requeue(void) {
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, requeue_waiter, NULL);
+	while (waiting_on_a < 2)
+		;
+	struct timespec ms = {0, 50000000};
+	nanosleep(&ms, NULL); /* both are in FUTEX_WAIT by now */
+	EXPECT("cmp_requeue_wrong_value", raw(SYS_futex, (long)&qa, FUTEX_CMP_REQUEUE, 0, 2, (long)&qb, 1), -EAGAIN);
+	EXPECT("cmp_requeue", raw(SYS_futex, (long)&qa, FUTEX_CMP_REQUEUE, 0, 2, (long)&qb, 0), 2);
+	EXPECT("wake_on_a_after_requeue", futex(&qa, FUTEX_WAKE, 2, NULL), 0);
+	EXPECT("wake_on_b", futex(&qb, FUTEX_WAKE, 2, NULL), 2);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	EXPECT("requeued_woke", woke, 2);
+}
+
 int main(void) {
 	raw_pi();
+	requeue();
 	pi_mutexes();
 	robust_mutexes(PTHREAD_PRIO_NONE, "robust_thread_died", "robust_process_died");
 	robust_mutexes(PTHREAD_PRIO_INHERIT, "robust_pi_thread_died", "robust_pi_process_died");

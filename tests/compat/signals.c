@@ -4,6 +4,7 @@
  * fault handlers with si_addr and si_code, sigtimedwait, pending signals
  * dropped when ignored. */
 #include "compat.h"
+#include <pthread.h>
 
 #include <setjmp.h>
 #include <signal.h>
@@ -379,8 +380,51 @@ static void nested_on_altstack(void) {
 	signal(SIGUSR2, SIG_DFL);
 }
 
+static volatile int handler_tid, worker_tid, worker_stop;
+
+static void on_usr1_tid(int sig) {
+	(void)sig;
+	handler_tid = (int)raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
+}
+
+static void *unblocked_worker(void *arg) {
+	(void)arg;
+	sigset_t none;
+	sigemptyset(&none);
+	pthread_sigmask(SIG_SETMASK, &none, NULL);
+	worker_tid = (int)raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
+	while (!worker_stop)
+		;
+	return NULL;
+}
+
+/* A signal for the process goes to a thread that does not block it. */
+static void to_the_thread_that_takes_it(void) {
+	set(SIGUSR1, on_usr1_tid, 0);
+	sigset_t b, old;
+	sigemptyset(&b);
+	sigaddset(&b, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &b, &old);
+	pthread_t th;
+	pthread_create(&th, NULL, unblocked_worker, NULL);
+	while (!worker_tid)
+		;
+	kill(getpid(), SIGUSR1);
+	for (int i = 0; i < 2000 && !handler_tid; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	CHECK("process_signal_to_unblocked_thread", handler_tid == worker_tid, "handler ran on %d, worker %d",
+	      handler_tid, worker_tid);
+	worker_stop = 1;
+	pthread_join(th, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	signal(SIGUSR1, SIG_DFL);
+}
+
 int main(void) {
 	handlers();
+	to_the_thread_that_takes_it();
 	restart_more();
 	nested_on_altstack();
 	restart();

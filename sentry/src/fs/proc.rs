@@ -258,9 +258,13 @@ fn stat(g: &ThreadGroup, v: &ProcessView) -> Vec<u8> {
     });
     let a = v.mm.as_ref().map(|m| m.meta().args).unwrap_or_default();
     let (ignored, caught) = sig_words(g);
+    // CPU times in clock ticks (USER_HZ, 100).
+    let cpu = g.cpu_times();
+    let ticks = |d: std::time::Duration| d.as_millis() / 10;
     let s = format!(
         // The 52 fields of proc(5); those the sentry does not track are 0.
-        "{pid} ({comm}) {state} {ppid} {pgrp} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {threads} 0 0 {vsize} 0 \
+        "{pid} ({comm}) {state} {ppid} {pgrp} {sid} 0 -1 4194560 0 0 0 0 {utime} {stime} {cutime} {cstime} 20 0 \
+         {threads} 0 0 {vsize} 0 \
          18446744073709551615 0 0 0 0 0 0 0 {ignored} {caught} 0 0 0 17 0 0 0 0 0 0 0 0 {start_brk} {arg_start} \
          {arg_end} {env_start} {env_end} 0\n",
         pid = g.tgid,
@@ -269,6 +273,10 @@ fn stat(g: &ThreadGroup, v: &ProcessView) -> Vec<u8> {
         pgrp = g.pgid.load(std::sync::atomic::Ordering::Relaxed),
         sid = g.sid.load(std::sync::atomic::Ordering::Relaxed),
         threads = g.task_count().max(1),
+        utime = ticks(cpu.user),
+        stime = ticks(cpu.sys),
+        cutime = ticks(cpu.child_user),
+        cstime = ticks(cpu.child_sys),
         arg_start = a.arg_start,
         arg_end = a.arg_end,
         env_start = a.env_start,

@@ -212,6 +212,17 @@ static void posix_timers(void) {
 	raw(SYS_timer_delete, e, 0, 0, 0, 0, 0);
 	unblock(SIGUSR1);
 
+	/* A period of a nanosecond: overruns pile up, nothing spins. */
+	block(SIGUSR1);
+	int f = create(CLOCK_MONOTONIC, &many);
+	settime(f, 0, 0, 1, 0, 1, NULL);
+	nanosleep(&(struct timespec){0, 50000000}, NULL);
+	EXPECT("tiny_period_fires", wait_sig(SIGUSR1, &si, 1000), SIGUSR1);
+	CHECK("tiny_period_overruns", si.timer.overrun > 1000, "si_overrun %d", si.timer.overrun);
+	raw(SYS_timer_delete, f, 0, 0, 0, 0, 0);
+	wait_sig(SIGUSR1, &si, 0);
+	unblock(SIGUSR1);
+
 	/* Refusals. */
 	int id;
 	EXPECT("create_bad_clock", raw(SYS_timer_create, 99, 0, (long)&id, 0, 0, 0), -EINVAL);

@@ -19,6 +19,10 @@ use super::{TaskShared, ThreadGroup};
 /// `si_code` of a POSIX timer's signal.
 pub const SI_TIMER: i32 = -2;
 
+/// The shortest time from one expiry of a periodic timer to the next
+/// the timer thread arms (shorter periods count overruns instead).
+const MIN_REARM: Duration = Duration::from_micros(100);
+
 /// Most POSIX timers one process may have.
 pub const MAX_TIMERS: usize = 4096;
 
@@ -159,10 +163,16 @@ impl Timer {
             st.seq = 0;
             st.deadline = None;
         } else {
-            // Periods the thread missed are overruns too.
+            // Periods the thread missed are overruns too. The next expiry
+            // is at least MIN_REARM away: a process asking for a period of
+            // a nanosecond gets overruns, not a sentry thread spinning.
             let now = Instant::now();
-            let late = now.saturating_duration_since(deadline);
-            let missed = u32::try_from(late.as_nanos() / st.interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+            let far = now + Duration::from_secs(1 << 32);
+            let regular = deadline.checked_add(st.interval).unwrap_or(far);
+            let next_at = (now + MIN_REARM).max(regular);
+            let skipped = next_at.saturating_duration_since(regular);
+            let missed =
+                u32::try_from(skipped.as_nanos().div_ceil(st.interval.as_nanos().max(1))).unwrap_or(u32::MAX);
             let next = deadline
                 .checked_add(st.interval.saturating_mul(missed.saturating_add(1)))
                 .unwrap_or(now + Duration::from_secs(1 << 32));
@@ -290,7 +300,7 @@ impl CpuTimer {
         let used = self.tg.upgrade().map(|tg| self.used(&tg)).unwrap_or_default();
         {
             let mut st = self.lock();
-            st.target = (!value.is_zero()).then(|| used + value);
+            st.target = (!value.is_zero()).then(|| used.saturating_add(value));
             st.interval = interval;
         }
         if !value.is_zero() {
@@ -317,7 +327,7 @@ impl CpuTimer {
                 let late = used - target;
                 let periods =
                     u32::try_from(late.as_nanos() / st.interval.as_nanos().max(1)).unwrap_or(u32::MAX);
-                Some(target + st.interval.saturating_mul(periods.saturating_add(1)))
+                Some(target.saturating_add(st.interval.saturating_mul(periods.saturating_add(1))))
             };
             st.target.is_some()
         };

@@ -76,6 +76,39 @@ static void cpu_itimers(void) {
 	signal(SIGPROF, SIG_DFL);
 }
 
+/* A POSIX timer on the process CPU clock: it does not run while the
+ * process sleeps, it expires while it computes. */
+static void cpu_clock_timer(void) {
+	struct {
+		unsigned long value;
+		int signo, notify, tid, pad[11];
+	} ev = {.value = 5, .signo = SIGUSR1, .notify = SIGEV_SIGNAL};
+	int id = -1;
+	sigset_t b;
+	sigemptyset(&b);
+	sigaddset(&b, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &b, NULL);
+	EXPECT("timer_create_process_cputime",
+	       raw(SYS_timer_create, CLOCK_PROCESS_CPUTIME_ID, (long)&ev, (long)&id, 0, 0, 0), 0);
+	struct {
+		struct timespec interval, value;
+	} spec = {{0, 0}, {0, 50000000}}, cur;
+	EXPECT("timer_settime_cpu", raw(SYS_timer_settime, id, 0, (long)&spec, 0, 0, 0), 0);
+	struct timespec nap = {0, 150000000}, none = {0, 0};
+	nanosleep(&nap, NULL);
+	siginfo_t si;
+	CHECK("cpu_timer_not_while_sleeping", sigtimedwait(&b, &si, &none) < 0 && errno == EAGAIN, "a signal came");
+	raw(SYS_timer_gettime, id, (long)&cur, 0, 0, 0, 0);
+	CHECK("cpu_timer_gettime", cur.value.tv_sec == 0 && cur.value.tv_nsec > 0 && cur.value.tv_nsec <= 50000000,
+	      "%ld", cur.value.tv_nsec);
+	burn();
+	struct timespec wait = {2, 0};
+	int got = sigtimedwait(&b, &si, &wait);
+	CHECK("cpu_timer_fires_computing", got == SIGUSR1 && si.si_code == SI_TIMER, "got %d code %d", got, si.si_code);
+	raw(SYS_timer_delete, id, 0, 0, 0, 0, 0);
+	sigprocmask(SIG_UNBLOCK, &b, NULL);
+}
+
 int main(int argc, char **argv) {
 	if (argc > 1 && strcmp(argv[1], "burn") == 0) {
 		burn();
@@ -130,5 +163,6 @@ int main(int argc, char **argv) {
 	CHECK("children_after_exec", ms(ru.ru_utime) - children >= 50, "%ld ms (was %ld)", ms(ru.ru_utime), children);
 	EXPECT("getrusage_bad_who", getrusage(7, &ru) < 0 ? -errno : 0, -EINVAL);
 	cpu_itimers();
+	cpu_clock_timer();
 	return 0;
 }

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use super::signal::{sig, Siginfo};
 use super::{TaskShared, ThreadGroup};
 
+/// `CLOCK_PROCESS_CPUTIME_ID`.
+pub const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+
 /// `si_code` of a POSIX timer's signal.
 pub const SI_TIMER: i32 = -2;
 
@@ -67,6 +70,8 @@ struct State {
     overrun: u32,
     /// Overruns reported with the last delivered signal.
     overrun_last: u32,
+    /// A timer on the process CPU clock: the CPU time of its next expiry.
+    cpu_target: Option<Duration>,
 }
 
 /// One timer.
@@ -104,9 +109,25 @@ impl Timer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether it counts the process's CPU time (`CLOCK_PROCESS_CPUTIME_ID`).
+    pub fn on_cpu_clock(&self) -> bool {
+        matches!(self.kind, Kind::Posix { clock: CLOCK_PROCESS_CPUTIME_ID, .. })
+    }
+
+    /// The process's CPU time so far (what a CPU-clock timer counts).
+    pub fn cpu_used(&self) -> Duration {
+        self.tg.upgrade().map(|tg| tg.cpu_times()).map_or(Duration::ZERO, |c| c.user + c.sys)
+    }
+
     /// The current setting. An armed timer whose expiry is due reports
     /// `min_left` (Linux never reports an armed timer as zero).
     pub fn get(&self, min_left: Duration) -> Setting {
+        if self.on_cpu_clock() {
+            let used = self.cpu_used();
+            let st = self.lock();
+            let value = st.cpu_target.map_or(Duration::ZERO, |t| t.saturating_sub(used).max(min_left));
+            return Setting { value, interval: st.interval };
+        }
         let st = self.lock();
         let value = match st.deadline {
             Some(d) if st.seq != 0 => d.saturating_duration_since(Instant::now()).max(min_left),
@@ -138,6 +159,52 @@ impl Timer {
         }
         self.cur.store(st.seq, Ordering::Release);
         old
+    }
+
+    /// Arms a CPU-clock timer to expire when the process's CPU time reaches
+    /// `target` (then every `interval` of it), or disarms it; returns the
+    /// previous setting.
+    pub fn set_cpu(
+        self: &Arc<Self>,
+        queue: &Arc<TimerQueue>,
+        target: Option<Duration>,
+        interval: Duration,
+    ) -> Setting {
+        let old = self.get(Duration::from_nanos(1));
+        {
+            let mut st = self.lock();
+            st.overrun = 0;
+            st.cpu_target = target;
+            st.interval = interval;
+        }
+        if target.is_some() {
+            queue.watch_cpu_posix(self);
+        }
+        old
+    }
+
+    /// A sample of a CPU-clock timer: fires if the process used its time.
+    /// Returns whether it stays armed.
+    fn check_cpu(self: &Arc<Self>) -> bool {
+        let Some(tg) = self.tg.upgrade() else { return false };
+        let used = self.cpu_used();
+        let mut st = self.lock();
+        let Some(target) = st.cpu_target else { return false };
+        if used < target {
+            return true;
+        }
+        if st.interval.is_zero() {
+            st.cpu_target = None;
+        } else {
+            let periods =
+                u32::try_from((used - target).as_nanos() / st.interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+            st.overrun = st.overrun.saturating_add(periods);
+            st.cpu_target =
+                Some(target.saturating_add(st.interval.saturating_mul(periods.saturating_add(1))));
+        }
+        let armed = st.cpu_target.is_some();
+        self.notify(&tg, st);
+        armed
     }
 
     /// The clock of a POSIX timer.
@@ -181,6 +248,12 @@ impl Timer {
             st.seq = queue.arm(self, next);
         }
         self.cur.store(st.seq, Ordering::Release);
+        self.notify(&tg, st);
+    }
+
+    /// Sends the expiry's signal (or, if the last one is still queued,
+    /// counts an overrun).
+    fn notify(&self, tg: &Arc<ThreadGroup>, mut st: std::sync::MutexGuard<'_, State>) {
         match &self.kind {
             Kind::Real => {
                 drop(st);
@@ -397,6 +470,7 @@ impl Timer {
         let mut st = self.lock();
         st.seq = 0;
         st.deadline = None;
+        st.cpu_target = None;
         self.cur.store(0, Ordering::Release);
     }
 }
@@ -428,6 +502,8 @@ pub struct TimerQueue {
     q: Mutex<Queue>,
     /// Armed CPU-time timers, sampled every [`CPU_TICK`].
     cpu: Mutex<Vec<Weak<CpuTimer>>>,
+    /// Armed POSIX timers on the process CPU clock, sampled likewise.
+    cpu_posix: Mutex<Vec<Weak<Timer>>>,
     cv: Condvar,
     thread: OnceLock<()>,
 }
@@ -444,6 +520,18 @@ impl TimerQueue {
         self.start();
         {
             let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+            if !cpu.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(t))) {
+                cpu.push(Arc::downgrade(t));
+            }
+        }
+        self.cv.notify_one();
+    }
+
+    /// Samples CPU-clock POSIX timer `t` from now on, until it is disarmed.
+    fn watch_cpu_posix(self: &Arc<Self>, t: &Arc<Timer>) {
+        self.start();
+        {
+            let mut cpu = self.cpu_posix.lock().unwrap_or_else(|p| p.into_inner());
             if !cpu.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(t))) {
                 cpu.push(Arc::downgrade(t));
             }
@@ -509,7 +597,9 @@ impl TimerQueue {
                     let mut wait = q.heap.peek().map_or(Duration::from_secs(1), |Reverse((at, _))| {
                         at.saturating_duration_since(now).min(Duration::from_secs(1))
                     });
-                    if !this.cpu.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                    if !this.cpu.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                        || !this.cpu_posix.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                    {
                         wait = wait.min(CPU_TICK);
                     }
                     drop(this.cv.wait_timeout(q, wait).unwrap_or_else(|p| p.into_inner()));
@@ -525,8 +615,27 @@ impl TimerQueue {
         }
     }
 
+    fn sample_cpu_posix(&self) {
+        let timers: Vec<Arc<Timer>> = self
+            .cpu_posix
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for t in &timers {
+            t.check_cpu();
+        }
+        // Forget what is no longer armed (re-armed ones are still listed).
+        self.cpu_posix
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|w| w.upgrade().is_some_and(|t| t.lock().cpu_target.is_some()));
+    }
+
     /// Checks the armed CPU-time timers; forgets those no longer armed.
     fn sample_cpu(&self) {
+        self.sample_cpu_posix();
         let timers: Vec<Arc<CpuTimer>> =
             self.cpu.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect();
         if timers.is_empty() {

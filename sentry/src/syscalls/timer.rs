@@ -148,11 +148,12 @@ pub fn alarm(t: &mut Task, secs: u32) -> SysResult {
     Ok(left)
 }
 
-/// Clocks a POSIX timer may use: the wall and monotonic clocks (the CPU-
-/// time clocks need CPU-time accounting, not done yet).
+/// Clocks a POSIX timer may use: the wall and monotonic clocks and the
+/// process's CPU clock (a thread's CPU clock needs the thread's own user
+/// time, which the ptrace platform cannot read).
 fn timer_clock(clk: i32) -> Result<(), Errno> {
     match clk {
-        0 | 1 | 7 | 11 => Ok(()),
+        0 | 1 | 2 | 7 | 11 => Ok(()),
         // CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM: CAP_WAKE_ALARM.
         8 | 9 => Err(Errno::EPERM),
         _ => Err(Errno::EINVAL),
@@ -208,6 +209,20 @@ pub fn timer_settime(t: &mut Task, id: i32, flags: i32, new: Addr, old: Addr) ->
     let timer = posix_timer(t, id)?;
     let n: Itimerspec = t.mm.read_obj(new)?;
     let (value, interval) = (super::time::duration(n.value)?, super::time::duration(n.interval)?);
+    if timer.on_cpu_clock() {
+        let target = if value.is_zero() {
+            None
+        } else if flags & TIMER_ABSTIME != 0 {
+            Some(value)
+        } else {
+            Some(timer.cpu_used().saturating_add(value))
+        };
+        let prev = timer.set_cpu(&t.kernel.timers, target, interval);
+        if old != 0 {
+            write_spec(t, old, prev)?;
+        }
+        return Ok(0);
+    }
     let at = if value.is_zero() {
         None
     } else if flags & TIMER_ABSTIME != 0 {

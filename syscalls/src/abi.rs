@@ -26,6 +26,35 @@ abi_struct! {
     pub struct Timeval { pub tv_sec: i64, pub tv_usec: i64, }
 }
 
+impl Timespec {
+    /// `d`, saturating at the largest representable time.
+    pub fn from_duration(d: std::time::Duration) -> Timespec {
+        Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        }
+    }
+}
+
+impl Timeval {
+    /// `d`, to the microsecond below, saturating.
+    pub fn from_duration(d: std::time::Duration) -> Timeval {
+        Timeval {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_usec: i64::from(d.subsec_micros()),
+        }
+    }
+
+    /// The duration it says, if it is one (`tv_sec >= 0`, `tv_usec` in
+    /// `0..1_000_000`).
+    pub fn to_duration(self) -> Option<std::time::Duration> {
+        if self.tv_sec < 0 || !(0..1_000_000).contains(&self.tv_usec) {
+            return None;
+        }
+        Some(std::time::Duration::new(self.tv_sec.cast_unsigned(), u32::try_from(self.tv_usec * 1000).ok()?))
+    }
+}
+
 abi_struct! {
     /// `struct timezone`.
     pub struct Timezone { pub tz_minuteswest: i32, pub tz_dsttime: i32, }

@@ -38,23 +38,7 @@ struct DevNode {
 
 impl Inode for DevNode {
     fn attr(&self) -> Result<InodeAttr, Errno> {
-        let t = super::synth::boot_time();
-        let m = &self.meta;
-        Ok(InodeAttr {
-            ino: m.ino,
-            dev: 0,
-            mode: m.mode,
-            nlink: 1,
-            uid: m.uid,
-            gid: m.gid,
-            rdev: m.rdev,
-            size: 0,
-            blksize: 4096,
-            blocks: 0,
-            atime: t,
-            mtime: t,
-            ctime: t,
-        })
+        Ok(self.meta.attr(1))
     }
 
     fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {

@@ -58,7 +58,8 @@ impl Meta {
         Meta { uid, gid, ..self }
     }
 
-    fn attr(&self, nlink: u64) -> InodeAttr {
+    /// The attributes of an inode with `nlink` links.
+    pub fn attr(&self, nlink: u64) -> InodeAttr {
         let t = boot_time();
         InodeAttr {
             ino: self.ino,

@@ -270,6 +270,52 @@ impl SigQueue {
     }
 }
 
+/// A thread's or a process's pending signals: the queue, and its set
+/// readable without the lock (the fast check at each return to the
+/// application).
+#[derive(Debug, Default)]
+pub struct Pending {
+    q: std::sync::Mutex<SigQueue>,
+    bits: std::sync::atomic::AtomicU64,
+}
+
+impl Pending {
+    fn with<R>(&self, f: impl FnOnce(&mut SigQueue) -> R) -> R {
+        let mut q = self.q.lock().unwrap_or_else(|p| p.into_inner());
+        let r = f(&mut q);
+        self.bits.store(q.bits(), std::sync::atomic::Ordering::Release);
+        r
+    }
+
+    /// The pending set.
+    pub fn bits(&self) -> u64 {
+        self.bits.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Queues `info` (see [`SigQueue::push`]).
+    pub fn push(&self, info: Siginfo) -> bool {
+        self.with(|q| q.push(info))
+    }
+
+    /// Takes the next signal of `allowed` (see [`SigQueue::take`]).
+    pub fn take(&self, allowed: u64) -> Option<Siginfo> {
+        if self.bits() & allowed == 0 {
+            return None;
+        }
+        self.with(|q| q.take(allowed))
+    }
+
+    /// Drops every pending instance of the signals in `set`.
+    pub fn discard(&self, set: u64) {
+        self.with(|q| q.discard(set));
+    }
+
+    /// Whether a pending instance satisfies `f`.
+    pub fn holds(&self, f: impl Fn(&Siginfo) -> bool) -> bool {
+        self.q.lock().unwrap_or_else(|p| p.into_inner()).holds(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rvisor_platform::{ArchState, Context, Event, InterruptHandle};
-use rvisor_syscalls::abi::StackT;
+use rvisor_syscalls::abi::{StackT, Timespec};
 use rvisor_syscalls::Errno;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::signal::{self, sig, SigQueue, Siginfo};
+use super::signal::{self, sig, Siginfo};
 use super::{ExitStatus, Kernel, ThreadGroup};
 use crate::mm::{MemoryManager, SegvCode};
 use crate::vfs::{FdTable, FsContext};
@@ -30,9 +30,7 @@ pub struct TaskShared {
     /// time); 0 before it starts.
     pub host_tid: std::sync::atomic::AtomicI32,
     /// Signals sent to this thread.
-    pending: Mutex<SigQueue>,
-    /// The pending set of `pending`, readable without its lock.
-    pending_bits: AtomicU64,
+    pending: signal::Pending,
     /// Blocked signals (the signal mask).
     blocked: AtomicU64,
     /// The mask before an `rt_sigtimedwait` unblocked what it waits for
@@ -59,8 +57,7 @@ impl TaskShared {
             wake,
             interrupt: Mutex::new(None),
             host_tid: std::sync::atomic::AtomicI32::new(0),
-            pending: Mutex::new(SigQueue::default()),
-            pending_bits: AtomicU64::new(0),
+            pending: signal::Pending::default(),
             blocked: AtomicU64::new(0),
             real_blocked: AtomicU64::new(0),
         });
@@ -93,25 +90,20 @@ impl TaskShared {
         self.real_blocked.store(mask, Ordering::Relaxed);
     }
 
-    /// Whether this thread's pending queue satisfies `f`.
-    pub fn pending_holds(&self, f: impl FnOnce(&SigQueue) -> bool) -> bool {
-        f(&self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    /// This thread's own pending signals.
+    pub fn pending(&self) -> &signal::Pending {
+        &self.pending
     }
 
     /// Signals pending for this thread alone.
     pub fn pending_bits(&self) -> u64 {
-        self.pending_bits.load(Ordering::Acquire)
+        self.pending.bits()
     }
 
     /// Queues `info` for this thread and makes it notice (unless it blocks
     /// the signal). `false` if the signal was dropped.
     pub fn send(&self, info: Siginfo) -> bool {
-        let queued = {
-            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let ok = q.push(info);
-            self.pending_bits.store(q.bits(), Ordering::Release);
-            ok
-        };
+        let queued = self.pending.push(info);
         if queued && signal::bit(info.signo) & self.blocked() == 0 {
             self.kick();
         }
@@ -120,20 +112,12 @@ impl TaskShared {
 
     /// Takes this thread's next pending signal of `allowed`.
     pub fn take_signal(&self, allowed: u64) -> Option<Siginfo> {
-        if self.pending_bits() & allowed == 0 {
-            return None;
-        }
-        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let info = q.take(allowed);
-        self.pending_bits.store(q.bits(), Ordering::Release);
-        info
+        self.pending.take(allowed)
     }
 
     /// Drops pending instances of the signals in `set`.
     pub fn discard_signals(&self, set: u64) {
-        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        q.discard(set);
-        self.pending_bits.store(q.bits(), Ordering::Release);
+        self.pending.discard(set);
     }
 
     /// Moves `old`'s interrupt handle here (a thread taking its leader's
@@ -327,14 +311,8 @@ impl Task {
     /// Waits while the process is stopped (job control), until `SIGCONT`
     /// or the end. Nothing but those is looked at meanwhile.
     pub(crate) fn park_while_stopped(&self) {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         while self.shared.tg.job_stopped() && !self.must_stop() {
-            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
-            if let Ok(n) = poll(&mut fds, Some(&Timespec { tv_sec: 1, tv_nsec: 0 })) {
-                if n > 0 {
-                    self.shared.drain_wake();
-                }
-            }
+            self.sleep_on_wake(Some(&rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 }));
         }
     }
 
@@ -471,24 +449,12 @@ impl Task {
         events: rustix::event::PollFlags,
         deadline: Option<Instant>,
     ) -> Result<bool, Errno> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::event::{poll, PollFd, PollFlags};
         loop {
             if self.interrupted() {
                 return Err(Errno::EINTR);
             }
-            let timeout = match deadline {
-                None => None,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    Some(Timespec {
-                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                        tv_nsec: i64::from(left.subsec_nanos()),
-                    })
-                }
-            };
+            let Some(timeout) = time_left(deadline) else { return Ok(false) };
             let mut fds = [PollFd::new(&fd, events), PollFd::new(&self.shared.wake, PollFlags::IN)];
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
@@ -510,7 +476,6 @@ impl Task {
     /// (`Ok(false)`) or the task must stop (`EINTR`). Whoever makes
     /// `done()` true kicks the task.
     pub fn block(&self, done: impl Fn() -> bool, deadline: Option<Instant>) -> Result<bool, Errno> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         loop {
             if done() {
                 return Ok(true);
@@ -518,25 +483,8 @@ impl Task {
             if self.interrupted() {
                 return Err(Errno::EINTR);
             }
-            let ts = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    Some(Timespec {
-                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                        tv_nsec: i64::from(left.subsec_nanos()),
-                    })
-                }
-                None => None,
-            };
-            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
-            if let Ok(n) = poll(&mut fds, ts.as_ref()) {
-                if n > 0 {
-                    self.shared.drain_wake();
-                }
-            }
+            let Some(ts) = time_left(deadline) else { return Ok(false) };
+            self.sleep_on_wake(ts.as_ref());
         }
     }
 
@@ -544,7 +492,6 @@ impl Task {
     /// when the task must stop (a fatal signal), not by other signals
     /// (`vfork`, `execve` waiting for the other threads).
     pub fn block_killable(&self, done: impl Fn() -> bool) -> Result<(), Errno> {
-        use rustix::event::{poll, PollFd, PollFlags};
         loop {
             if done() {
                 return Ok(());
@@ -552,12 +499,7 @@ impl Task {
             if self.must_stop() {
                 return Err(Errno::EINTR);
             }
-            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
-            if let Ok(n) = poll(&mut fds, None) {
-                if n > 0 {
-                    self.shared.drain_wake();
-                }
-            }
+            self.sleep_on_wake(None);
         }
     }
 
@@ -565,32 +507,27 @@ impl Task {
     /// waits for), `deadline` passes (`Ok(false)`) or the task must stop
     /// (`EINTR`).
     pub fn wait_kick(&self, deadline: Option<Instant>) -> Result<bool, Errno> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         if self.interrupted() {
             return Err(Errno::EINTR);
         }
-        let ts = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(false);
-                }
-                Some(Timespec {
-                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                    tv_nsec: i64::from(left.subsec_nanos()),
-                })
-            }
-            None => None,
-        };
+        let Some(ts) = time_left(deadline) else { return Ok(false) };
+        Ok(match self.sleep_on_wake(ts.as_ref()) {
+            Some(false) => deadline.is_none(),
+            Some(true) | None => true,
+        })
+    }
+
+    /// Sleeps on the task's wake-up eventfd for at most `timeout`:
+    /// `Some(true)` kicked, `Some(false)` timed out, `None` the wait failed
+    /// (a host signal).
+    fn sleep_on_wake(&self, timeout: Option<&rustix::event::Timespec>) -> Option<bool> {
+        use rustix::event::{poll, PollFd, PollFlags};
         let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
-        match poll(&mut fds, ts.as_ref()) {
-            Ok(n) if n > 0 => {
-                self.shared.drain_wake();
-                Ok(true)
-            }
-            Ok(_) => Ok(deadline.is_none()),
-            Err(_) => Ok(true),
+        let n = poll(&mut fds, timeout).ok()?;
+        if n > 0 {
+            self.shared.drain_wake();
         }
+        Some(n > 0)
     }
 
     /// Like [`wait_kick`](Self::wait_kick), also ending when one of the
@@ -600,23 +537,11 @@ impl Task {
         fds: &[(std::os::fd::BorrowedFd<'_>, rustix::event::PollFlags)],
         deadline: Option<Instant>,
     ) -> Result<bool, Errno> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::event::{poll, PollFd, PollFlags};
         if self.interrupted() {
             return Err(Errno::EINTR);
         }
-        let ts = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(false);
-                }
-                Some(Timespec {
-                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                    tv_nsec: i64::from(left.subsec_nanos()),
-                })
-            }
-            None => None,
-        };
+        let Some(ts) = time_left(deadline) else { return Ok(false) };
         let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|(fd, ev)| PollFd::new(fd, *ev)).collect();
         pfds.push(PollFd::new(&self.shared.wake, PollFlags::IN));
         match poll(&mut pfds, ts.as_ref()) {
@@ -633,24 +558,24 @@ impl Task {
 
     /// Sleeps until `deadline`, or until the task must stop (`EINTR`).
     pub fn sleep_until(&self, deadline: Instant) -> Result<(), Errno> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         loop {
             if self.interrupted() {
                 return Err(Errno::EINTR);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            let ts = Timespec {
-                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
-            let mut fds = [PollFd::new(&self.shared.wake, PollFlags::IN)];
-            match poll(&mut fds, Some(&ts)) {
-                Ok(n) if n > 0 => self.shared.drain_wake(),
-                _ => {}
-            }
+            let Some(ts) = time_left(Some(deadline)) else { return Ok(()) };
+            self.sleep_on_wake(ts.as_ref());
         }
     }
+}
+
+/// The `poll` timeout left until `deadline`: `None` once it has passed,
+/// `Some(None)` without a deadline.
+fn time_left(deadline: Option<Instant>) -> Option<Option<rustix::event::Timespec>> {
+    let Some(d) = deadline else { return Some(None) };
+    let left = d.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    let ts = Timespec::from_duration(left);
+    Some(Some(rustix::event::Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec }))
 }

@@ -7,11 +7,8 @@ use std::time::Duration;
 use rvisor_syscalls::abi::Rlimit;
 
 use super::creds::Credentials;
-use std::sync::atomic::AtomicU64;
 
-use super::signal::{
-    self, default_action, sig, DefaultAction, SigActions, SigQueue, Siginfo, SIG_DFL, SIG_IGN,
-};
+use super::signal::{self, default_action, sig, DefaultAction, SigActions, Siginfo, SIG_DFL, SIG_IGN};
 use super::{Container, ExitStatus, Kernel, TaskShared};
 
 /// The stop signals.
@@ -94,15 +91,16 @@ pub struct ThreadGroup {
     pub exited: super::waitq::WaitQueue,
     /// `ITIMER_REAL` and POSIX timers.
     pub timers: Mutex<super::timers::ProcessTimers>,
-    /// Job control: stopped or not, and what the parent has not waited
-    /// for yet.
+    /// Job control: what the parent has not waited for yet.
     job: Mutex<JobState>,
+    /// Stopped (job control); checked at every return to the
+    /// application, so an atomic, changed under `job`'s lock.
+    stopped: AtomicBool,
     /// CPU time of address spaces and threads that are gone, and of
     /// children waited for.
     cpu: Mutex<CpuTimes>,
     /// Signals sent to the process.
-    pending: Mutex<SigQueue>,
-    pending_bits: AtomicU64,
+    pending: signal::Pending,
     state: Mutex<TgState>,
 }
 
@@ -138,8 +136,6 @@ pub enum JobReport {
 
 #[derive(Debug, Default)]
 struct JobState {
-    /// The signal that stopped the process, while it is stopped.
-    stopped: Option<i32>,
     /// The last change, until the parent waits for it.
     report: Option<JobReport>,
 }
@@ -211,9 +207,9 @@ impl ThreadGroup {
             exited: super::waitq::WaitQueue::default(),
             timers: Mutex::default(),
             job: Mutex::default(),
+            stopped: AtomicBool::new(false),
             cpu: Mutex::default(),
-            pending: Mutex::new(SigQueue::default()),
-            pending_bits: AtomicU64::new(0),
+            pending: signal::Pending::default(),
             state: Mutex::new(TgState::default()),
         }
     }
@@ -402,7 +398,7 @@ impl ThreadGroup {
                 self.cpu.lock().unwrap_or_else(|p| p.into_inner()).user += mm.cpu_time();
             }
             // Not stopped any more (a stopped process can be killed).
-            self.job.lock().unwrap_or_else(|p| p.into_inner()).stopped = None;
+            self.stopped.store(false, Ordering::Release);
             // No timer fires for it any more.
             self.timers.lock().unwrap_or_else(|p| p.into_inner()).clear();
             // Nothing of it stays reachable through /proc.
@@ -418,7 +414,7 @@ impl ThreadGroup {
 
     /// Signals pending for the whole process.
     pub fn pending_bits(&self) -> u64 {
-        self.pending_bits.load(Ordering::Acquire)
+        self.pending.bits()
     }
 
     /// Whether a signal sent now would be dropped: its disposition
@@ -470,7 +466,7 @@ impl ThreadGroup {
 
     /// Whether the process is stopped (job control).
     pub fn job_stopped(&self) -> bool {
-        self.job.lock().unwrap_or_else(|p| p.into_inner()).stopped.is_some()
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// The job-control change the parent has not waited for; taken unless
@@ -489,10 +485,9 @@ impl ThreadGroup {
     pub fn group_stop(self: &Arc<Self>, signo: i32) {
         {
             let mut j = self.job.lock().unwrap_or_else(|p| p.into_inner());
-            if j.stopped.is_some() {
+            if self.stopped.swap(true, Ordering::AcqRel) {
                 return;
             }
-            j.stopped = Some(signo);
             j.report = Some(JobReport::Stopped(signo));
         }
         for t in self.tasks() {
@@ -505,7 +500,7 @@ impl ThreadGroup {
     fn group_continue(&self) {
         {
             let mut j = self.job.lock().unwrap_or_else(|p| p.into_inner());
-            if j.stopped.take().is_none() {
+            if !self.stopped.swap(false, Ordering::AcqRel) {
                 return;
             }
             j.report = Some(JobReport::Continued);
@@ -555,18 +550,9 @@ impl ThreadGroup {
         if self.ignores(signo, &tasks) {
             return;
         }
-        {
-            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if signo == sig::SIGCONT {
-                // Continuing drops pending stops (and the reverse).
-                q.discard(STOP_SET);
-            } else if signal::bit(signo) & STOP_SET != 0 {
-                q.discard(signal::bit(sig::SIGCONT));
-            }
-            if !q.push(info) {
-                return;
-            }
-            self.pending_bits.store(q.bits(), Ordering::Release);
+        // (Stops and SIGCONT already dropped each other above.)
+        if !self.pending.push(info) {
+            return;
         }
         // The main thread first, then any other that does not block it.
         if let Some(t) = tasks.iter().find(|t| t.blocked() & signal::bit(signo) == 0) {
@@ -577,30 +563,20 @@ impl ThreadGroup {
     /// Drops pending instances of the signals in `set`, for the process
     /// and each of its threads.
     pub fn discard_signals(&self, set: u64) {
-        {
-            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            q.discard(set);
-            self.pending_bits.store(q.bits(), Ordering::Release);
-        }
+        self.pending.discard(set);
         for t in self.tasks() {
             t.discard_signals(set);
         }
     }
 
-    /// Whether the process's pending queue satisfies `f`.
-    pub fn pending_holds(&self, f: impl FnOnce(&SigQueue) -> bool) -> bool {
-        f(&self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The process's pending signals.
+    pub fn pending(&self) -> &signal::Pending {
+        &self.pending
     }
 
     /// Takes the process's next pending signal of `allowed`.
     pub fn take_signal(&self, allowed: u64) -> Option<Siginfo> {
-        if self.pending_bits() & allowed == 0 {
-            return None;
-        }
-        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let info = q.take(allowed);
-        self.pending_bits.store(q.bits(), Ordering::Release);
-        info
+        self.pending.take(allowed)
     }
 
     /// Thread ids of the process.

@@ -262,11 +262,11 @@ impl Timer {
             Kind::Posix { id, notify, signo, value, .. } => {
                 let info = timer_info(*signo, *id, *value);
                 let queued_already =
-                    |q: &super::signal::SigQueue| q.holds(|i| is_timer_signal(i, *signo, *id));
+                    |p: &super::signal::Pending| p.holds(|i| is_timer_signal(i, *signo, *id));
                 match notify {
                     Notify::None => {}
                     Notify::Process => {
-                        if tg.pending_holds(queued_already) {
+                        if queued_already(tg.pending()) {
                             st.overrun = st.overrun.saturating_add(1);
                         } else {
                             drop(st);
@@ -275,7 +275,7 @@ impl Timer {
                     }
                     Notify::Thread(t) => {
                         if let Some(t) = t.upgrade() {
-                            if t.pending_holds(queued_already) {
+                            if queued_already(t.pending()) {
                                 st.overrun = st.overrun.saturating_add(1);
                             } else {
                                 drop(st);

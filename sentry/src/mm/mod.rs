@@ -1060,19 +1060,7 @@ impl MemoryManager {
     /// file VMA `vma`) that has none.
     fn ensure_file_pmas(st: &mut MmState, vma: &Vma, start: u64, end: u64) {
         let Some(base) = vma.file_offset(start) else { return };
-        let mut gaps = Vec::new();
-        let mut at = start;
-        let first = st.pmas.range(..=start).next_back().filter(|(_, p)| p.end > start).map(|(&k, _)| k);
-        for (&k, p) in st.pmas.range(first.unwrap_or(start)..end) {
-            if k > at {
-                gaps.push((at, k));
-            }
-            at = at.max(p.end);
-        }
-        if at < end {
-            gaps.push((at, end));
-        }
-        for (s, e) in gaps {
+        for (s, e) in pma_gaps(&st.pmas, start, end) {
             st.pmas.insert(s, Pma { end: e, off: base + (s - start), file: true, cow: false, mapped: None });
         }
     }
@@ -1118,19 +1106,7 @@ impl MemoryManager {
 
     /// Allocates memory for every part of `[start, end)` that has none.
     fn ensure_pmas(&self, st: &mut MmState, start: u64, end: u64) -> Result<(), Errno> {
-        let mut gaps = Vec::new();
-        let mut at = start;
-        let first = st.pmas.range(..=start).next_back().filter(|(_, p)| p.end > start).map(|(&k, _)| k);
-        for (&k, p) in st.pmas.range(first.unwrap_or(start)..end) {
-            if k > at {
-                gaps.push((at, k));
-            }
-            at = at.max(p.end);
-        }
-        if at < end {
-            gaps.push((at, end));
-        }
-        for (s, e) in gaps {
+        for (s, e) in pma_gaps(&st.pmas, start, end) {
             let off = self.mf.allocate(e - s)?;
             st.pmas.insert(s, Pma { end: e, off, file: false, cow: false, mapped: None });
         }
@@ -1490,6 +1466,23 @@ impl Drop for MemoryManager {
             st.pmas.iter().filter(|(_, p)| !p.file).map(|(&k, p)| (p.off, p.end - k)).collect();
         self.mf.release_all(&ranges);
     }
+}
+
+/// The parts of `[start, end)` no PMA covers.
+fn pma_gaps(pmas: &BTreeMap<u64, Pma>, start: u64, end: u64) -> Vec<(u64, u64)> {
+    let mut gaps = Vec::new();
+    let mut at = start;
+    let first = pmas.range(..=start).next_back().filter(|(_, p)| p.end > start).map(|(&k, _)| k);
+    for (&k, p) in pmas.range(first.unwrap_or(start)..end) {
+        if k > at {
+            gaps.push((at, k));
+        }
+        at = at.max(p.end);
+    }
+    if at < end {
+        gaps.push((at, end));
+    }
+    gaps
 }
 
 /// Splits the PMA containing `addr` (if it strictly contains it).

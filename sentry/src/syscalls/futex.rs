@@ -27,6 +27,11 @@ const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 
+/// How often a futex word changed under a compare-and-swap is retried
+/// before giving up: the futex queues are locked meanwhile, and an
+/// application flipping the word from another thread must not hold them.
+const CMPXCHG_TRIES: usize = 1000;
+
 /// The owner's thread id in a PI futex word.
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 /// Someone waits in the kernel: unlocking must go through it.
@@ -123,7 +128,7 @@ fn try_take_pi(
 ) -> Result<bool, Errno> {
     let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
     let waiters = if q.has_waiters(key) { FUTEX_WAITERS } else { 0 };
-    loop {
+    for _ in 0..CMPXCHG_TRIES {
         let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
         let owner = cur & FUTEX_TID_MASK;
         let new = if owner == 0 {
@@ -148,6 +153,7 @@ fn try_take_pi(
             return Ok(owner == 0);
         }
     }
+    Err(Errno::EAGAIN)
 }
 
 /// `FUTEX_LOCK_PI`, `FUTEX_LOCK_PI2`, `FUTEX_TRYLOCK_PI`. Priorities are
@@ -193,7 +199,7 @@ fn unlock_pi(t: &Task, addr: Addr, private: bool) -> SysResult {
     let k = key(t, addr, private)?;
     let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
     let mut q = t.kernel.futexes.lock();
-    loop {
+    for _ in 0..CMPXCHG_TRIES {
         let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
         if cur & FUTEX_TID_MASK != me {
             return Err(Errno::EPERM);
@@ -212,6 +218,7 @@ fn unlock_pi(t: &Task, addr: Addr, private: bool) -> SysResult {
             return Ok(0);
         }
     }
+    Err(Errno::EAGAIN)
 }
 
 /// Linux's `exit_robust_list`: at a thread's end (or `execve`), every
@@ -246,7 +253,7 @@ fn futex_death(t: &Task, addr: Addr, pi: bool, pending_op: bool) -> Result<(), E
     let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
     let k = key(t, addr, false)?;
     let mut q = t.kernel.futexes.lock();
-    loop {
+    for _ in 0..CMPXCHG_TRIES {
         let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
         if pending_op && !pi && cur == 0 {
             // Died between taking it in user space and listing it.
@@ -266,6 +273,8 @@ fn futex_death(t: &Task, addr: Addr, pi: bool, pending_op: bool) -> Result<(), E
             return Ok(());
         }
     }
+    // The word kept changing: left as it is.
+    Ok(())
 }
 
 fn count(v: u32) -> usize {

@@ -29,21 +29,28 @@ fn child(t: &Task, p: &Parent) -> Result<Path, Errno> {
     walker(t, &c).child(&p.dir, &p.name)
 }
 
+/// The parent of `path` for a name that must not exist yet (`mkdir`,
+/// `mknod`, `symlink`, `link`): `EEXIST` for `.`, `..`, a name that
+/// exists, and with `no_slash` a trailing slash.
+fn absent_name(t: &Task, dirfd: Fd, path: &[u8], no_slash: bool) -> Result<Parent, Errno> {
+    let p = parent(t, dirfd, path)?;
+    if p.name == b"." || p.name == b".." || (no_slash && p.trailing_slash) {
+        return Err(Errno::EEXIST);
+    }
+    match child(t, &p) {
+        Ok(_) => Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => Ok(p),
+        Err(e) => Err(e),
+    }
+}
+
 fn umask(t: &Task) -> u32 {
     t.tg().umask.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn do_mkdir(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32) -> SysResult {
     let path = read_path(t, path)?;
-    let p = parent(t, dirfd, &path)?;
-    if p.name == b"." || p.name == b".." {
-        return Err(Errno::EEXIST);
-    }
-    match child(t, &p) {
-        Ok(_) => return Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
+    let p = absent_name(t, dirfd, &path, false)?;
     may_create(t, &p.dir)?;
     let d = p.dir.attr()?;
     let mut m = mode_bits & 0o1777 & !umask(t);
@@ -84,15 +91,7 @@ pub fn mknodat(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32, _dev: u64) -
         mode::S_IFDIR => return Err(Errno::EPERM),
         _ => return Err(Errno::EINVAL),
     }
-    let p = parent(t, dirfd, &path)?;
-    if p.name == b"." || p.name == b".." {
-        return Err(Errno::EEXIST);
-    }
-    match child(t, &p) {
-        Ok(_) => return Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
+    let p = absent_name(t, dirfd, &path, false)?;
     may_create(t, &p.dir)?;
     let m = super::open::strip_sgid(t, &p.dir, mode_bits & 0o7777 & !umask(t))?;
     let owner = new_owner(t, &p.dir)?;
@@ -304,15 +303,7 @@ fn do_symlink(t: &mut Task, target: Addr, dirfd: Fd, path: Addr) -> SysResult {
         return Err(Errno::ENOENT);
     }
     let path = read_path(t, path)?;
-    let p = parent(t, dirfd, &path)?;
-    if p.name == b"." || p.name == b".." || p.trailing_slash {
-        return Err(Errno::EEXIST);
-    }
-    match child(t, &p) {
-        Ok(_) => return Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
+    let p = absent_name(t, dirfd, &path, true)?;
     may_create(t, &p.dir)?;
     let owner = new_owner(t, &p.dir)?;
     let inode = p.dir.inode().symlink(&p.name, &target, owner)?;
@@ -339,15 +330,7 @@ fn do_link(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: i3
     let Target::Path(src) = resolve_at(t, olddir, &oldp, flags, false)? else { return Err(Errno::EXDEV) };
     let sa = src.attr()?;
     let newp = read_path(t, new)?;
-    let p = parent(t, newdir, &newp)?;
-    if p.name == b"." || p.name == b".." || p.trailing_slash {
-        return Err(Errno::EEXIST);
-    }
-    match child(t, &p) {
-        Ok(_) => return Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
+    let p = absent_name(t, newdir, &newp, true)?;
     // Linux's order: write access to the mount, same mount, the
     // hard-link protection, permission on the directory, then the kind.
     if p.dir.mount.read_only() {

@@ -143,12 +143,7 @@ fn read_timeout(t: &Task, tmo: Addr) -> Result<Option<Instant>, Errno> {
 
 fn write_left(t: &Task, tmo: Addr, deadline: Option<Instant>) -> Result<(), Errno> {
     if let (true, Some(d)) = (tmo != 0, deadline) {
-        let left = d.saturating_duration_since(Instant::now());
-        let ts = Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        t.mm.write_obj(tmo, &ts)?;
+        t.mm.write_obj(tmo, &Timespec::from_duration(d.saturating_duration_since(Instant::now())))?;
     }
     Ok(())
 }
@@ -240,20 +235,11 @@ pub fn select(t: &mut Task, nfds: i32, r: Addr, w: Addr, x: Addr, tmo: Addr) -> 
         None
     } else {
         let tv: Timeval = t.mm.read_obj(tmo)?;
-        if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
-            return Err(Errno::EINVAL);
-        }
-        let d = Duration::new(tv.tv_sec.cast_unsigned(), u32::try_from(tv.tv_usec * 1000).unwrap_or(0));
-        Some(deadline_after(d))
+        Some(deadline_after(tv.to_duration().ok_or(Errno::EINVAL)?))
     };
     let n = do_select(t, nfds, [r, w, x], deadline)?;
     if let (true, Some(d)) = (tmo != 0, deadline) {
-        let left = d.saturating_duration_since(Instant::now());
-        let tv = Timeval {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_usec: i64::from(left.subsec_micros()),
-        };
-        t.mm.write_obj(tmo, &tv)?;
+        t.mm.write_obj(tmo, &Timeval::from_duration(d.saturating_duration_since(Instant::now())))?;
     }
     Ok(n as u64)
 }

@@ -623,13 +623,9 @@ pub fn getrandom(t: &mut Task, buf: Addr, len: u64, flags: u32) -> SysResult {
     Ok(n as u64)
 }
 
-fn timeval(d: std::time::Duration) -> Timeval {
-    Timeval { tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), tv_usec: i64::from(d.subsec_micros()) }
-}
-
 /// A `struct rusage` with these times.
 pub(crate) fn rusage_of(user: std::time::Duration, sys: std::time::Duration) -> Rusage {
-    Rusage { utime: timeval(user), stime: timeval(sys), ..Rusage::default() }
+    Rusage { utime: Timeval::from_duration(user), stime: Timeval::from_duration(sys), ..Rusage::default() }
 }
 
 pub fn getrusage(t: &mut Task, who: i32, usage: Addr) -> SysResult {

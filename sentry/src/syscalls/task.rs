@@ -273,11 +273,7 @@ pub fn waitid(t: &mut Task, idtype: i32, pid: i32, infop: Addr, options: i32, ru
     const P_PID: i32 = 1;
     const P_PGID: i32 = 2;
     const P_PIDFD: i32 = 3;
-    const CLD_EXITED: i32 = 1;
-    const CLD_KILLED: i32 = 2;
-    const CLD_DUMPED: i32 = 3;
-    const CLD_STOPPED: i32 = 5;
-    const CLD_CONTINUED: i32 = 6;
+    use crate::kernel::signal::code::{CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED};
     if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WCLONE | WALL) != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {

@@ -50,11 +50,7 @@ pub fn clock_gettime(t: &mut Task, clk: i32, tp: Addr) -> SysResult {
         // The application's time in its address space and the sentry's
         // serving it.
         let c = t.tg().cpu_times();
-        let d = c.user + c.sys;
-        Timespec {
-            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(d.subsec_nanos()),
-        }
+        Timespec::from_duration(c.user + c.sys)
     } else {
         now(clk)?
     };
@@ -111,12 +107,10 @@ fn sleep_to(t: &mut Task, deadline: Instant, rem: Addr) -> SysResult {
         Ok(()) => Ok(0),
         Err(_) => {
             if rem != 0 {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let ts = Timespec {
-                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                    tv_nsec: i64::from(left.subsec_nanos()),
-                };
-                t.mm.write_obj(rem, &ts)?;
+                t.mm.write_obj(
+                    rem,
+                    &Timespec::from_duration(deadline.saturating_duration_since(Instant::now())),
+                )?;
             }
             t.restart_block = Some(RestartBlock::Sleep { deadline, rem });
             Err(Errno::ERESTART_RESTARTBLOCK)

@@ -52,18 +52,7 @@ struct Sigevent {
 }
 
 fn from_timeval(tv: Timeval) -> Result<Duration, Errno> {
-    if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Duration::new(tv.tv_sec.cast_unsigned(), u32::try_from(tv.tv_usec * 1000).unwrap_or(0)))
-}
-
-fn to_timeval(d: Duration) -> Timeval {
-    Timeval { tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), tv_usec: i64::from(d.subsec_micros()) }
-}
-
-fn to_timespec(d: Duration) -> Timespec {
-    Timespec { tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), tv_nsec: i64::from(d.subsec_nanos()) }
+    tv.to_duration().ok_or(Errno::EINVAL)
 }
 
 /// Far enough to mean never, near enough not to overflow an `Instant`.
@@ -116,7 +105,10 @@ pub fn getitimer(t: &mut Task, which: i32, cur: Addr) -> SysResult {
         None => real_timer(t).get(Duration::from_micros(1)),
         Some(c) => cpu_timer(t, c).get(),
     };
-    t.mm.write_obj(cur, &Itimerval { interval: to_timeval(s.interval), value: to_timeval(s.value) })?;
+    t.mm.write_obj(
+        cur,
+        &Itimerval { interval: Timeval::from_duration(s.interval), value: Timeval::from_duration(s.value) },
+    )?;
     Ok(0)
 }
 
@@ -132,7 +124,10 @@ pub fn setitimer(t: &mut Task, which: i32, new: Addr, old: Addr) -> SysResult {
     if old != 0 {
         t.mm.write_obj(
             old,
-            &Itimerval { interval: to_timeval(prev.interval), value: to_timeval(prev.value) },
+            &Itimerval {
+                interval: Timeval::from_duration(prev.interval),
+                value: Timeval::from_duration(prev.value),
+            },
         )?;
     }
     Ok(0)
@@ -202,7 +197,13 @@ fn posix_timer(t: &Task, id: i32) -> Result<Arc<Timer>, Errno> {
 }
 
 fn write_spec(t: &Task, addr: Addr, s: Setting) -> Result<(), Errno> {
-    t.mm.write_obj(addr, &Itimerspec { interval: to_timespec(s.interval), value: to_timespec(s.value) })
+    t.mm.write_obj(
+        addr,
+        &Itimerspec {
+            interval: Timespec::from_duration(s.interval),
+            value: Timespec::from_duration(s.value),
+        },
+    )
 }
 
 pub fn timer_settime(t: &mut Task, id: i32, flags: i32, new: Addr, old: Addr) -> SysResult {

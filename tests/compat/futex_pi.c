@@ -53,6 +53,18 @@ static void *holder(void *arg) {
 	return NULL;
 }
 
+/* Takes the word in user space, then ends (still owning it) once a waiter
+ * has come to the kernel. */
+static void *holder_exits(void *arg) {
+	(void)arg;
+	uint32_t z = 0;
+	__atomic_compare_exchange_n(&word, &z, tid(), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	helper_go = 1;
+	while (!(__atomic_load_n(&word, __ATOMIC_SEQ_CST) & FUTEX_WAITERS))
+		;
+	return NULL;
+}
+
 static void raw_pi(void) {
 	word = 0;
 	EXPECT("lock_pi_free", futex(&word, FUTEX_LOCK_PI, 0, NULL), 0);
@@ -106,6 +118,19 @@ static void raw_pi(void) {
 	 * entry): its id names no thread any more. */
 	word = 999999;
 	EXPECT("lock_pi_no_owner", futex(&word, FUTEX_LOCK_PI, 0, NULL), -ESRCH);
+	/* An owner that ends while a waiter waits hands it over, with
+	 * FUTEX_OWNER_DIED set (robust list or not). */
+	word = 0;
+	helper_go = 0;
+	pthread_create(&th, NULL, holder_exits, NULL);
+	while (!helper_go)
+		;
+	EXPECT("lock_pi_owner_exits", futex(&word, FUTEX_LOCK_PI, 0, NULL), 0);
+	CHECK("owner_exit_hands_over", word == (tid() | FUTEX_WAITERS | FUTEX_OWNER_DIED), "word %#x tid %#x", word,
+	      tid());
+	pthread_join(th, NULL);
+	EXPECT("unlock_after_owner_exit", futex(&word, FUTEX_UNLOCK_PI, 0, NULL), 0);
+	EXPECT("free_after_owner_exit", word, 0);
 	word = FUTEX_OWNER_DIED;
 	EXPECT("lock_pi_owner_died", futex(&word, FUTEX_LOCK_PI, 0, NULL), 0);
 	CHECK("owner_died_kept", word == (FUTEX_OWNER_DIED | tid()), "word %#x", word);

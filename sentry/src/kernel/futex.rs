@@ -24,7 +24,13 @@ pub enum Key {
 struct Waiter {
     task: Arc<TaskShared>,
     bitset: u32,
+    /// For a PI futex waiter, the tid that owned the word when it queued
+    /// (0 otherwise): that thread's end hands the futex on (Linux's
+    /// `exit_pi_state_list`).
+    pi_owner: u32,
     woken: AtomicBool,
+    /// Woken because `pi_owner` ended.
+    owner_gone: AtomicBool,
 }
 
 /// A queued wait; dropping it leaves the queue.
@@ -36,6 +42,16 @@ impl Ticket {
     /// Whether a wake-up reached this waiter.
     pub fn woken(&self) -> bool {
         self.waiter.woken.load(Ordering::Acquire)
+    }
+
+    /// The PI futex owner this waiter queued behind ended (see
+    /// [`Locked::wake_pi_waiters_of`]): its tid, else 0.
+    pub fn dead_owner(&self) -> u32 {
+        if self.waiter.owner_gone.load(Ordering::Acquire) {
+            self.waiter.pi_owner
+        } else {
+            0
+        }
     }
 }
 
@@ -59,9 +75,41 @@ pub struct Locked<'a> {
 impl Locked<'_> {
     /// Queues `task` on `key`.
     pub fn enqueue(&mut self, key: Key, task: Arc<TaskShared>, bitset: u32) -> Ticket {
-        let waiter = Arc::new(Waiter { task, bitset, woken: AtomicBool::new(false) });
+        self.enqueue_as(key, task, bitset, 0)
+    }
+
+    /// Queues `task` on PI futex `key`, owned by thread `owner`.
+    pub fn enqueue_pi(&mut self, key: Key, task: Arc<TaskShared>, owner: u32) -> Ticket {
+        self.enqueue_as(key, task, u32::MAX, owner)
+    }
+
+    fn enqueue_as(&mut self, key: Key, task: Arc<TaskShared>, bitset: u32, pi_owner: u32) -> Ticket {
+        let waiter = Arc::new(Waiter {
+            task,
+            bitset,
+            pi_owner,
+            woken: AtomicBool::new(false),
+            owner_gone: AtomicBool::new(false),
+        });
         self.q.entry(key).or_default().push(waiter.clone());
         Ticket { waiter }
+    }
+
+    /// Thread `tid` ends: the first waiter of every PI futex it owned
+    /// when they queued is woken to take it over. Returns how many.
+    pub fn wake_pi_waiters_of(&mut self, tid: u32) -> usize {
+        let mut n = 0;
+        self.q.retain(|_, list| {
+            if let Some(i) = list.iter().position(|w| w.pi_owner == tid) {
+                let w = list.remove(i);
+                w.owner_gone.store(true, Ordering::Release);
+                w.woken.store(true, Ordering::Release);
+                w.task.kick();
+                n += 1;
+            }
+            !list.is_empty()
+        });
+        n
     }
 
     /// Wakes up to `n` waiters of `key` whose bitset meets `bitset`.

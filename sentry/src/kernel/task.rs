@@ -428,8 +428,12 @@ impl Task {
         // Dropping the context releases its stub thread.
         let tg = self.shared.tg.clone();
         let tid = self.tid();
+        let kernel = self.kernel.clone();
         drop(self);
         tg.task_exited(tid, own);
+        // PI futexes it still owned go to their first waiters (Linux's
+        // exit_pi_state_list), once it no longer counts as alive.
+        kernel.futexes.lock().wake_pi_waiters_of(tid.cast_unsigned());
     }
 
     // ------------------------------------------------------------------

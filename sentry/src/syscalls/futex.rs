@@ -115,42 +115,56 @@ pub(crate) fn wait(
     }
 }
 
-/// One attempt at taking PI futex `addr` for the caller: `Ok(true)` taken,
-/// `Ok(false)` someone else owns it (the waiters bit is then set, so that
-/// the owner's unlock comes to the kernel). Called with the futex queues
-/// locked.
+/// What one attempt at taking a PI futex found.
+enum PiTry {
+    /// The caller owns it now.
+    Taken,
+    /// This thread owns it (the waiters bit is now set, so that the
+    /// owner's unlock comes to the kernel).
+    Owned(u32),
+}
+
+/// One attempt at taking PI futex `addr` for the caller. A waiter whose
+/// owner `dead` ended without releasing it takes it over (Linux's
+/// `exit_pi_state_list` hands the futex to its first waiter, which finds
+/// `FUTEX_OWNER_DIED` set). Called with
+/// the futex queues locked.
 fn try_take_pi(
     t: &Task,
     addr: Addr,
     key: Key,
     q: &crate::kernel::futex::Locked<'_>,
     first: bool,
-) -> Result<bool, Errno> {
+    dead: u32,
+) -> Result<PiTry, Errno> {
     let me = t.tid().cast_unsigned() & FUTEX_TID_MASK;
     let waiters = if q.has_waiters(key) { FUTEX_WAITERS } else { 0 };
     for _ in 0..CMPXCHG_TRIES {
         let cur = t.mm.atomic_u32(addr, |w| w.load(Ordering::SeqCst))?;
         let owner = cur & FUTEX_TID_MASK;
-        let new = if owner == 0 {
+        let (new, taken) = if owner == 0 {
             // Free (or its owner died and it was released): ours.
-            (cur & FUTEX_OWNER_DIED) | me | waiters
+            ((cur & FUTEX_OWNER_DIED) | me | waiters, true)
         } else if owner == me {
             // Handed to us by an unlock (or a deadlock on the first try).
-            return if first { Err(Errno::EDEADLK) } else { Ok(true) };
+            return if first { Err(Errno::EDEADLK) } else { Ok(PiTry::Taken) };
+        } else if dead != 0 && owner == dead && cur & FUTEX_OWNER_DIED == 0 {
+            // As Linux's fixup_pi_state_owner: an owner that is gone
+            // leaves FUTEX_OWNER_DIED behind.
+            ((cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED | me | waiters, true)
+        } else if cur & FUTEX_OWNER_DIED == 0
+            && i32::try_from(owner).ok().and_then(|o| t.kernel.task(o)).is_none()
+        {
+            return Err(Errno::ESRCH);
+        } else if cur & FUTEX_WAITERS != 0 {
+            return Ok(PiTry::Owned(owner));
         } else {
-            let alive = i32::try_from(owner).ok().and_then(|o| t.kernel.task(o)).is_some();
-            if !alive && cur & FUTEX_OWNER_DIED == 0 {
-                return Err(Errno::ESRCH);
-            }
-            if cur & FUTEX_WAITERS != 0 {
-                return Ok(false);
-            }
-            cur | FUTEX_WAITERS
+            (cur | FUTEX_WAITERS, false)
         };
         let swapped =
             t.mm.atomic_u32(addr, |w| w.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst))?;
         if swapped.is_ok() {
-            return Ok(owner == 0);
+            return Ok(if taken { PiTry::Taken } else { PiTry::Owned(owner) });
         }
     }
     Err(Errno::EAGAIN)
@@ -162,21 +176,24 @@ fn try_take_pi(
 fn lock_pi(t: &Task, addr: Addr, private: bool, deadline: Option<Instant>, try_only: bool) -> SysResult {
     let k = key(t, addr, private)?;
     let mut first = true;
+    let mut dead = 0;
     loop {
         let ticket = {
             let mut q = t.kernel.futexes.lock();
-            if try_take_pi(t, addr, k, &q, first)? {
-                return Ok(0);
-            }
+            let owner = match try_take_pi(t, addr, k, &q, first, dead)? {
+                PiTry::Taken => return Ok(0),
+                PiTry::Owned(owner) => owner,
+            };
             if try_only {
                 return Err(Errno::EAGAIN);
             }
-            q.enqueue(k, t.shared.clone(), u32::MAX)
+            q.enqueue_pi(k, t.shared.clone(), owner)
         };
         first = false;
         let r = t.block(|| ticket.woken(), deadline);
         if ticket.woken() {
             // Handed over (the word names us), or the owner died: try again.
+            dead = ticket.dead_owner();
             continue;
         }
         t.kernel.futexes.cancel(k, &ticket);

@@ -267,6 +267,14 @@ pub trait Context: Send {
     /// the platform if only the platform has it. FP state is fetched only
     /// when asked (signal frames, ptrace, fork, execve).
     fn fetch_fp(&mut self, arch: &mut ArchState) -> Result<()>;
+    /// CPU time the thread has used running application code in
+    /// `address_space` (its user time and the host's work for it, as the
+    /// host counts the thread that runs it), if the platform can tell.
+    /// Called between switches, from the thread that switches it.
+    fn thread_cpu_time(&mut self, address_space: &dyn AddressSpace) -> Option<std::time::Duration> {
+        let _ = address_space;
+        None
+    }
 }
 
 /// Interrupts a context's `switch` (see [`Context::interrupt_handle`]).

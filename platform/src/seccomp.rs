@@ -71,6 +71,9 @@ pub mod allowed {
     pub const CAPSET: u32 = 126;
     /// Only `PR_SET_PDEATHSIG, SIGKILL` (checked).
     pub const PRCTL: u32 = 157;
+    /// Only `CLOCK_THREAD_CPUTIME_ID` (checked): the stub thread's CPU
+    /// time, asked for by the sentry.
+    pub const CLOCK_GETTIME: u32 = 228;
     /// Giving up when the parent is gone.
     pub const EXIT_GROUP: u32 = 231;
 }
@@ -81,6 +84,7 @@ enum L {
     Kill,
     Clone,
     Prctl,
+    Clock,
 }
 
 enum I {
@@ -153,6 +157,7 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
         eq(CAPSET, L::Allow),
         eq(CLONE, L::Clone),
         eq(PRCTL, L::Prctl),
+        eq(CLOCK_GETTIME, L::Clock),
         Ret(SECCOMP_RET_KILL_PROCESS),
         // clone: exactly one of the stub's flag sets.
         Label(L::Clone),
@@ -175,6 +180,12 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
         Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
         Ld(arg_lo(1)),
         Jmp(BPF_JEQ_K, 9, Some(L::Allow), Some(L::Kill)),
+        // clock_gettime: CLOCK_THREAD_CPUTIME_ID (3) only.
+        Label(L::Clock),
+        Ld(arg_hi(0)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(0)),
+        Jmp(BPF_JEQ_K, 3, Some(L::Allow), Some(L::Kill)),
         Label(L::Allow),
         Ret(SECCOMP_RET_ALLOW),
         Label(L::Kill),
@@ -284,6 +295,9 @@ mod tests {
         assert_eq!(call(allowed::PRCTL, ip, [1, 10, 0, 0, 0, 0]), K);
         assert_eq!(call(allowed::PRCTL, ip, [22, 2, 0, 0, 0, 0]), K, "PR_SET_SECCOMP");
         assert_eq!(call(allowed::PRCTL, ip, [1 | 1 << 32, 9, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::CLOCK_GETTIME, ip, [3, 0x1000, 0, 0, 0, 0]), A);
+        assert_eq!(call(allowed::CLOCK_GETTIME, ip, [0, 0x1000, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::CLOCK_GETTIME, ip, [3 | 1 << 32, 0x1000, 0, 0, 0, 0]), K);
         for nr in [allowed::PAUSE, allowed::EXIT, allowed::EXIT_GROUP, allowed::GETPPID, allowed::MUNMAP] {
             assert_eq!(call(nr, ip, [0; 6]), A);
         }

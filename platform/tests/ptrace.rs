@@ -240,11 +240,15 @@ fn stub_process_holds_only_the_stub_page_and_application_mappings() {
     }
     starts.sort_unstable();
     let batch = stub - 4096;
-    assert_eq!(starts, vec![CODE, DATA, batch, stub], "maps:\n{maps}");
-    // The batch page is the stub's to read, nobody's to write there.
+    let result = batch - 4096;
+    assert_eq!(starts, vec![CODE, DATA, result, batch, stub], "maps:\n{maps}");
+    // The batch page is the stub's to read, nobody's to write there; its
+    // result page is writable.
     let line = maps.lines().find(|l| l.starts_with(&format!("{batch:x}-"))).expect("batch page");
     assert!(line.split_whitespace().nth(1) == Some("r--s"), "batch page: {line}");
-    assert!(sb.platform.max_user_address() < batch, "the application cannot map over it");
+    let line = maps.lines().find(|l| l.starts_with(&format!("{result:x}-"))).expect("result page");
+    assert!(line.split_whitespace().nth(1) == Some("rw-s"), "result page: {line}");
+    assert!(sb.platform.max_user_address() < result, "the application cannot map over them");
 }
 
 /// The mappings of `pid` starting in `[lo, hi)`: (start, end, permissions).

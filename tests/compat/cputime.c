@@ -4,6 +4,7 @@
  * when it is waited for, and wait4 reports it. Thresholds are loose: only
  * the presence of the time is compared, not its amount. */
 #include "compat.h"
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -109,6 +110,63 @@ static void cpu_clock_timer(void) {
 	sigprocmask(SIG_UNBLOCK, &b, NULL);
 }
 
+static long thread_ms(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long other_start_ms, other_end_ms;
+
+static void *burner(void *arg) {
+	(void)arg;
+	other_start_ms = thread_ms();
+	burn();
+	other_end_ms = thread_ms();
+	return NULL;
+}
+
+/* CLOCK_THREAD_CPUTIME_ID, RUSAGE_THREAD and the clocks of
+ * pthread_getcpuclockid/clock_getcpuclockid count one thread's time. */
+static void thread_clocks(void) {
+	long before = thread_ms();
+	burn();
+	long mine = thread_ms();
+	CHECK("thread_cputime_own_work", mine - before >= 50, "%ld ms (was %ld)", mine, before);
+	struct rusage ru;
+	getrusage(RUSAGE_THREAD, &ru);
+	CHECK("rusage_thread_user", ms(ru.ru_utime) >= 50, "%ld ms", ms(ru.ru_utime));
+	pthread_t th;
+	pthread_create(&th, NULL, burner, NULL);
+	pthread_join(th, NULL);
+	/* A new thread starts from zero although its process has computed. */
+	CHECK("new_thread_from_zero", other_start_ms < 30, "%ld ms", other_start_ms);
+	CHECK("other_thread_work", other_end_ms - other_start_ms >= 50, "%ld ms", other_end_ms - other_start_ms);
+	long after = thread_ms();
+	CHECK("not_counting_other_thread", after - mine < 30, "%ld ms (was %ld)", after, mine);
+	clockid_t c;
+	EXPECT("pthread_getcpuclockid", pthread_getcpuclockid(pthread_self(), &c), 0);
+	struct timespec ts;
+	EXPECT("own_thread_clock", clock_gettime(c, &ts), 0);
+	CHECK("own_thread_clock_value", ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= after, "%ld.%09ld", (long)ts.tv_sec,
+	      ts.tv_nsec);
+	EXPECT("clock_getcpuclockid", clock_getcpuclockid(0, &c), 0);
+	EXPECT("process_clock", clock_gettime(c, &ts), 0);
+	CHECK("process_clock_value", ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= 2 * 50, "%ld.%09ld", (long)ts.tv_sec,
+	      ts.tv_nsec);
+	EXPECT("clock_getcpuclockid_self_pid", clock_getcpuclockid(getpid(), &c), 0);
+	EXPECT("process_clock_by_pid", clock_gettime(c, &ts), 0);
+	/* Encoded ids: ~pid << 3 | thread << 2 | which. */
+	EXPECT("thread_clock_no_such_thread", clock_gettime((clockid_t)((~999999u << 3) | 6), &ts) ? -errno : 0,
+	       -EINVAL);
+	EXPECT("cpu_clock_bad_which", clock_gettime((clockid_t)((~0u << 3) | 3), &ts) ? -errno : 0, -EINVAL);
+	EXPECT("thread_virt_clock", clock_gettime((clockid_t)((~0u << 3) | 5), &ts), 0);
+	EXPECT("getres_thread_sched", clock_getres(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	EXPECT("getres_thread_sched_ns", ts.tv_nsec, 1);
+	EXPECT("getres_process_prof", clock_getres((clockid_t)((~0u << 3) | 0), &ts), 0);
+	CHECK("getres_process_prof_tick", ts.tv_sec == 0 && ts.tv_nsec > 1, "%ld", ts.tv_nsec);
+}
+
 int main(int argc, char **argv) {
 	if (argc > 1 && strcmp(argv[1], "burn") == 0) {
 		burn();
@@ -164,5 +222,6 @@ int main(int argc, char **argv) {
 	EXPECT("getrusage_bad_who", getrusage(7, &ru) < 0 ? -errno : 0, -EINVAL);
 	cpu_itimers();
 	cpu_clock_timer();
+	thread_clocks();
 	return 0;
 }

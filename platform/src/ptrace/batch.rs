@@ -8,6 +8,12 @@
 //! read-only just below the stub code (above the application's range), so
 //! the application, which may run other threads in the same process while
 //! a batch runs, can read the requests but never change them.
+//!
+//! Each slot also has a *result page* (in the file's second half), mapped
+//! read-write just below the batch page, where calls injected into the
+//! stub leave what they write (`clock_gettime` of the stub thread's CPU
+//! clock). The application can write it too: the sentry treats what it
+//! reads there as hostile input.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
@@ -44,7 +50,7 @@ impl BatchPages {
         }
         // SAFETY: `fd` was just created and is owned by nothing else.
         let file = unsafe { OwnedFd::from_raw_fd(fd) };
-        let len = u64::from(SLOTS) * PAGE_SIZE;
+        let len = 2 * u64::from(SLOTS) * PAGE_SIZE;
         let len_i = libc::off_t::try_from(len).map_err(|_| Error::Internal("batch size".into()))?;
         // SAFETY: ftruncate on the descriptor owned above.
         if unsafe { libc::ftruncate(file.as_raw_fd(), len_i) } != 0 {
@@ -96,6 +102,28 @@ impl BatchPages {
         u64::from(slot) * PAGE_SIZE
     }
 
+    /// Offset of a slot's result page in the file.
+    pub fn result_offset(slot: u32) -> u64 {
+        (u64::from(SLOTS) + u64::from(slot)) * PAGE_SIZE
+    }
+
+    /// The first two words of `slot`'s result page (written by the stub,
+    /// or by the application: any value). The caller holds the slot's
+    /// process's batch lock.
+    pub fn read_result(&self, slot: u32) -> [u64; 2] {
+        if slot >= SLOTS {
+            return [0; 2];
+        }
+        let off = usize::try_from(Self::result_offset(slot)).unwrap_or(0);
+        // SAFETY: `base + off` is the start of slot `slot`'s result page
+        // inside the live shared mapping made in `new` (slot < SLOTS);
+        // the words are read volatile since a stub may write them.
+        unsafe {
+            let p = (self.base + off) as *const u64;
+            [std::ptr::read_volatile(p), std::ptr::read_volatile(p.add(1))]
+        }
+    }
+
     /// Writes up to [`PER_PAGE`] requests into `slot`'s page. The caller
     /// holds the slot's process's batch lock (one writer per slot).
     pub fn write(&self, slot: u32, calls: &[[u64; 7]]) {
@@ -122,7 +150,7 @@ impl BatchPages {
 
 impl Drop for BatchPages {
     fn drop(&mut self) {
-        let len = usize::try_from(u64::from(SLOTS) * PAGE_SIZE).unwrap_or(0);
+        let len = usize::try_from(2 * u64::from(SLOTS) * PAGE_SIZE).unwrap_or(0);
         // SAFETY: unmapping the mapping made in `new`, used by nobody now.
         unsafe { libc::munmap(self.base as *mut libc::c_void, len) };
     }

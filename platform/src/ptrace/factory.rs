@@ -177,15 +177,21 @@ fn make_process(
     let pidfd = sys::pidfd_open(pid)?;
     let fd = std::os::fd::AsFd::as_fd(&pidfd);
     let batch_slot = batch.and_then(BatchPages::alloc);
-    // The batch page, read-only, mapped by the leader while it is seized.
-    let page = batch.zip(batch_slot).and_then(|(b, s)| {
-        let prot = u64::try_from(libc::PROT_READ).ok()?;
+    // The batch page, read-only, and its result page, read-write, mapped
+    // by the leader while it is seized.
+    let pages = batch.zip(batch_slot).and_then(|(b, s)| {
+        let ro = u64::try_from(libc::PROT_READ).ok()?;
+        let rw = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).ok()?;
         let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).ok()?;
         let fd = u64::try_from(b.fd()).ok()?;
-        Some([super::batch_addr(region), crate::PAGE_SIZE, prot, flags, fd, BatchPages::offset(s)])
+        Some([
+            [super::batch_addr(region), crate::PAGE_SIZE, ro, flags, fd, BatchPages::offset(s)],
+            [super::result_addr(region), crate::PAGE_SIZE, rw, flags, fd, BatchPages::result_offset(s)],
+        ])
     });
-    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid, page) {
-        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread, batch_slot: page.and(batch_slot) }),
+    let maps: &[[u64; 6]] = pages.as_ref().map_or(&[], |p| p);
+    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid, maps) {
+        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread, batch_slot: pages.and(batch_slot) }),
         Err(e) => {
             let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
             if let (Some(b), Some(s)) = (batch, batch_slot) {

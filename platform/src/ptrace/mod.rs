@@ -219,16 +219,22 @@ impl Platform for PtracePlatform {
 
 impl Shared {
     /// One past the highest application address: below the stub page
-    /// are the process's batch page and a guard page, which keeps the
-    /// application's mappings from ever being adjacent to either.
+    /// are the process's batch page, its result page and a guard page,
+    /// which keeps the application's mappings from ever being adjacent to
+    /// them.
     fn user_top(&self) -> u64 {
-        batch_addr(self.region) - crate::PAGE_SIZE
+        result_addr(self.region) - crate::PAGE_SIZE
     }
 }
 
 /// Where a stub process's batch page is mapped: right below the stub code.
 pub(crate) fn batch_addr(region: &StubRegion) -> u64 {
     region.start - crate::PAGE_SIZE
+}
+
+/// Where a stub process's result page is mapped: below its batch page.
+pub(crate) fn result_addr(region: &StubRegion) -> u64 {
+    batch_addr(region) - crate::PAGE_SIZE
 }
 
 /// One stub process.
@@ -264,7 +270,7 @@ impl StubProcess {
                 self.pidfd.as_fd(),
                 self.shared.region,
                 self.shared.factory.master,
-                None,
+                &[],
             )?
         };
         let t = Tracee::seize(tid, self.pid, true)?;
@@ -278,15 +284,16 @@ impl StubProcess {
     }
 
     /// Clones a thread in stub process `pid` (seizing its leader for the
-    /// time it takes, during which it also maps `page`: the `mmap`
-    /// arguments of a batch page); the thread idles untraced in `pause`.
+    /// time it takes, during which it also maps `pages`: the `mmap`
+    /// arguments of a batch page and its result page); the thread idles
+    /// untraced in `pause`.
     /// Returns its tid. The caller serialises calls for one process.
     pub(crate) fn clone_idle_thread(
         pid: i32,
         pidfd: std::os::fd::BorrowedFd<'_>,
         region: &StubRegion,
         master: i32,
-        page: Option<[u64; 6]>,
+        pages: &[[u64; 6]],
     ) -> Result<i32> {
         let leader = Tracee::seize(pid, pid, false)?;
         // Seized, the pid cannot be reused while we hold it: check it
@@ -296,17 +303,15 @@ impl StubProcess {
             return Err(Error::StubDied { tid: pid, how: "stub process is gone".into() });
         }
         let r = Self::arm(&leader, region, master)
-            .and_then(|()| match page {
-                Some(args) => {
+            .and_then(|()| {
+                for &args in pages {
                     let nr = u32::try_from(libc::SYS_mmap).unwrap_or(9);
                     let r = leader.inject(region, nr, args)?;
-                    if r.cast_unsigned() == args[0] {
-                        Ok(())
-                    } else {
-                        Err(Error::errno("map batch page", i32::try_from(-r).unwrap_or(0)))
+                    if r.cast_unsigned() != args[0] {
+                        return Err(Error::errno("map batch page", i32::try_from(-r).unwrap_or(0)));
                     }
                 }
-                None => Ok(()),
+                Ok(())
             })
             .and_then(|()| leader.inject_clone(region, u64::from(THREAD_FLAGS), master));
         let detached = leader.detach_to_pause(region);
@@ -841,6 +846,26 @@ impl Context for PtraceContext {
 
     fn interrupt_handle(&self) -> InterruptHandle {
         InterruptHandle::new(self.intr.clone())
+    }
+
+    fn thread_cpu_time(&mut self, address_space: &dyn AddressSpace) -> Option<std::time::Duration> {
+        // The stub thread's own clock: readable only from inside its
+        // process, so the stub reads it into its result page.
+        let process = downcast(address_space).ok()?.inner.clone();
+        let (batch, slot) = (process.shared.batch.clone()?, process.batch_slot?);
+        let region = process.shared.region;
+        let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let args = [3, result_addr(region), 0, 0, 0, 0];
+        let r = with_binding(&process, Some(self.id), |b| {
+            b.tracee.inject(region, crate::seccomp::allowed::CLOCK_GETTIME, args)
+        })
+        .ok()?;
+        if r != 0 {
+            return None;
+        }
+        // Hostile words: the application may have changed them since.
+        let [sec, nsec] = batch.read_result(slot);
+        (nsec < 1_000_000_000).then(|| std::time::Duration::new(sec, u32::try_from(nsec).unwrap_or(0)))
     }
 
     fn fetch_fp(&mut self, arch: &mut ArchState) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rvisor_platform::{ArchState, Context, Event, InterruptHandle};
 use rvisor_syscalls::abi::{StackT, Timespec};
@@ -36,6 +36,20 @@ pub struct TaskShared {
     /// The mask before an `rt_sigtimedwait` unblocked what it waits for
     /// (Linux's `real_blocked`): a signal blocked there is not ignored.
     real_blocked: AtomicU64,
+    /// The thread's CPU time in its stub threads, as last read.
+    stub_cpu: Mutex<StubCpu>,
+}
+
+/// A thread's CPU time in the platform, read now and then: each address
+/// space's stub thread counts from zero, the total goes on across them.
+#[derive(Debug, Default)]
+struct StubCpu {
+    /// The address space (its `MemoryManager`'s address) of `raw`.
+    aspace: usize,
+    /// Last reading there.
+    raw: Duration,
+    /// Everything so far.
+    total: Duration,
 }
 
 impl std::fmt::Debug for TaskShared {
@@ -60,9 +74,29 @@ impl TaskShared {
             pending: signal::Pending::default(),
             blocked: AtomicU64::new(0),
             real_blocked: AtomicU64::new(0),
+            stub_cpu: Mutex::new(StubCpu::default()),
         });
         t.tg.kernel.register_task(&t);
         Ok(t)
+    }
+
+    /// The thread's CPU time in the platform, with `reading` (what the
+    /// platform says of address space `aspace` now, if it was asked)
+    /// counted in. Never goes back.
+    pub fn stub_cpu_time(&self, aspace: usize, reading: Option<Duration>) -> Duration {
+        let mut s = self.stub_cpu.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = reading {
+            if s.aspace != aspace {
+                s.aspace = aspace;
+                s.raw = Duration::ZERO;
+            }
+            if r > s.raw {
+                let more = r - s.raw;
+                s.total += more;
+                s.raw = r;
+            }
+        }
+        s.total
     }
 
     /// Makes the task notice that something happened (an exit, a signal):

@@ -640,12 +640,10 @@ pub fn getrusage(t: &mut Task, who: i32, usage: Addr) -> SysResult {
             let c = t.tg().cpu_times();
             Rusage { maxrss, ..rusage_of(c.user, c.sys) }
         }
-        // One thread's share of the address space's time is not known:
-        // its sentry thread's time only.
-        RUSAGE_THREAD => Rusage {
-            maxrss,
-            ..rusage_of(std::time::Duration::ZERO, crate::kernel::thread_group::own_thread_time())
-        },
+        RUSAGE_THREAD => {
+            let (user, sys) = super::time::thread_cpu_times(t);
+            Rusage { maxrss, ..rusage_of(user, sys) }
+        }
         RUSAGE_CHILDREN => {
             let c = t.tg().cpu_times();
             rusage_of(c.child_user, c.child_sys)

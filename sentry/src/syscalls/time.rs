@@ -7,8 +7,11 @@ use rvisor_syscalls::abi::{Timespec, Timeval, Timezone};
 use rvisor_syscalls::Errno;
 
 use super::{Addr, SysResult};
+use std::sync::Arc;
+
 use crate::kernel::task::RestartBlock;
-use crate::kernel::Task;
+use crate::kernel::thread_group::ThreadGroup;
+use crate::kernel::{Task, TaskShared};
 
 const CLOCK_REALTIME: i32 = 0;
 const CLOCK_MONOTONIC: i32 = 1;
@@ -27,10 +30,6 @@ fn host_clock(clk: i32) -> Result<rustix::time::ClockId, Errno> {
     Ok(match clk {
         CLOCK_REALTIME | CLOCK_REALTIME_ALARM => C::Realtime,
         CLOCK_MONOTONIC => C::Monotonic,
-        // CPU time: the sentry thread's, which serves the task (the
-        // application's own user time is spent in its stub; not counted
-        // yet).
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => C::ThreadCPUTime,
         CLOCK_MONOTONIC_RAW => C::MonotonicRaw,
         CLOCK_REALTIME_COARSE => C::RealtimeCoarse,
         CLOCK_MONOTONIC_COARSE => C::MonotonicCoarse,
@@ -45,24 +44,121 @@ pub(crate) fn now(clk: i32) -> Result<Timespec, Errno> {
     Ok(Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec })
 }
 
-pub fn clock_gettime(t: &mut Task, clk: i32, tp: Addr) -> SysResult {
-    let ts = if clk == CLOCK_PROCESS_CPUTIME_ID {
-        // The application's time in its address space and the sentry's
-        // serving it.
-        let c = t.tg().cpu_times();
-        Timespec::from_duration(c.user + c.sys)
+/// What a CPU clock counts (Linux's `CPUCLOCK_WHICH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CpuWhich {
+    /// `CPUCLOCK_PROF`: user and system time.
+    Prof,
+    /// `CPUCLOCK_VIRT`: user time.
+    Virt,
+    /// `CPUCLOCK_SCHED`: time on a CPU (user and system here).
+    Sched,
+}
+
+/// Whose CPU time a clock counts.
+enum CpuOf {
+    /// The calling thread.
+    Me,
+    /// Another thread of the caller's process.
+    Thread(Arc<TaskShared>),
+    /// A process.
+    Process(Arc<ThreadGroup>),
+}
+
+/// Decodes CPU clock `clk`: `CLOCK_PROCESS_CPUTIME_ID`,
+/// `CLOCK_THREAD_CPUTIME_ID`, or a negative id made by
+/// `clock_getcpuclockid`/`pthread_getcpuclockid` (`~pid << 3 | thread << 2
+/// | which`), found as Linux's `pid_for_clock` finds it: a thread only in
+/// the caller's process, else `EINVAL`. `Ok(None)`: not a CPU clock.
+fn cpu_clock(t: &Task, clk: i32) -> Result<Option<(CpuOf, CpuWhich)>, Errno> {
+    match clk {
+        CLOCK_PROCESS_CPUTIME_ID => return Ok(Some((CpuOf::Process(t.tg().clone()), CpuWhich::Sched))),
+        CLOCK_THREAD_CPUTIME_ID => return Ok(Some((CpuOf::Me, CpuWhich::Sched))),
+        c if c >= 0 => return Ok(None),
+        _ => {}
+    }
+    let which = match clk & 3 {
+        0 => CpuWhich::Prof,
+        1 => CpuWhich::Virt,
+        2 => CpuWhich::Sched,
+        _ => return Err(Errno::EINVAL),
+    };
+    let pid = !(clk >> 3);
+    let of = if clk & 4 != 0 {
+        if pid == 0 || pid == t.tid() {
+            CpuOf::Me
+        } else {
+            let other = t.kernel.task(pid).filter(|o| Arc::ptr_eq(&o.tg, t.tg())).ok_or(Errno::EINVAL)?;
+            CpuOf::Thread(other)
+        }
+    } else if pid == 0 || pid == t.tid() {
+        CpuOf::Process(t.tg().clone())
     } else {
-        now(clk)?
+        CpuOf::Process(t.kernel.thread_group(pid).ok_or(Errno::EINVAL)?)
+    };
+    Ok(Some((of, which)))
+}
+
+/// The calling thread's (user, system) CPU time: its time running
+/// application code, as the platform tells it, and its sentry thread's.
+pub(crate) fn thread_cpu_times(t: &mut Task) -> (Duration, Duration) {
+    // One thread's reading is at most its address space's whole time:
+    // the platform's reading may pass through application-writable
+    // memory.
+    let reading = t.ctx.thread_cpu_time(t.mm.address_space()).map(|d| d.min(t.mm.cpu_time()));
+    let user = t.shared.stub_cpu_time(Arc::as_ptr(&t.mm) as usize, reading);
+    (user, crate::kernel::thread_group::own_thread_time())
+}
+
+/// The time CPU clock `of`/`which` shows.
+fn cpu_clock_now(t: &mut Task, of: CpuOf, which: CpuWhich) -> Duration {
+    let (user, sys) = match of {
+        CpuOf::Me => thread_cpu_times(t),
+        // Its platform time as it last read it (a thread's stub time can
+        // only be read by the thread itself); its sentry thread's now.
+        CpuOf::Thread(o) => {
+            let tid = o.host_tid.load(std::sync::atomic::Ordering::Relaxed);
+            let sys = if tid > 0 {
+                rvisor_platform::thread_cpu_time(tid).unwrap_or_default()
+            } else {
+                Duration::ZERO
+            };
+            (o.stub_cpu_time(0, None), sys)
+        }
+        CpuOf::Process(g) => {
+            let c = g.cpu_times();
+            (c.user, c.sys)
+        }
+    };
+    if which == CpuWhich::Virt {
+        user
+    } else {
+        user + sys
+    }
+}
+
+pub fn clock_gettime(t: &mut Task, clk: i32, tp: Addr) -> SysResult {
+    let ts = match cpu_clock(t, clk)? {
+        Some((of, which)) => Timespec::from_duration(cpu_clock_now(t, of, which)),
+        None => now(clk)?,
     };
     t.mm.write_obj(tp, &ts)?;
     Ok(0)
 }
 
 pub fn clock_getres(t: &mut Task, clk: i32, tp: Addr) -> SysResult {
-    let c = host_clock(clk)?;
+    let res = match cpu_clock(t, clk)? {
+        // As Linux: 1 ns for CPUCLOCK_SCHED, a tick (HZ = 250, as
+        // Debian's kernels) for the sampled ones.
+        Some((_, CpuWhich::Sched)) => Timespec { tv_sec: 0, tv_nsec: 1 },
+        Some(_) => Timespec { tv_sec: 0, tv_nsec: 4_000_000 },
+        None => {
+            let r = rustix::time::clock_getres(host_clock(clk)?);
+            Timespec { tv_sec: r.tv_sec, tv_nsec: r.tv_nsec }
+        }
+    };
     if tp != 0 {
-        let r = rustix::time::clock_getres(c);
-        t.mm.write_obj(tp, &Timespec { tv_sec: r.tv_sec, tv_nsec: r.tv_nsec })?;
+        t.mm.write_obj(tp, &res)?;
     }
     Ok(0)
 }

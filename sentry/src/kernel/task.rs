@@ -44,8 +44,9 @@ pub struct TaskShared {
 /// space's stub thread counts from zero, the total goes on across them.
 #[derive(Debug, Default)]
 struct StubCpu {
-    /// The address space (its `MemoryManager`'s address) of `raw`.
-    aspace: usize,
+    /// The address space of `raw` (held weakly: its allocation, and so
+    /// its address, is not reused while this names it).
+    aspace: std::sync::Weak<MemoryManager>,
     /// Last reading there.
     raw: Duration,
     /// Everything so far.
@@ -81,13 +82,13 @@ impl TaskShared {
     }
 
     /// The thread's CPU time in the platform, with `reading` (what the
-    /// platform says of address space `aspace` now, if it was asked)
-    /// counted in. Never goes back.
-    pub fn stub_cpu_time(&self, aspace: usize, reading: Option<Duration>) -> Duration {
+    /// platform says of an address space now, if it was asked) counted
+    /// in. Never goes back.
+    pub fn stub_cpu_time(&self, reading: Option<(&Arc<MemoryManager>, Duration)>) -> Duration {
         let mut s = self.stub_cpu.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = reading {
-            if s.aspace != aspace {
-                s.aspace = aspace;
+        if let Some((mm, r)) = reading {
+            if !std::ptr::eq(s.aspace.as_ptr(), Arc::as_ptr(mm)) {
+                s.aspace = Arc::downgrade(mm);
                 s.raw = Duration::ZERO;
             }
             if r > s.raw {
@@ -97,6 +98,17 @@ impl TaskShared {
             }
         }
         s.total
+    }
+
+    /// CPU time of the sentry thread serving this thread (zero before it
+    /// starts).
+    pub fn sentry_cpu_time(&self) -> Duration {
+        let tid = self.host_tid.load(Ordering::Relaxed);
+        if tid > 0 {
+            rvisor_platform::thread_cpu_time(tid).unwrap_or_default()
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Makes the task notice that something happened (an exit, a signal):

@@ -446,10 +446,7 @@ impl ThreadGroup {
                 c.user += mm.cpu_time();
             }
             for t in self.tasks() {
-                let tid = t.host_tid.load(Ordering::Relaxed);
-                if tid > 0 {
-                    c.sys += rvisor_platform::thread_cpu_time(tid).unwrap_or_default();
-                }
+                c.sys += t.sentry_cpu_time();
             }
         }
         c

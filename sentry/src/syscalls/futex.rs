@@ -119,7 +119,7 @@ pub(crate) fn wait(
 enum PiTry {
     /// The caller owns it now.
     Taken,
-    /// This thread owns it (the waiters bit is now set, so that the
+    /// Thread `.0` owns it (the waiters bit is now set, so that the
     /// owner's unlock comes to the kernel).
     Owned(u32),
 }
@@ -127,8 +127,7 @@ enum PiTry {
 /// One attempt at taking PI futex `addr` for the caller. A waiter whose
 /// owner `dead` ended without releasing it takes it over (Linux's
 /// `exit_pi_state_list` hands the futex to its first waiter, which finds
-/// `FUTEX_OWNER_DIED` set). Called with
-/// the futex queues locked.
+/// `FUTEX_OWNER_DIED` set). Called with the futex queues locked.
 fn try_take_pi(
     t: &Task,
     addr: Addr,

@@ -1,14 +1,13 @@
 //! Clocks and sleeps. The sentry reads the host's clocks as its time
 //! source (as gVisor does); sleeps wait in the sentry, interruptibly.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rvisor_syscalls::abi::{Timespec, Timeval, Timezone};
 use rvisor_syscalls::Errno;
 
 use super::{Addr, SysResult};
-use std::sync::Arc;
-
 use crate::kernel::task::RestartBlock;
 use crate::kernel::thread_group::ThreadGroup;
 use crate::kernel::{Task, TaskShared};
@@ -105,8 +104,8 @@ pub(crate) fn thread_cpu_times(t: &mut Task) -> (Duration, Duration) {
     // One thread's reading is at most its address space's whole time:
     // the platform's reading may pass through application-writable
     // memory.
-    let reading = t.ctx.thread_cpu_time(t.mm.address_space()).map(|d| d.min(t.mm.cpu_time()));
-    let user = t.shared.stub_cpu_time(Arc::as_ptr(&t.mm) as usize, reading);
+    let reading = t.ctx.thread_cpu_time(t.mm.address_space()).map(|d| (&t.mm, d.min(t.mm.cpu_time())));
+    let user = t.shared.stub_cpu_time(reading);
     (user, crate::kernel::thread_group::own_thread_time())
 }
 
@@ -116,15 +115,7 @@ fn cpu_clock_now(t: &mut Task, of: CpuOf, which: CpuWhich) -> Duration {
         CpuOf::Me => thread_cpu_times(t),
         // Its platform time as it last read it (a thread's stub time can
         // only be read by the thread itself); its sentry thread's now.
-        CpuOf::Thread(o) => {
-            let tid = o.host_tid.load(std::sync::atomic::Ordering::Relaxed);
-            let sys = if tid > 0 {
-                rvisor_platform::thread_cpu_time(tid).unwrap_or_default()
-            } else {
-                Duration::ZERO
-            };
-            (o.stub_cpu_time(0, None), sys)
-        }
+        CpuOf::Thread(o) => (o.stub_cpu_time(None), o.sentry_cpu_time()),
         CpuOf::Process(g) => {
             let c = g.cpu_times();
             (c.user, c.sys)

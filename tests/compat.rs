@@ -128,6 +128,7 @@ fn cases() -> Vec<Case> {
         case("jobs", &[]),
         case("futex_pi", &[]),
         case("cputime", &[]),
+        case("vdso", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

@@ -24,4 +24,5 @@ pub fn prepare() {
     let _ = loader::AuxvFacts::detect();
     let _ = kernel::host_cpus();
     vfs::perm::detect_protected_hardlinks();
+    kernel::vdso::prepare();
 }

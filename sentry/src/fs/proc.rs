@@ -199,6 +199,8 @@ fn maps(v: &ProcessView) -> Vec<u8> {
         let flag = |p: Prot, c: char| if vma.prot.contains(p) { c } else { '-' };
         let shared = if vma.flags.contains(VmaFlags::SHARED) { 's' } else { 'p' };
         let (off, dev, ino) = match &vma.file {
+            // Linux's special mappings show no file.
+            Some(_) if matches!(vma.name, VmaName::Vvar | VmaName::Vdso) => (0, 0, 0),
             Some(f) => (f.offset, f.file.dev, f.file.ino),
             None => (0, 0, 0),
         };
@@ -222,6 +224,8 @@ fn maps(v: &ProcessView) -> Vec<u8> {
             VmaName::Heap => Some("[heap]".to_string()),
             VmaName::Stack => Some("[stack]".to_string()),
             VmaName::File(p) => Some(p.to_string()),
+            VmaName::Vvar => Some("[vvar]".to_string()),
+            VmaName::Vdso => Some("[vdso]".to_string()),
         };
         if let Some(n) = name {
             // Linux pads the fixed part to 73 columns before the name.

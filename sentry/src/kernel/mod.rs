@@ -11,6 +11,7 @@ pub mod signal;
 pub mod task;
 pub mod thread_group;
 pub mod timers;
+pub mod vdso;
 pub mod waitq;
 
 use std::collections::{BTreeSet, HashMap};
@@ -209,6 +210,7 @@ impl Kernel {
         opts: &KernelOptions,
     ) -> std::io::Result<Arc<Kernel>> {
         let mf = Arc::new(MemoryFile::new(mem_size)?);
+        vdso::start();
         Ok(Arc::new(Kernel {
             platform,
             mf,

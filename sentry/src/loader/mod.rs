@@ -287,6 +287,8 @@ pub fn load<S: ExecSource + ?Sized>(
         ..MapRequest::default()
     };
     mm.mmap_anon(req, VmaName::Stack)?;
+    // The vDSO, as Linux maps it after the stack (arch_setup_additional_pages).
+    let vdso = crate::kernel::vdso::map_into(mm)?;
     let phdr = elf.phdr_vaddr().and_then(|v| exe.reloc(v)).unwrap_or(0);
     let (sp, area) = build_stack(
         mm,
@@ -294,6 +296,7 @@ pub fn load<S: ExecSource + ?Sized>(
         stack_start,
         args,
         facts,
+        vdso,
         &[
             (u64::from(at::AT_PHDR), phdr),
             (u64::from(at::AT_PHENT), 56),
@@ -331,6 +334,7 @@ fn build_stack(
     bottom: u64,
     args: &LoadArgs,
     facts: AuxvFacts,
+    vdso: Option<u64>,
     elf_aux: &[(u64, u64)],
 ) -> Result<(u64, ArgArea), Errno> {
     let total: u64 = args.argv.iter().chain(&args.envp).map(|s| s.len() as u64 + 1).sum::<u64>()
@@ -375,12 +379,14 @@ fn build_stack(
     let _ = rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty());
     mm.copy_out(random, &rnd)?;
 
-    let mut aux: Vec<(u64, u64)> = vec![
+    // AT_SYSINFO_EHDR first, as Linux's ARCH_DLINFO puts it.
+    let mut aux: Vec<(u64, u64)> = vdso.map(|v| (u64::from(at::AT_SYSINFO_EHDR), v)).into_iter().collect();
+    aux.extend_from_slice(&[
         (u64::from(at::AT_MINSIGSTKSZ), facts.minsigstksz),
         (u64::from(at::AT_HWCAP), facts.hwcap),
         (u64::from(at::AT_PAGESZ), PAGE),
         (u64::from(at::AT_CLKTCK), 100),
-    ];
+    ]);
     aux.extend_from_slice(elf_aux);
     aux.extend_from_slice(&[
         (u64::from(at::AT_UID), u64::from(args.uid)),

@@ -37,6 +37,10 @@ pub enum VmaName {
     Stack,
     /// A file (its path; shared by every VMA of the mapping).
     File(Arc<str>),
+    /// `[vvar]`: the vDSO's clock parameters.
+    Vvar,
+    /// `[vdso]`.
+    Vdso,
 }
 
 /// A file an address space maps: a host descriptor (one the gofer

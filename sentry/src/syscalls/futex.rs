@@ -66,8 +66,8 @@ fn deadline(t: &Task, timeout: Addr, absolute: bool, realtime: bool) -> Result<O
     if !absolute {
         return Ok(Some(Instant::now().checked_add(d).unwrap_or_else(far_future)));
     }
-    let clock = if realtime { rustix::time::ClockId::Realtime } else { rustix::time::ClockId::Monotonic };
-    let now = rustix::time::clock_gettime(clock);
+    // The sandbox's clock, which the application reads too.
+    let now = super::time::now(if realtime { 0 } else { 1 })?;
     let now = Duration::new(now.tv_sec.cast_unsigned(), u32::try_from(now.tv_nsec).unwrap_or(0));
     let left = d.saturating_sub(now);
     Ok(Some(Instant::now().checked_add(left).unwrap_or_else(far_future)))

@@ -38,8 +38,25 @@ fn host_clock(clk: i32) -> Result<rustix::time::ClockId, Errno> {
     })
 }
 
+/// Clock `clk` now: the sandbox's clock (the vDSO's parameters, so a
+/// trapped call and the vDSO agree) where it answers, else the host's.
 pub(crate) fn now(clk: i32) -> Result<Timespec, Errno> {
-    let ts = rustix::time::clock_gettime(host_clock(clk)?);
+    let host = host_clock(clk)?;
+    let clk = if clk == CLOCK_REALTIME_ALARM {
+        CLOCK_REALTIME
+    } else if clk == CLOCK_BOOTTIME_ALARM {
+        CLOCK_BOOTTIME
+    } else {
+        clk
+    };
+    if let Some(ns) = crate::kernel::vdso::clock_ns(clk) {
+        const NSEC: u64 = 1_000_000_000;
+        return Ok(Timespec {
+            tv_sec: i64::try_from(ns / NSEC).unwrap_or(i64::MAX),
+            tv_nsec: i64::try_from(ns % NSEC).unwrap_or(0),
+        });
+    }
+    let ts = rustix::time::clock_gettime(host);
     Ok(Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec })
 }
 
@@ -186,6 +203,24 @@ fn sleep(t: &mut Task, d: Duration, rem: Addr) -> SysResult {
     sleep_to(t, deadline, rem)
 }
 
+/// Sleeps `d`, then until clock `clk` has moved on by `d` too: the wait
+/// is timed by the host's monotonic clock, and the sandbox's clock (the
+/// vDSO's) may run a little slower while it is steered, so it is read
+/// again on waking and the rest slept. Interrupted, the remainder of
+/// the sleep in progress goes to `rem`.
+fn sleep_clock(t: &mut Task, clk: i32, d: Duration, rem: Addr) -> SysResult {
+    let start = duration(now(clk)?)?;
+    let target = start.checked_add(d).unwrap_or(Duration::MAX);
+    sleep(t, d, rem)?;
+    loop {
+        let n = duration(now(clk)?)?;
+        if n >= target {
+            return Ok(0);
+        }
+        sleep(t, target - n, rem)?;
+    }
+}
+
 /// Sleeps until `deadline`. Interrupted, it writes the time left to `rem`
 /// and asks to be restarted through `restart_syscall` (if no handler runs:
 /// a stop and `SIGCONT`, say), which sleeps on to the same deadline.
@@ -220,7 +255,7 @@ pub fn restart_syscall(t: &mut Task) -> SysResult {
 pub fn nanosleep(t: &mut Task, req: Addr, rem: Addr) -> SysResult {
     let ts: Timespec = t.mm.read_obj(req)?;
     let d = duration(ts)?;
-    sleep(t, d, rem)
+    sleep_clock(t, CLOCK_MONOTONIC, d, rem)
 }
 
 pub fn clock_nanosleep(t: &mut Task, clk: i32, flags: i32, req: Addr, rem: Addr) -> SysResult {
@@ -243,7 +278,7 @@ pub fn clock_nanosleep(t: &mut Task, clk: i32, flags: i32, req: Addr, rem: Addr)
         let n = duration(now(clk)?)?;
         // An absolute sleep is restarted as it was asked (its deadline
         // still holds), and reports no remainder.
-        return match sleep(t, target.saturating_sub(n), 0) {
+        return match sleep_clock(t, clk, target.saturating_sub(n), 0) {
             Err(e) if e == Errno::ERESTART_RESTARTBLOCK => {
                 t.restart_block = None;
                 Err(Errno::ERESTARTNOHAND)
@@ -251,5 +286,5 @@ pub fn clock_nanosleep(t: &mut Task, clk: i32, flags: i32, req: Addr, rem: Addr)
             r => r,
         };
     }
-    sleep(t, target, rem)
+    sleep_clock(t, CLOCK_MONOTONIC, target, rem)
 }

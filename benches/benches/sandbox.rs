@@ -11,7 +11,9 @@
 //!   timed by the program itself (the sandbox reads the host's file
 //!   through its gofer);
 //! - sequential read of a 100 MiB file in 64 KiB chunks (best pass);
-//! - `python3 -c pass` start-up (median);
+//! - `clock_gettime` through the libc (the vDSO), also with rvisor's vDSO
+//!   turned off (`--no-vdso`: every read traps);
+//! - `python3 -c pass` start-up (median), also with `--no-vdso`;
 //! - synchronisation: a futex ping-pong between two threads and a signal
 //!   round trip (`raise` with a handler), timed by the program itself;
 //! - processes: fork+exit+wait, fork+exec+wait of a static no-op, and a
@@ -64,6 +66,9 @@ fn runsc() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// rvisor without its vDSO (clock reads trap).
+const NO_VDSO: &str = "rvisor --no-vdso";
+
 /// The command line that runs `prog args` in each environment.
 fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
     let mut c = match env {
@@ -71,6 +76,11 @@ fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
         "rvisor" => {
             let mut c = Command::new(rvisor());
             c.args(["do", "--"]).arg(prog);
+            c
+        }
+        NO_VDSO => {
+            let mut c = Command::new(rvisor());
+            c.args(["--no-vdso", "do", "--"]).arg(prog);
             c
         }
         _ => {
@@ -276,10 +286,27 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 
+    // The vDSO's worth: the same sandbox with clock reads trapping.
+    let mut clock_envs = envs.clone();
+    clock_envs.insert(2, NO_VDSO);
+    println!("## clock_gettime(CLOCK_MONOTONIC) through the libc (best of 3 runs)");
+    let clock = build("clock");
+    for env in &clock_envs {
+        let n: u64 = if *env == NO_VDSO { 20_000 } else { 2_000_000 };
+        let best = (0..3)
+            .map(|_| {
+                let o = command(env, &clock, &["gettime", &n.to_string()]).output().expect("run");
+                assert!(o.status.success(), "{env} clock loop failed");
+                String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().expect("number")
+            })
+            .fold(f64::MAX, f64::min);
+        println!("{env}: {best:.1} ns per clock_gettime ({n} calls)");
+    }
+
     if Path::new("/usr/bin/python3").exists() {
         println!("## python3 -c pass (median, p90)");
         let py = Path::new("/usr/bin/python3");
-        for env in &envs {
+        for env in &clock_envs {
             let runs = if *env == "runsc" { 10 } else { 30 };
             let mut v: Vec<Duration> = (0..runs)
                 .map(|_| {

@@ -60,6 +60,10 @@ pub struct Global {
     /// Root file system overlay: memory or none.
     #[arg(long, global = true, default_value = "memory")]
     pub overlay: String,
+    /// Map no vDSO into the sandbox's programs: their clock reads trap
+    /// like any other system call (for debugging and measurement).
+    #[arg(long = "no-vdso", global = true)]
+    pub no_vdso: bool,
 }
 
 /// Verbs.

@@ -18,11 +18,14 @@ pub mod vfs;
 pub use rvisor_syscalls::Errno;
 
 /// Reads, while the sentry can still see the host's `/proc` and `/sys`,
-/// the facts it caches for later (auxv values, CPU count): call it before
+/// the facts it caches for later (auxv values, CPU count), and makes the
+/// vDSO (unless `vdso` is false: programs then get none): call it before
 /// the sentry confines itself.
-pub fn prepare() {
+pub fn prepare(vdso: bool) {
     let _ = loader::AuxvFacts::detect();
     let _ = kernel::host_cpus();
     vfs::perm::detect_protected_hardlinks();
-    kernel::vdso::prepare();
+    if vdso {
+        kernel::vdso::prepare();
+    }
 }

@@ -61,7 +61,7 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     // Everything from the host's file system is read now: then the root
     // becomes an empty directory, before any thread exists.
     rvisor_platform::ptrace::prepare().context("ptrace platform")?;
-    rvisor_sentry::prepare();
+    rvisor_sentry::prepare(!g.no_vdso);
     super::confine::raise_nofile();
     super::confine::empty_root().context("confine the sentry")?;
     let platform = Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?);

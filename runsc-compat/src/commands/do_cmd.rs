@@ -216,6 +216,9 @@ pub fn sentry_flags(g: &Global) -> Vec<String> {
     if g.debug {
         v.push("--debug".into());
     }
+    if g.no_vdso {
+        v.push("--no-vdso".into());
+    }
     if let Some(d) = &g.debug_log {
         v.push(format!("--debug-log={}", d.display()));
     }

@@ -15,6 +15,9 @@
 //! - rvisor follow: the sentry thread free, placement `FollowTracer` (what
 //!   the sentry does).
 //! - rvisor unpinned: nothing pinned, placement `Unpinned`.
+//! - systrap floors (`programs/wakeup.c`): a seccomp `SECCOMP_RET_TRAP`
+//!   of `getpid` answered by the thread's own SIGSYS handler, or handed to
+//!   another process by futex or by spinning, on one CPU and across two.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
@@ -114,4 +117,39 @@ fn main() {
         follow.as_secs_f64() / floor.as_secs_f64(),
         unpinned.as_secs_f64() / floor.as_secs_f64()
     );
+    systrap_floors();
+}
+
+/// The seccomp-trap floors a systrap platform would stand on
+/// (`programs/wakeup.c`), median of 7 runs each.
+fn systrap_floors() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/wakeup.c");
+    let bin = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wakeup");
+    let st = std::process::Command::new("gcc").args(["-O2", "-o"]).arg(&bin).arg(&src).status().expect("gcc");
+    assert!(st.success(), "build wakeup.c");
+    let two = rvisor_benches::num_cpus() > 1;
+    let cases: &[(&str, &str, u64, &str, bool)] = &[
+        ("in-process SIGSYS (trap, handler, rt_sigreturn)", "0", 200_000, "0", true),
+        ("SIGSYS + futex hand-off to another process, same CPU", "1", 50_000, "0", true),
+        ("SIGSYS + futex hand-off, across CPUs", "1", 5_000, "1", two),
+        ("SIGSYS + both spinning on a shared word, across CPUs", "2", 50_000, "1", two),
+        ("SIGSYS + both spinning on one CPU", "2", 200, "0", true),
+    ];
+    for &(what, mode, n, sentry_cpu, run) in cases {
+        if !run {
+            continue;
+        }
+        let mut v: Vec<f64> = (0..7)
+            .map(|_| {
+                let o = std::process::Command::new(&bin)
+                    .args([mode, &n.to_string(), "0", sentry_cpu])
+                    .output()
+                    .expect("run wakeup");
+                assert!(o.status.success(), "wakeup {mode}: {o:?}");
+                String::from_utf8_lossy(&o.stdout).trim().parse().expect("number")
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        println!("systrap floor: {what}: {:.2} us ({n} calls)", v[v.len() / 2]);
+    }
 }

@@ -129,6 +129,7 @@ fn cases() -> Vec<Case> {
         case("futex_pi", &[]),
         case("cputime", &[]),
         case("vdso", &[]),
+        case("epoll", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

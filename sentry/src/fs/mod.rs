@@ -1,6 +1,8 @@
 //! File systems and file kinds served by the sentry.
 
 pub mod dev;
+pub mod epoll;
+pub mod eventfd;
 pub mod gofer;
 pub mod host;
 pub mod pipe;

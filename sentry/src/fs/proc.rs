@@ -170,10 +170,11 @@ fn fd_dir(k: &Weak<Kernel>, g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
             let target = move || -> Result<Vec<u8>, Errno> {
                 let k = k.upgrade().ok_or(Errno::ENOENT)?;
                 let file = file.upgrade().ok_or(Errno::ENOENT)?;
-                Ok(match file.path() {
-                    Some(p) => show_path(&k, p),
+                Ok(match (file.path(), file.ops().anon_name()) {
+                    (Some(p), _) => show_path(&k, p),
+                    (None, Some(a)) => format!("anon_inode:{a}").into_bytes(),
                     // Host stdio: gVisor's notation.
-                    None => format!("host:[{n}]").into_bytes(),
+                    (None, None) => format!("host:[{n}]").into_bytes(),
                 })
             };
             out.push((n.to_string().into_bytes(), SynthLink::new(m, Box::new(target), false) as InodeRef));

@@ -46,6 +46,10 @@ impl FileOps for PidFd {
     fn pidfd_target(&self) -> Option<Arc<ThreadGroup>> {
         Some(self.tg.clone())
     }
+
+    fn anon_name(&self) -> Option<&'static str> {
+        Some("[pidfd]")
+    }
 }
 
 /// A pidfd of `tg`; `flags` may hold `O_NONBLOCK`.

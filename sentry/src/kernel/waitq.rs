@@ -26,10 +26,23 @@ pub mod events {
     pub const ALL: u32 = u32::MAX;
 }
 
+/// Something other than a task told of readiness changes (an epoll
+/// instance watching the file). Called with the queue locked: it must not
+/// take locks a waiter holds while it registers.
+pub trait Hook: Send + Sync {
+    /// Events `ev` (`events::ALL` when unspecified) may have changed.
+    fn notify(&self, ev: u32);
+}
+
+enum Waiter {
+    Task(Arc<TaskShared>, u32),
+    Hook(Arc<dyn Hook>),
+}
+
 /// Tasks waiting for something.
 #[derive(Default)]
 pub struct WaitQueue {
-    waiters: Mutex<Vec<(Arc<TaskShared>, u32)>>,
+    waiters: Mutex<Vec<Waiter>>,
 }
 
 impl std::fmt::Debug for WaitQueue {
@@ -47,7 +60,8 @@ pub struct Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut w = self.q.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = w.iter().position(|(t, _)| Arc::ptr_eq(t, &self.task)) {
+        if let Some(i) = w.iter().position(|x| matches!(x, Waiter::Task(t, _) if Arc::ptr_eq(t, &self.task)))
+        {
             w.swap_remove(i);
         }
     }
@@ -56,8 +70,21 @@ impl Drop for Registration<'_> {
 impl WaitQueue {
     /// Registers `task` for `events` (its `poll` interest).
     pub fn register(&self, task: &Arc<TaskShared>, events: u32) -> Registration<'_> {
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).push((task.clone(), events));
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).push(Waiter::Task(task.clone(), events));
         Registration { q: self, task: task.clone() }
+    }
+
+    /// Adds `hook`: it hears of every notification until removed.
+    pub fn add_hook(&self, hook: Arc<dyn Hook>) {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).push(Waiter::Hook(hook));
+    }
+
+    /// Removes `hook` (added by [`WaitQueue::add_hook`]).
+    pub fn remove_hook(&self, hook: &Arc<dyn Hook>) {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = w.iter().position(|x| matches!(x, Waiter::Hook(h) if Arc::ptr_eq(h, hook))) {
+            w.swap_remove(i);
+        }
     }
 
     /// Kicks every waiter.
@@ -68,9 +95,11 @@ impl WaitQueue {
     /// Kicks the waiters interested in any of `events`.
     pub fn notify_events(&self, ev: u32) {
         let w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        for (t, mask) in w.iter() {
-            if mask & ev != 0 {
-                t.wake();
+        for x in w.iter() {
+            match x {
+                Waiter::Task(t, mask) if mask & ev != 0 => t.wake(),
+                Waiter::Task(..) => {}
+                Waiter::Hook(h) => h.notify(ev),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! Unimplemented numbers return `ENOSYS` and are reported once by name.
 
 mod attr;
+mod epoll;
 mod exec;
 mod fs;
 pub(crate) mod futex;
@@ -197,6 +198,14 @@ syscall_table! {
     262 => stat::newfstatat [Fd, Addr, Addr, i32];
     270 => poll::pselect6 [i32, Addr, Addr, Addr, Addr, Addr];
     271 => poll::ppoll [Addr, u32, Addr, Addr, u64];
+    213 => epoll::epoll_create [i32];
+    232 => epoll::epoll_wait [Fd, Addr, i32, i32];
+    233 => epoll::epoll_ctl [Fd, i32, Fd, Addr];
+    281 => epoll::epoll_pwait [Fd, Addr, i32, i32, Addr, u64];
+    284 => epoll::eventfd [u32];
+    290 => epoll::eventfd2 [u32, i32];
+    291 => epoll::epoll_create1 [i32];
+    441 => epoll::epoll_pwait2 [Fd, Addr, i32, Addr, Addr, u64];
     275 => pipe::splice [Fd, Addr, Fd, Addr, u64, u32];
     276 => pipe::tee [Fd, Fd, u64, u32];
     273 => process::set_robust_list [Addr, u64];

@@ -112,6 +112,15 @@ pub trait FileOps: Send + Sync {
     fn host_poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         None
     }
+    /// For an anonymous-inode file: its name (`[eventfd]`), which
+    /// `/proc/PID/fd` shows as `anon_inode:[eventfd]`.
+    fn anon_name(&self) -> Option<&'static str> {
+        None
+    }
+    /// The epoll instance, for epoll files (nesting checks).
+    fn epoll(&self) -> Option<&crate::fs::epoll::Epoll> {
+        None
+    }
     /// Reads up to `len` bytes (at `off` for `pread`) straight into the
     /// task's memory at `dst` (checked writable by the caller). `None`:
     /// the file kind has no such path (the caller stages the data).

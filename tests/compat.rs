@@ -130,6 +130,7 @@ fn cases() -> Vec<Case> {
         case("cputime", &[]),
         case("vdso", &[]),
         case("epoll", &[]),
+        case("eventfiles", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

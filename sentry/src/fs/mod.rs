@@ -7,4 +7,6 @@ pub mod gofer;
 pub mod host;
 pub mod pipe;
 pub mod proc;
+pub mod signalfd;
 pub mod synth;
+pub mod timerfd;

@@ -60,6 +60,18 @@ impl ExitStatus {
 
 thread_local! {
     static CURRENT: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+    static CURRENT_TASK: std::cell::RefCell<Weak<TaskShared>> = const { std::cell::RefCell::new(Weak::new()) };
+}
+
+/// Records the task this sentry thread runs (what a signalfd's
+/// readiness is about: the caller's own pending signals).
+pub fn set_current_task(t: &Arc<TaskShared>) {
+    CURRENT_TASK.with(|c| *c.borrow_mut() = Arc::downgrade(t));
+}
+
+/// The task the calling sentry thread runs, if any.
+pub fn current_task() -> Option<Arc<TaskShared>> {
+    CURRENT_TASK.try_with(|c| c.borrow().upgrade()).ok().flatten()
 }
 
 /// Records that this sentry thread serves a task of process `tgid`

@@ -153,6 +153,9 @@ impl TaskShared {
         if queued && signal::bit(info.signo) & self.blocked() == 0 {
             self.kick();
         }
+        if queued {
+            crate::fs::signalfd::signal_queued();
+        }
         queued
     }
 
@@ -365,6 +368,7 @@ impl Task {
     /// Runs the task until it exits.
     pub fn run(mut self) {
         super::set_current(self.tgid());
+        super::set_current_task(&self.shared);
         self.shared.host_tid.store(rustix::thread::gettid().as_raw_nonzero().get(), Ordering::Relaxed);
         loop {
             if self.must_stop() {

@@ -551,6 +551,7 @@ impl ThreadGroup {
         if !self.pending.push(info) {
             return;
         }
+        crate::fs::signalfd::signal_queued();
         // The main thread first, then any other that does not block it.
         if let Some(t) = tasks.iter().find(|t| t.blocked() & signal::bit(signo) == 0) {
             t.kick();

@@ -58,6 +58,19 @@ pub enum Kind {
         /// `sigev_value`.
         value: u64,
     },
+    /// A timerfd's timer: expiries are counted in the file.
+    Fd {
+        /// The clock it was made on.
+        clock: i32,
+        /// The file's counter (the timer lives in the file).
+        sink: Weak<dyn ExpirySink>,
+    },
+}
+
+/// Where a timerfd's expiries go.
+pub trait ExpirySink: Send + Sync + std::fmt::Debug {
+    /// `n` more expiries.
+    fn expired(&self, n: u64);
 }
 
 #[derive(Debug, Default)]
@@ -210,7 +223,7 @@ impl Timer {
     /// The clock of a POSIX timer.
     pub fn clock(&self) -> Option<i32> {
         match self.kind {
-            Kind::Posix { clock, .. } => Some(clock),
+            Kind::Posix { clock, .. } | Kind::Fd { clock, .. } => Some(clock),
             Kind::Real => None,
         }
     }
@@ -221,9 +234,19 @@ impl Timer {
         self.lock().overrun_last
     }
 
+    /// A timer of no process (a timerfd's: any process holding the file
+    /// reads it).
+    pub fn detached(kind: Kind) -> Arc<Timer> {
+        Arc::new(Timer { tg: Weak::new(), kind, state: Mutex::new(State::default()), cur: AtomicU64::new(0) })
+    }
+
     /// An expiry of arming `seq`.
     fn fire(self: &Arc<Self>, queue: &Arc<TimerQueue>, seq: u64) {
-        let Some(tg) = self.tg.upgrade() else { return };
+        let tg = self.tg.upgrade();
+        if tg.is_none() && !matches!(self.kind, Kind::Fd { .. }) {
+            return;
+        }
+        let mut missed_now = 0;
         let mut st = self.lock();
         let Some(deadline) = st.deadline.filter(|_| st.seq == seq && seq != 0) else { return };
         if st.interval.is_zero() {
@@ -244,11 +267,23 @@ impl Timer {
                 .checked_add(st.interval.saturating_mul(missed.saturating_add(1)))
                 .unwrap_or(now + Duration::from_secs(1 << 32));
             st.overrun = st.overrun.saturating_add(missed);
+            missed_now = missed;
             st.deadline = Some(next);
             st.seq = queue.arm(self, next);
         }
         self.cur.store(st.seq, Ordering::Release);
-        self.notify(&tg, st);
+        match (&self.kind, tg) {
+            (Kind::Fd { sink, .. }, _) => {
+                // A timerfd counts every period, missed ones too.
+                st.overrun = 0;
+                drop(st);
+                if let Some(s) = sink.upgrade() {
+                    s.expired(u64::from(missed_now) + 1);
+                }
+            }
+            (_, Some(tg)) => self.notify(&tg, st),
+            _ => {}
+        }
     }
 
     /// Sends the expiry's signal (or, if the last one is still queued,
@@ -285,6 +320,8 @@ impl Timer {
                     }
                 }
             }
+            // Counted by `fire`.
+            Kind::Fd { .. } => {}
         }
     }
 

@@ -1,6 +1,7 @@
 //! `epoll_create`, `epoll_create1`, `epoll_ctl`, `epoll_wait`,
-//! `epoll_pwait`, `epoll_pwait2`, `eventfd`, `eventfd2` (the instances and
-//! counters are in `fs::epoll` and `fs::eventfd`).
+//! `epoll_pwait`, `epoll_pwait2`, `eventfd`, `eventfd2`, `signalfd`,
+//! `signalfd4` (the files are in `fs::epoll`, `fs::eventfd` and
+//! `fs::signalfd`).
 
 use std::time::{Duration, Instant};
 
@@ -181,4 +182,23 @@ pub fn eventfd2(t: &mut Task, initval: u32, flags: i32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     install(t, eventfd::new(initval, flags), flags & O_CLOEXEC != 0)
+}
+
+pub fn signalfd(t: &mut Task, fd: i32, mask: Addr, size: u64) -> SysResult {
+    signalfd4(t, fd, mask, size, 0)
+}
+
+pub fn signalfd4(t: &mut Task, fd: i32, mask: Addr, size: u64, flags: i32) -> SysResult {
+    let flags = flags.cast_unsigned();
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 || size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let m: u64 = t.mm.read_obj(mask)?;
+    if fd == -1 {
+        return install(t, crate::fs::signalfd::new(m, flags), flags & O_CLOEXEC != 0);
+    }
+    let f = t.fds.get(fd)?;
+    let Some(s) = f.ops().signalfd() else { return Err(Errno::EINVAL) };
+    s.set_mask(m);
+    Ok(u64::try_from(fd).unwrap_or(0))
 }

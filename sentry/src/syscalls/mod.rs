@@ -199,10 +199,15 @@ syscall_table! {
     270 => poll::pselect6 [i32, Addr, Addr, Addr, Addr, Addr];
     271 => poll::ppoll [Addr, u32, Addr, Addr, u64];
     213 => epoll::epoll_create [i32];
+    283 => timer::timerfd_create [i32, i32];
+    286 => timer::timerfd_settime [i32, i32, Addr, Addr];
+    287 => timer::timerfd_gettime [i32, Addr];
     232 => epoll::epoll_wait [Fd, Addr, i32, i32];
     233 => epoll::epoll_ctl [Fd, i32, Fd, Addr];
     281 => epoll::epoll_pwait [Fd, Addr, i32, i32, Addr, u64];
+    282 => epoll::signalfd [i32, Addr, u64];
     284 => epoll::eventfd [u32];
+    289 => epoll::signalfd4 [i32, Addr, u64, i32];
     290 => epoll::eventfd2 [u32, i32];
     291 => epoll::epoll_create1 [i32];
     441 => epoll::epoll_pwait2 [Fd, Addr, i32, Addr, Addr, u64];

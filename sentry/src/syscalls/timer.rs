@@ -260,3 +260,69 @@ pub fn timer_delete(t: &mut Task, id: i32) -> SysResult {
     timer.set(&t.kernel.timers, None, Duration::ZERO);
     Ok(0)
 }
+
+/// The timerfd behind descriptor `fd` (`EINVAL` for another file).
+fn timerfd_of(t: &Task, fd: i32) -> Result<Arc<crate::vfs::File>, Errno> {
+    let f = t.fds.get(fd)?;
+    if f.ops().timerfd().is_none() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(f)
+}
+
+pub fn timerfd_create(t: &mut Task, clk: i32, flags: i32) -> SysResult {
+    use crate::vfs::file::oflags::{O_CLOEXEC, O_NONBLOCK};
+    const CAP_WAKE_ALARM: u64 = 1 << 35;
+    let flags = flags.cast_unsigned();
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match clk {
+        0 | 1 | 7 => {}
+        // CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM.
+        8 | 9 => {
+            if !t.tg().creds().capable(CAP_WAKE_ALARM) {
+                return Err(Errno::EPERM);
+            }
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    let limit = usize::try_from(t.tg().rlimit(7).cur).unwrap_or(usize::MAX);
+    let fd = t.fds.install(crate::fs::timerfd::new(clk, flags), flags & O_CLOEXEC != 0, 0, limit)?;
+    Ok(u64::try_from(fd).unwrap_or(0))
+}
+
+pub fn timerfd_settime(t: &mut Task, fd: i32, flags: i32, new: Addr, old: Addr) -> SysResult {
+    const TFD_TIMER_ABSTIME: i32 = 1;
+    // Accepted; the sandbox cannot set its clocks, so nothing cancels.
+    const TFD_TIMER_CANCEL_ON_SET: i32 = 2;
+    if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n: Itimerspec = t.mm.read_obj(new)?;
+    let (value, interval) = (super::time::duration(n.value)?, super::time::duration(n.interval)?);
+    let f = timerfd_of(t, fd)?;
+    let Some(tfd) = f.ops().timerfd() else { return Err(Errno::EINVAL) };
+    let at = if value.is_zero() {
+        None
+    } else if flags & TFD_TIMER_ABSTIME != 0 {
+        let clk = tfd.timer.clock().ok_or(Errno::EINVAL)?;
+        let now = super::time::duration(super::time::now(clk)?)?;
+        Some(after(value.saturating_sub(now)))
+    } else {
+        Some(after(value))
+    };
+    tfd.reset();
+    let prev = tfd.timer.set(&t.kernel.timers, at, interval);
+    if old != 0 {
+        write_spec(t, old, prev)?;
+    }
+    Ok(0)
+}
+
+pub fn timerfd_gettime(t: &mut Task, fd: i32, cur: Addr) -> SysResult {
+    let f = timerfd_of(t, fd)?;
+    let Some(tfd) = f.ops().timerfd() else { return Err(Errno::EINVAL) };
+    write_spec(t, cur, tfd.timer.get(Duration::ZERO))?;
+    Ok(0)
+}

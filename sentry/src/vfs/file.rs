@@ -121,6 +121,14 @@ pub trait FileOps: Send + Sync {
     fn epoll(&self) -> Option<&crate::fs::epoll::Epoll> {
         None
     }
+    /// The timerfd, for timerfds.
+    fn timerfd(&self) -> Option<&crate::fs::timerfd::TimerFd> {
+        None
+    }
+    /// The signalfd, for signalfds.
+    fn signalfd(&self) -> Option<&crate::fs::signalfd::SignalFd> {
+        None
+    }
     /// Reads up to `len` bytes (at `off` for `pread`) straight into the
     /// task's memory at `dst` (checked writable by the caller). `None`:
     /// the file kind has no such path (the caller stages the data).

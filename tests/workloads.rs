@@ -266,6 +266,32 @@ fn process_workloads_native_vs_rvisor() {
     let python_threads =
         "import threading,time; ts=[threading.Thread(target=time.sleep,args=(0.05,)) for _ in range(8)]; \
         [t.start() for t in ts]; [t.join() for t in ts]; print(\"ok\")";
+    // Readiness and local sockets (issue 9): the issue's epoll line,
+    // verbatim, and an asyncio echo server on a unix socket in the scratch
+    // directory with 50 concurrent clients.
+    let python_epoll = "import select,os; r,w=os.pipe(); e=select.epoll(); \
+        e.register(r, select.EPOLLIN|select.EPOLLET); os.write(w,b\"x\"); print(e.poll(1))";
+    let python_asyncio = "import asyncio, os\n\
+        path = os.path.join(os.environ['TMPDIR'], 'echo.sock')\n\
+        async def handle(r, w):\n\
+        \x20   while data := await r.readline():\n\
+        \x20       w.write(data); await w.drain()\n\
+        \x20   w.close()\n\
+        async def client(i):\n\
+        \x20   r, w = await asyncio.open_unix_connection(path)\n\
+        \x20   got = []\n\
+        \x20   for j in range(3):\n\
+        \x20       w.write(b'%d-%d\\n' % (i, j)); await w.drain()\n\
+        \x20       got.append(await r.readline())\n\
+        \x20   w.close(); await w.wait_closed()\n\
+        \x20   return got == [b'%d-%d\\n' % (i, j) for j in range(3)]\n\
+        async def main():\n\
+        \x20   srv = await asyncio.start_unix_server(handle, path)\n\
+        \x20   res = await asyncio.gather(*(client(i) for i in range(50)))\n\
+        \x20   srv.close(); await srv.wait_closed()\n\
+        \x20   os.unlink(path)\n\
+        \x20   print('echoed for', sum(res), 'of', len(res), 'clients')\n\
+        asyncio.run(main())\n";
     let cases: Vec<Vec<&str>> = vec![
         vec!["/bin/sh", "-c", verbatim],
         vec!["/bin/sh", "-c", &sorted],
@@ -282,6 +308,8 @@ fn process_workloads_native_vs_rvisor() {
         vec!["/usr/bin/timeout", "0.2", "sleep", "5"],
         vec!["/usr/bin/python3", "-c", python_timers],
         vec!["/usr/bin/python3", "-c", python_threads],
+        vec!["/usr/bin/python3", "-c", python_epoll],
+        vec!["/usr/bin/python3", "-c", python_asyncio],
     ];
     let mut failures = Vec::new();
     let mut built = BTreeMap::new();

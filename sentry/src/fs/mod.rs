@@ -10,3 +10,4 @@ pub mod proc;
 pub mod signalfd;
 pub mod synth;
 pub mod timerfd;
+pub mod unix;

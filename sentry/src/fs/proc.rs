@@ -170,9 +170,9 @@ fn fd_dir(k: &Weak<Kernel>, g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
             let target = move || -> Result<Vec<u8>, Errno> {
                 let k = k.upgrade().ok_or(Errno::ENOENT)?;
                 let file = file.upgrade().ok_or(Errno::ENOENT)?;
-                Ok(match (file.path(), file.ops().anon_name()) {
+                Ok(match (file.path(), file.ops().link_name()) {
                     (Some(p), _) => show_path(&k, p),
-                    (None, Some(a)) => format!("anon_inode:{a}").into_bytes(),
+                    (None, Some(a)) => a.into_bytes(),
                     // Host stdio: gVisor's notation.
                     (None, None) => format!("host:[{n}]").into_bytes(),
                 })

@@ -390,3 +390,38 @@ pub fn getcwd(t: &mut Task, buf: Addr, size: u64) -> SysResult {
     t.mm.copy_out(buf, &s)?;
     Ok(s.len() as u64)
 }
+
+/// `bind` of an AF_UNIX socket to `path`: makes the socket node (mode
+/// 0777 less the umask, as Linux) and returns its (dev, ino);
+/// `EADDRINUSE` if the name exists.
+pub(crate) fn socket_node(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
+    let p = absent_name(t, Fd(AT_FDCWD), path, true).map_err(|e| {
+        if e == Errno::EEXIST {
+            Errno::EADDRINUSE
+        } else {
+            e
+        }
+    })?;
+    may_create(t, &p.dir)?;
+    let owner = new_owner(t, &p.dir)?;
+    let inode = p.dir.inode().mknod(&p.name, mode::S_IFSOCK | (0o777 & !umask(t)), owner)?;
+    let a = inode.attr()?;
+    p.dir.dentry.insert_child(&p.name, inode);
+    // The device number the sandbox reports (the mount's), as `connect`
+    // sees the node.
+    Ok((p.dir.mount.dev, a.ino))
+}
+
+/// `connect`/`sendto` to the socket node at `path`: its (dev, ino), after
+/// Linux's checks (write access; `ECONNREFUSED` for another kind of file).
+pub(crate) fn socket_target(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
+    let Target::Path(p) = resolve_at(t, Fd(AT_FDCWD), path, 0, true)? else {
+        return Err(Errno::ECONNREFUSED);
+    };
+    let a = p.attr()?;
+    perm::check(&a, &creds(t), perm::MAY_WRITE)?;
+    if a.mode & mode::S_IFMT != mode::S_IFSOCK {
+        return Err(Errno::ECONNREFUSED);
+    }
+    Ok((a.dev, a.ino))
+}

@@ -129,6 +129,14 @@ pub trait FileOps: Send + Sync {
     fn signalfd(&self) -> Option<&crate::fs::signalfd::SignalFd> {
         None
     }
+    /// The socket, for AF_UNIX sockets.
+    fn socket(&self) -> Option<&Arc<crate::fs::unix::Sock>> {
+        None
+    }
+    /// What `/proc/PID/fd` shows for a file outside the VFS.
+    fn link_name(&self) -> Option<String> {
+        self.anon_name().map(|a| format!("anon_inode:{a}"))
+    }
     /// Reads up to `len` bytes (at `off` for `pread`) straight into the
     /// task's memory at `dst` (checked writable by the caller). `None`:
     /// the file kind has no such path (the caller stages the data).

@@ -146,7 +146,8 @@ int main(void) {
 	long long us = tv.tv_sec * 1000000LL + tv.tv_usec;
 	CHECK("gettimeofday_matches_realtime", tr == 0 && us >= ns(rt0) / 1000 && us <= ns(rt1) / 1000,
 	      "%d %lld [%lld %lld]", tr, us, ns(rt0) / 1000, ns(rt1) / 1000);
-	CHECK("time_matches_realtime", tt >= rt0.tv_sec && tt <= rt1.tv_sec && tt2 == tt,
+	/* Linux's time() is the coarse clock's second: up to a tick behind. */
+	CHECK("time_matches_realtime", tt >= rt0.tv_sec - 1 && tt <= rt1.tv_sec && tt2 >= tt - 1 && tt2 <= rt1.tv_sec,
 	      "%ld %ld [%ld %ld]", tt, tt2, (long)rt0.tv_sec, (long)rt1.tv_sec);
 	struct {
 		int minutes, dst;
@@ -182,10 +183,10 @@ int main(void) {
 	/* A CPU clock is not the vDSO's: the system call answers. */
 	EXPECT("cpu_clock_answered", vgettime(CLOCK_PROCESS_CPUTIME_ID, &junk), 0);
 
-	unsigned cpu = 9999, node = 9999;
+	unsigned cpu = 9999, node = 9999, snode = 9998;
 	r = vgetcpu(&cpu, &node, NULL);
-	CHECK("getcpu_in_range", r == 0 && cpu < (unsigned)sysconf(_SC_NPROCESSORS_CONF) && node == 0,
-	      "%d cpu %u node %u", r, cpu, node);
+	RAW3(SYS_getcpu, NULL, &snode, NULL);
+	CHECK("getcpu_as_syscall", r == 0 && cpu < 4096 && node == snode, "%d cpu %u node %u/%u", r, cpu, node, snode);
 	EXPECT("getcpu_null_args", vgetcpu(NULL, NULL, NULL), 0);
 
 	/* The libc's own calls agree (they go through the vDSO). */
@@ -223,6 +224,21 @@ int main(void) {
 	int st;
 	waitpid(c, &st, 0);
 	CHECK("fork_child_has_it", WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+
+	/* The clock page stays read-only. */
+	long vvar_page = 0;
+	{
+		FILE *mf = fopen("/proc/self/maps", "r");
+		char ln[512];
+		while (mf && fgets(ln, sizeof ln, mf)) {
+			unsigned long lo, hi;
+			if (strstr(ln, "[vvar]") && sscanf(ln, "%lx-%lx", &lo, &hi) == 2)
+				vvar_page = (long)lo;
+		}
+		if (mf)
+			fclose(mf);
+	}
+	EXPECT("vvar_mprotect_write_eacces", vvar_page ? RAW3(SYS_mprotect, vvar_page, 4096, 3) : -1, -EACCES);
 
 	/* /proc/self/maps names it, with no file. */
 	FILE *f = fopen("/proc/self/maps", "r");

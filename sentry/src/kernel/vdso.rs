@@ -139,64 +139,70 @@ const STEP_NS: i64 = 100_000_000;
 #[derive(Debug, Default)]
 pub struct Steer {
     origin: Option<Sample>,
-    last: Option<Sample>,
 }
 
 impl Steer {
     /// Takes sample `s`; with the parameters in force (`cur`, if any)
-    /// returns the next ones, based at `s.tsc`: the rate is the host's over
-    /// the whole calibration, plus what works off the error at `s` over
-    /// an interval like the one just ended. `None` until two samples are
-    /// far enough apart to give a rate.
-    pub fn update(&mut self, s: Sample, cur: Option<&Params>, coarse_ns: u64) -> Option<Params> {
+    /// returns the next ones, based at `s.tsc`: the rate is the host's
+    /// since the calibration's origin, plus what works off the error at
+    /// `s` over the next `next_ns` (the time to the next update). `None`
+    /// until two samples give a rate. A clock that went back (the TSC
+    /// reset, the host migrated) or a jump beyond [`STEP_NS`] (a suspended
+    /// host) starts the calibration afresh; the sandbox's clock then steps
+    /// forwards or runs at half speed, never back.
+    pub fn update(
+        &mut self,
+        s: Sample,
+        cur: Option<&Params>,
+        coarse_ns: u64,
+        next_ns: u64,
+    ) -> Option<Params> {
         let Some(o) = self.origin else {
             self.origin = Some(s);
-            self.last = Some(s);
             return None;
         };
-        let last = self.last.replace(s).unwrap_or(o);
-        let (dt, dns) = (s.tsc.checked_sub(o.tsc)?, s.mono.checked_sub(o.mono)?);
-        if dt < 1_000 || dns == 0 {
-            self.last = Some(last);
+        let keep = |old: i64, new: i64| if (new - old).abs() < OFFSET_NOISE_NS { old } else { new };
+        let based = |mono_base: u64, mult: u64, c: Option<&Params>| Params {
+            tsc_base: s.tsc,
+            mono_base,
+            mult: mult.max(1),
+            real_off: c.map_or(s.real_off, |c| keep(c.real_off, s.real_off)),
+            boot_off: c.map_or(s.boot_off, |c| keep(c.boot_off, s.boot_off)),
+            tai_off: c.map_or(s.tai_off, |c| keep(c.tai_off, s.tai_off)),
+            coarse_ns,
+        };
+        if s.tsc <= o.tsc || s.mono <= o.mono {
+            self.origin = Some(s);
+            let c = cur?;
+            return Some(based(s.mono, c.mult, Some(c)));
+        }
+        let (dt, dns) = (s.tsc - o.tsc, s.mono - o.mono);
+        if dt < 1_000 {
             return None;
         }
         let rate = u64::try_from((u128::from(dns) << 32) / u128::from(dt)).ok()?.max(1);
-        let Some(cur) = cur else {
-            return Some(Params {
-                tsc_base: s.tsc,
-                mono_base: s.mono,
-                mult: rate,
-                real_off: s.real_off,
-                boot_off: s.boot_off,
-                tai_off: s.tai_off,
-                coarse_ns,
-            });
-        };
+        let Some(cur) = cur else { return Some(based(s.mono, rate, None)) };
         let ours = cur.mono_at(s.tsc);
-        let err = i64::try_from(i128::from(s.mono) - i128::from(ours)).unwrap_or(i64::MAX);
-        let (mono_base, mult) = if err > STEP_NS {
-            // The host's clock ran on without the TSC's rate (a suspended
-            // host): calibrate afresh from here.
+        let err = (i128::from(s.mono) - i128::from(ours)).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        let err = i64::try_from(err).unwrap_or(0);
+        if err > STEP_NS {
             self.origin = Some(s);
-            (s.mono, cur.mult)
-        } else {
-            // Work the error off over about one more interval like the
-            // last, at no less than half and no more than twice the rate.
-            let period = s.tsc.saturating_sub(last.tsc).max(1);
-            let fix = (i128::from(err) << 32) / i128::from(period);
-            let m = (i128::from(rate) + fix).clamp(i128::from(rate / 2).max(1), i128::from(rate) * 2);
-            (ours, u64::try_from(m).unwrap_or(rate))
-        };
-        let keep = |old: i64, new: i64| if (new - old).abs() < OFFSET_NOISE_NS { old } else { new };
-        Some(Params {
-            tsc_base: s.tsc,
-            mono_base,
-            mult,
-            real_off: keep(cur.real_off, s.real_off),
-            boot_off: keep(cur.boot_off, s.boot_off),
-            tai_off: keep(cur.tai_off, s.tai_off),
-            coarse_ns,
-        })
+            return Some(based(s.mono, cur.mult, Some(cur)));
+        }
+        if err < -STEP_NS {
+            // Far ahead of the host (its clock stood still): half speed
+            // until it catches up.
+            self.origin = Some(s);
+            return Some(based(ours, cur.mult / 2, Some(cur)));
+        }
+        // Work the error off over the next interval, at no less than
+        // half and no more than twice the rate.
+        let horizon = u64::try_from((u128::from(next_ns.max(1_000_000)) << 32) / u128::from(rate))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let fix = (i128::from(err) << 32) / i128::from(horizon);
+        let m = (i128::from(rate) + fix).clamp(i128::from(rate / 2).max(1), i128::from(rate) * 2);
+        Some(based(ours, u64::try_from(m).unwrap_or(rate), Some(cur)))
     }
 }
 
@@ -284,7 +290,10 @@ fn tsc_usable() -> bool {
 
 fn create() -> std::io::Result<Vdso> {
     let image_len = page_up(IMAGE.len() as u64).unwrap_or(PAGE);
-    let fd = rustix::fs::memfd_create("rvisor-vdso", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let fd = rustix::fs::memfd_create(
+        "rvisor-vdso",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )?;
     rustix::fs::ftruncate(&fd, PAGE + image_len)?;
     let mut done = 0;
     while done < IMAGE.len() {
@@ -305,6 +314,10 @@ fn create() -> std::io::Result<Vdso> {
     };
     let page =
         NonNull::new(p.cast::<VvarPage>()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
+    // Nothing but the mapping just made may write it again (defence in
+    // depth: the descriptor sits in the table the stubs share).
+    use rustix::fs::SealFlags as S;
+    rustix::fs::fcntl_add_seals(&fd, S::SHRINK | S::GROW | S::FUTURE_WRITE | S::SEAL)?;
     let coarse = rustix::time::clock_getres(rustix::time::ClockId::MonotonicCoarse);
     let coarse_ns = u64::try_from(coarse.tv_nsec).unwrap_or(4_000_000).max(1);
     let file = Arc::new(MappedFile {
@@ -383,7 +396,9 @@ impl Vdso {
         let v = self.page();
         let seq = v.seq.load(Ordering::Relaxed);
         v.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
-        fence(Ordering::Release);
+        // A full fence (mfence): the odd sequence is visible to every CPU
+        // before the TSC is read for the new base.
+        fence(Ordering::SeqCst);
         let tsc = rdtsc();
         let theirs = next.mono_at(tsc);
         let mono = match cur {
@@ -403,30 +418,41 @@ impl Vdso {
         p
     }
 
-    /// The clock thread: calibrates after 1 ms (the vDSO answers from
-    /// then on: usually before the first program starts), refines after
-    /// 10 ms, 100 ms and 1 s, then steers every second.
-    fn run(&self) {
-        let mut steer = Steer::default();
-        let mut cur: Option<Params> = None;
-        let _ = steer.update(sample(), None, self.coarse_ns);
-        for wait in [1u64, 9, 90, 900].into_iter().chain(std::iter::repeat(1000)) {
+    /// The clock thread: refines the calibration after 10 ms, 100 ms and
+    /// 1 s, then steers every second.
+    fn run(&self, mut steer: Steer, mut cur: Option<Params>) {
+        let mut waits = [10u64, 90, 900].into_iter().chain(std::iter::repeat(1000)).peekable();
+        while let Some(wait) = waits.next() {
             std::thread::sleep(Duration::from_millis(wait));
-            if let Some(next) = steer.update(sample(), cur.as_ref(), self.coarse_ns) {
+            let next_ns = waits.peek().copied().unwrap_or(1000) * 1_000_000;
+            if let Some(next) = steer.update(sample(), cur.as_ref(), self.coarse_ns, next_ns) {
                 cur = Some(self.publish(cur.as_ref(), next));
             }
         }
     }
 }
 
-/// Starts the clock thread (once; nothing happens without a vDSO or
-/// with an unusable TSC: every vDSO call then traps).
+/// How long the first calibration runs, before the first program: the
+/// sandbox's programs then read the TSC clock from their first call (no
+/// switch from the host's clocks that they could see).
+const FIRST_CALIBRATION: Duration = Duration::from_micros(200);
+
+/// Calibrates the clock (once, for [`FIRST_CALIBRATION`]) and starts the
+/// clock thread; nothing happens without a vDSO or with an unusable TSC
+/// (every vDSO call then traps).
 pub fn start() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     let Some(v) = get().filter(|v| v.tsc_ok) else { return };
     STARTED.call_once(|| {
-        if let Err(e) = std::thread::Builder::new().name("clock".into()).spawn(move || v.run()) {
-            tracing::warn!("no clock thread, the vDSO's calls trap: {e}");
+        let mut steer = Steer::default();
+        let _ = steer.update(sample(), None, v.coarse_ns, 0);
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < FIRST_CALIBRATION {
+            std::hint::spin_loop();
+        }
+        let first = steer.update(sample(), None, v.coarse_ns, 10_000_000).map(|p| v.publish(None, p));
+        if let Err(e) = std::thread::Builder::new().name("clock".into()).spawn(move || v.run(steer, first)) {
+            tracing::warn!("no clock thread, the clock is not steered: {e}");
         }
     });
 }
@@ -459,6 +485,9 @@ pub fn map_into(mm: &MemoryManager) -> Result<Option<u64>, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next update a second away.
+    const NS: u64 = 1_000_000_000;
 
     fn s(tsc: u64, mono: u64) -> Sample {
         Sample { tsc, mono, real_off: 1_000_000_000_000, boot_off: 5, tai_off: 37_000_000_000 }
@@ -508,9 +537,9 @@ mod tests {
     #[test]
     fn calibration_needs_two_samples_then_follows_the_host_rate() {
         let mut st = Steer::default();
-        assert_eq!(st.update(s(1_000_000, 500), None, 4_000_000), None);
+        assert_eq!(st.update(s(1_000_000, 500), None, 4_000_000, NS), None);
         // 3 ticks per ns.
-        let p = st.update(s(1_000_000 + 30_000_000, 500 + 10_000_000), None, 4_000_000).unwrap();
+        let p = st.update(s(1_000_000 + 30_000_000, 500 + 10_000_000), None, 4_000_000, NS).unwrap();
         assert_eq!(p.mono_at(p.tsc_base), 10_000_500);
         // The rate is rounded down: within a nanosecond here.
         assert!((10_001_499..=10_001_500).contains(&p.mono_at(p.tsc_base + 3_000)));
@@ -526,10 +555,10 @@ mod tests {
     #[test]
     fn an_error_is_steered_off_without_going_back() {
         let mut st = Steer::default();
-        st.update(s(0, 0), None, 1);
-        let p = st.update(s(1_000_000_000, 1_000_000_000), None, 1).unwrap();
+        st.update(s(0, 0), None, 1, NS);
+        let p = st.update(s(1_000_000_000, 1_000_000_000), None, 1, NS).unwrap();
         // The host ran 1 µs slower than the rate so far: we are ahead.
-        let n = st.update(s(2_000_000_000, 1_999_999_000), Some(&p), 1).unwrap();
+        let n = st.update(s(2_000_000_000, 1_999_999_000), Some(&p), 1, NS).unwrap();
         assert_eq!(n.mono_base, p.mono_at(2_000_000_000), "continuous");
         assert!(n.mult < p.mult, "slows down");
         let later = n.mono_at(3_000_000_000);
@@ -537,24 +566,37 @@ mod tests {
         // Small offset changes are noise; a realtime step is taken.
         let mut q = s(3_000_000_000, 2_999_999_000);
         q.real_off += 500;
-        assert_eq!(st.update(q, Some(&n), 1).unwrap().real_off, p.real_off);
+        assert_eq!(st.update(q, Some(&n), 1, NS).unwrap().real_off, p.real_off);
         q.real_off += 5_000_000_000;
-        assert_eq!(st.update(q, Some(&n), 1).unwrap().real_off, q.real_off);
+        assert_eq!(st.update(q, Some(&n), 1, NS).unwrap().real_off, q.real_off);
+    }
+
+    #[test]
+    fn a_clock_that_went_back_recalibrates_and_never_freezes() {
+        let mut st = Steer::default();
+        st.update(s(5_000_000_000, 5_000_000_000), None, 1, NS);
+        let p = st.update(s(6_000_000_000, 6_000_000_000), None, 1, NS).unwrap();
+        // The TSC reset: parameters based at the new reading, same rate.
+        let n = st.update(s(1_000_000, 6_500_000_000), Some(&p), 1, NS).unwrap();
+        assert_eq!((n.tsc_base, n.mult), (1_000_000, p.mult));
+        assert!(n.mono_at(2_000_000) > n.mono_at(1_000_000), "runs on");
+        // And the next update calibrates from there.
+        let m = st.update(s(1_001_000_000, 7_500_000_000), Some(&n), 1, NS).unwrap();
+        assert!(m.mult > 0 && m.mono_at(m.tsc_base + 1000) > m.mono_base);
     }
 
     #[test]
     fn a_large_gap_steps_forward_and_the_rate_stays_bounded() {
         let mut st = Steer::default();
-        st.update(s(0, 0), None, 1);
-        let p = st.update(s(1_000_000_000, 1_000_000_000), None, 1).unwrap();
-        let n = st.update(s(2_000_000_000, 7_000_000_000), Some(&p), 1).unwrap();
+        st.update(s(0, 0), None, 1, NS);
+        let p = st.update(s(1_000_000_000, 1_000_000_000), None, 1, NS).unwrap();
+        let n = st.update(s(2_000_000_000, 7_000_000_000), Some(&p), 1, NS).unwrap();
         assert_eq!((n.mono_base, n.mult), (7_000_000_000, p.mult), "stepped, same rate");
         // Far ahead of the host (8 s against 7.5 s): slower, by at most
         // half, never backwards.
-        let m = st.update(s(3_000_000_000, 7_500_000_000), Some(&n), 1).unwrap();
+        let m = st.update(s(3_000_000_000, 7_500_000_000), Some(&n), 1, NS).unwrap();
         assert_eq!(m.mono_base, n.mono_at(3_000_000_000));
-        let rate = (500_000_000u64 << 32) / 1_000_000_000;
-        assert_eq!(m.mult, rate / 2);
+        assert_eq!(m.mult, p.mult / 2);
     }
 
     #[test]
@@ -562,9 +604,9 @@ mod tests {
         // A page of the test's own: the global one is the clock thread's.
         let v = create().unwrap();
         let mut st = Steer::default();
-        st.update(sample(), None, v.coarse_ns);
+        st.update(sample(), None, v.coarse_ns, NS);
         std::thread::sleep(Duration::from_millis(5));
-        let Some(next) = st.update(sample(), None, v.coarse_ns) else { return };
+        let Some(next) = st.update(sample(), None, v.coarse_ns, NS) else { return };
         // Published by hand: the test process has no clock thread.
         let p = v.publish(None, next);
         let (q, tsc) = v.params().unwrap();

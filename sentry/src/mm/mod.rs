@@ -595,8 +595,11 @@ impl MemoryManager {
         }
         // A shared mapping of a file opened read-only never becomes
         // writable.
-        let read_only_file =
-            |v: &Vma| v.flags.contains(VmaFlags::SHARED) && v.file.as_ref().is_some_and(|f| !f.file.writable);
+        // Nor does the vDSO's clock page (Linux's [vvar] is not writable).
+        let read_only_file = |v: &Vma| {
+            (v.flags.contains(VmaFlags::SHARED) && v.file.as_ref().is_some_and(|f| !f.file.writable))
+                || v.name == VmaName::Vvar
+        };
         if prot.contains(Prot::WRITE) && st.vmas.overlapping(addr, end).any(read_only_file) {
             return Err(Errno::EACCES);
         }

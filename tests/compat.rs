@@ -173,6 +173,7 @@ fn cases() -> Vec<Case> {
     v.push(files_case("files_perm", NOBODY, &[]));
     v.push(files_case("pipe", 0, &[]));
     v.push(files_case("unix", 0, &[]));
+    v.push(files_case("inotify", 0, &[]));
     for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
         v.push(files_case("files_mmap", 0, &[c]));
     }

@@ -46,6 +46,7 @@ fn chmod_path(t: &Task, p: &Path, m: u32) -> SysResult {
         m &= !mode::S_ISGID;
     }
     p.inode().setattr(&SetAttr { mode: Some(m), ..SetAttr::default() })?;
+    crate::fs::inotify::file_event(p, crate::fs::inotify::bits::ATTRIB);
     Ok(0)
 }
 
@@ -99,6 +100,7 @@ fn chown_path(t: &Task, p: &Path, uid: u32, gid: u32) -> SysResult {
         }
     }
     p.inode().setattr(&set)?;
+    crate::fs::inotify::file_event(p, crate::fs::inotify::bits::ATTRIB);
     Ok(0)
 }
 
@@ -156,6 +158,7 @@ fn set_times(t: &Task, p: &Path, atime: TimeSet, mtime: TimeSet) -> SysResult {
         perm::check(&a, &c, MAY_WRITE)?;
     }
     p.inode().setattr(&SetAttr { atime, mtime, ..SetAttr::default() })?;
+    crate::fs::inotify::file_event(p, crate::fs::inotify::bits::ATTRIB);
     Ok(0)
 }
 
@@ -215,6 +218,7 @@ pub fn truncate(t: &mut Task, path: Addr, len: i64) -> SysResult {
     perm::check(&a, &creds(t), MAY_WRITE)?;
     let _writing = crate::vfs::textbusy::get_write((a.dev, a.ino)).ok_or(Errno::ETXTBSY)?;
     p.inode().setattr(&SetAttr { size: Some(len), ..SetAttr::default() })?;
+    crate::fs::inotify::file_event(&p, crate::fs::inotify::bits::MODIFY);
     Ok(0)
 }
 
@@ -227,6 +231,7 @@ pub fn ftruncate(t: &mut Task, fd: Fd, len: i64) -> SysResult {
     f.truncate(len)?;
     if let Some(p) = f.path() {
         p.inode().invalidate();
+        crate::fs::inotify::file_event(p, crate::fs::inotify::bits::MODIFY);
     }
     Ok(0)
 }

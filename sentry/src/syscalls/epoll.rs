@@ -202,3 +202,44 @@ pub fn signalfd4(t: &mut Task, fd: i32, mask: Addr, size: u64, flags: i32) -> Sy
     s.set_mask(m);
     Ok(u64::try_from(fd).unwrap_or(0))
 }
+
+pub fn inotify_init(t: &mut Task) -> SysResult {
+    inotify_init1(t, 0)
+}
+
+pub fn inotify_init1(t: &mut Task, flags: i32) -> SysResult {
+    let flags = flags.cast_unsigned();
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    install(t, crate::fs::inotify::new(flags), flags & O_CLOEXEC != 0)
+}
+
+pub fn inotify_add_watch(t: &mut Task, fd: i32, path: Addr, mask: u32) -> SysResult {
+    use crate::fs::inotify::bits::*;
+    let path = super::path::read_path(t, path)?;
+    let f = t.fds.get(fd)?;
+    let Some(ino) = f.ops().inotify() else { return Err(Errno::EINVAL) };
+    if mask & ALL_EVENTS == 0 || mask & (MASK_ADD | MASK_CREATE) == MASK_ADD | MASK_CREATE {
+        return Err(Errno::EINVAL);
+    }
+    let follow = if mask & DONT_FOLLOW != 0 { super::path::AT_SYMLINK_NOFOLLOW } else { 0 };
+    let super::path::Target::Path(p) =
+        super::path::resolve_at(t, Fd(super::path::AT_FDCWD), &path, follow, true)?
+    else {
+        return Err(Errno::ENOENT);
+    };
+    let a = p.attr()?;
+    crate::vfs::perm::check(&a, &super::path::creds(t), crate::vfs::perm::MAY_READ)?;
+    if mask & ONLYDIR != 0 && !a.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(u64::try_from(ino.add_watch(&p, mask)?).unwrap_or(0))
+}
+
+pub fn inotify_rm_watch(t: &mut Task, fd: i32, wd: i32) -> SysResult {
+    let f = t.fds.get(fd)?;
+    let Some(ino) = f.ops().inotify() else { return Err(Errno::EINVAL) };
+    ino.rm_watch(wd)?;
+    Ok(0)
+}

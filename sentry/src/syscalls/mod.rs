@@ -200,6 +200,10 @@ syscall_table! {
     270 => poll::pselect6 [i32, Addr, Addr, Addr, Addr, Addr];
     271 => poll::ppoll [Addr, u32, Addr, Addr, u64];
     213 => epoll::epoll_create [i32];
+    253 => epoll::inotify_init [];
+    254 => epoll::inotify_add_watch [i32, Addr, u32];
+    255 => epoll::inotify_rm_watch [i32, i32];
+    294 => epoll::inotify_init1 [i32];
     41 => socket::socket [i32, i32, i32];
     42 => socket::connect [Fd, Addr, u32];
     43 => socket::accept [Fd, Addr, Addr];

@@ -60,6 +60,7 @@ fn do_mkdir(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32) -> SysResult {
     let owner = new_owner(t, &p.dir)?;
     let inode = p.dir.inode().mkdir(&p.name, mode::S_IFDIR | m, owner)?;
     p.dir.dentry.insert_child(&p.name, inode);
+    crate::fs::inotify::created(&p.dir, &p.name, true);
     Ok(0)
 }
 
@@ -101,6 +102,7 @@ pub fn mknodat(t: &mut Task, dirfd: Fd, path: Addr, mode_bits: u32, _dev: u64) -
         p.dir.inode().mknod(&p.name, kind | m, owner)?
     };
     p.dir.dentry.insert_child(&p.name, inode);
+    crate::fs::inotify::created(&p.dir, &p.name, false);
     Ok(0)
 }
 
@@ -145,6 +147,7 @@ fn remove(t: &mut Task, dirfd: Fd, path: Addr, dir: bool) -> SysResult {
     p.dir.dentry.forget_child(&p.name);
     victim.dentry.mark_unlinked();
     victim.inode().invalidate();
+    crate::fs::inotify::removed(&p.dir, &p.name, (va.dev, va.ino), va.is_dir(), dir || va.nlink <= 1);
     Ok(0)
 }
 
@@ -282,6 +285,7 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
         }
     }
     src.inode().invalidate();
+    crate::fs::inotify::moved(&a.dir, &a.name, &b.dir, &b.name, (sa.dev, sa.ino), sa.is_dir());
     Ok(0)
 }
 
@@ -308,6 +312,7 @@ fn do_symlink(t: &mut Task, target: Addr, dirfd: Fd, path: Addr) -> SysResult {
     let owner = new_owner(t, &p.dir)?;
     let inode = p.dir.inode().symlink(&p.name, &target, owner)?;
     p.dir.dentry.insert_child(&p.name, inode);
+    crate::fs::inotify::created(&p.dir, &p.name, false);
     Ok(0)
 }
 
@@ -347,6 +352,7 @@ fn do_link(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: i3
     }
     let inode = p.dir.inode().link(&p.name, src.inode())?;
     p.dir.dentry.insert_child(&p.name, inode);
+    crate::fs::inotify::created(&p.dir, &p.name, false);
     Ok(0)
 }
 
@@ -407,6 +413,7 @@ pub(crate) fn socket_node(t: &Task, path: &[u8]) -> Result<(u64, u64), Errno> {
     let inode = p.dir.inode().mknod(&p.name, mode::S_IFSOCK | (0o777 & !umask(t)), owner)?;
     let a = inode.attr()?;
     p.dir.dentry.insert_child(&p.name, inode);
+    crate::fs::inotify::created(&p.dir, &p.name, false);
     // The device number the sandbox reports (the mount's), as `connect`
     // sees the node.
     Ok((p.dir.mount.dev, a.ino))

@@ -65,6 +65,9 @@ fn nofile(t: &Task) -> usize {
 }
 
 fn install(t: &Task, file: Arc<File>, flags: u32) -> SysResult {
+    if let (Some(p), false) = (file.path(), file.is_path_only()) {
+        crate::fs::inotify::file_event(p, crate::fs::inotify::bits::OPEN);
+    }
     let fd = t.fds.install(file, flags & O_CLOEXEC != 0, 0, nofile(t))?;
     Ok(u64::from(fd.cast_unsigned()))
 }
@@ -318,6 +321,7 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
                 let (inode, ops) =
                     parent.dir.inode().create(&parent.name, mode::S_IFREG | perm_bits, owner, host_flags)?;
                 let dentry = parent.dir.dentry.insert_child(&parent.name, inode);
+                crate::fs::inotify::created(&parent.dir, &parent.name, false);
                 let p = Path { mount: parent.dir.mount.clone(), dentry };
                 let status = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
                 let a = p.attr()?;

@@ -129,6 +129,10 @@ pub trait FileOps: Send + Sync {
     fn signalfd(&self) -> Option<&crate::fs::signalfd::SignalFd> {
         None
     }
+    /// The inotify instance, for inotify files.
+    fn inotify(&self) -> Option<&crate::fs::inotify::Inotify> {
+        None
+    }
     /// The socket, for AF_UNIX sockets.
     fn socket(&self) -> Option<&Arc<crate::fs::unix::Sock>> {
         None
@@ -228,7 +232,11 @@ impl File {
         if !self.readable() {
             return Some(Err(Errno::EBADF));
         }
-        self.ops.read_into(t, self, dst, len, off)
+        let r = self.ops.read_into(t, self, dst, len, off);
+        if let (Some(Ok(1..)), Some(p)) = (&r, &self.path) {
+            crate::fs::inotify::file_event(p, crate::fs::inotify::bits::ACCESS);
+        }
+        r
     }
 
     /// Whether `mmap` of the file gives anonymous memory (`/dev/zero`).
@@ -292,7 +300,11 @@ impl File {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
-        self.ops.read(t, self, buf, off)
+        let r = self.ops.read(t, self, buf, off);
+        if let (Ok(1..), Some(p)) = (&r, &self.path) {
+            crate::fs::inotify::file_event(p, crate::fs::inotify::bits::ACCESS);
+        }
+        r
     }
 
     /// See [`FileOps::write`].
@@ -300,7 +312,11 @@ impl File {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
-        self.ops.write(t, self, data, off)
+        let r = self.ops.write(t, self, data, off);
+        if let (Ok(1..), Some(p)) = (&r, &self.path) {
+            crate::fs::inotify::file_event(p, crate::fs::inotify::bits::MODIFY);
+        }
+        r
     }
 
     /// See [`FileOps::seek`].
@@ -364,6 +380,10 @@ impl Drop for File {
     fn drop(&mut self) {
         // flock and OFD locks belong to the description.
         super::lock::release(super::lock::LockOwner::File(std::ptr::from_ref(self) as usize), None);
+        if let (Some(p), false) = (&self.path, self.is_path_only()) {
+            use crate::fs::inotify::{bits, file_event};
+            file_event(p, if self.writable() { bits::CLOSE_WRITE } else { bits::CLOSE_NOWRITE });
+        }
     }
 }
 

@@ -83,7 +83,7 @@ impl FileOps for EventFd {
 
     fn stat(&self) -> Result<Stat, Errno> {
         // An anonymous inode, as Linux has them.
-        Ok(Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Stat::default() })
+        Ok(crate::vfs::file::anon_stat())
     }
 
     fn readiness(&self, _file: &File, mask: u32) -> u32 {

@@ -87,7 +87,7 @@ impl FileOps for TimerFd {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Stat::default() })
+        Ok(crate::vfs::file::anon_stat())
     }
 
     fn readiness(&self, _file: &File, mask: u32) -> u32 {

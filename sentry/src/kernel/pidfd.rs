@@ -28,7 +28,7 @@ impl FileOps for PidFd {
 
     fn stat(&self) -> Result<Stat, Errno> {
         // An anonymous inode, as Linux 6.1 has them.
-        Ok(Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Stat::default() })
+        Ok(crate::vfs::file::anon_stat())
     }
 
     fn readiness(&self, _file: &File, mask: u32) -> u32 {

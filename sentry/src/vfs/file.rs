@@ -38,6 +38,12 @@ pub mod oflags {
 
 pub use oflags::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
 
+/// What `fstat` says of an anonymous-inode file (eventfd, epoll,
+/// pidfd…), as Linux 6.1 has them.
+pub fn anon_stat() -> Stat {
+    Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Stat::default() }
+}
+
 /// What a kind of open file does.
 pub trait FileOps: Send + Sync {
     /// Reads into `buf` (at `off` for `pread`). Blocking reads wait through

@@ -203,7 +203,7 @@ fn dynamically_linked_programs_native_vs_rvisor() {
 const SHELL_SCRIPT: &str = r#"echo a | tr a b
 (exit 3); echo "status $?"
 for i in 1 2 3; do echo "job $i" & done; wait
-sleep 5 & k=$!; kill $k; wait $k; echo "killed $?"
+( sleep 5 & k=$!; kill $k; wait $k; echo "killed $?" >&3 ) 3>&1 2>/dev/null
 trap 'echo trapped' USR1; sh -c 'kill -USR1 $PPID'; echo after
 seq 1 20 | xargs -n 3 echo | wc -l
 v=$(echo sub; exit 4); echo "$v $?"

@@ -18,7 +18,7 @@
 //! go through a host `poll`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
@@ -112,6 +112,9 @@ impl Hook for ItemHook {
 
 struct Inner {
     items: Mutex<HashMap<Key, Arc<Item>>>,
+    /// Item count after the last sweep of items whose file is gone (a
+    /// program adding descriptors it closes never grows the map for good).
+    swept: AtomicUsize,
     ready: Mutex<VecDeque<Arc<Item>>>,
     /// Tasks in `epoll_wait`, `poll` of this instance, outer instances.
     queue: WaitQueue,
@@ -301,7 +304,12 @@ impl Epoll {
                     if self.inner.find(key).is_some() {
                         return Err(Errno::EEXIST);
                     }
-                    self.inner.item_map().insert(key, item.clone());
+                    let mut m = self.inner.item_map();
+                    if m.len() >= 64 && m.len() >= 2 * self.inner.swept.load(Ordering::Relaxed) {
+                        m.retain(|_, i| i.file.strong_count() > 0);
+                        self.inner.swept.store(m.len(), Ordering::Relaxed);
+                    }
+                    m.insert(key, item.clone());
                 }
                 if let Some(q) = target.wait_queue() {
                     let h: Arc<dyn Hook> = Arc::new(ItemHook(Arc::downgrade(&item)));
@@ -409,7 +417,11 @@ impl FileOps for Epoll {
 
 /// A new epoll instance.
 pub fn new() -> Arc<File> {
-    let inner =
-        Arc::new(Inner { items: Mutex::default(), ready: Mutex::default(), queue: WaitQueue::default() });
+    let inner = Arc::new(Inner {
+        items: Mutex::default(),
+        swept: AtomicUsize::new(0),
+        ready: Mutex::default(),
+        queue: WaitQueue::default(),
+    });
     File::new(Box::new(Epoll { inner }), O_RDWR)
 }

@@ -49,6 +49,9 @@ use bits::*;
 
 /// `fs.inotify.max_queued_events`.
 const MAX_QUEUED: usize = 16384;
+/// Most watches the sandbox may have (`fs.inotify.max_user_watches`):
+/// `ENOSPC` beyond.
+const MAX_WATCHES: usize = 65536;
 /// `sizeof(struct inotify_event)`.
 const HEADER: usize = 16;
 
@@ -184,6 +187,9 @@ impl Inotify {
                 w.mask.store(events, Ordering::Relaxed);
             }
             return Ok(w.wd);
+        }
+        if ACTIVE.load(Ordering::Relaxed) >= MAX_WATCHES {
+            return Err(Errno::ENOSPC);
         }
         st.next_wd = st.next_wd.checked_add(1).ok_or(Errno::ENOSPC)?;
         let wd = st.next_wd;

@@ -82,7 +82,9 @@ impl WaitQueue {
     /// Removes `hook` (added by [`WaitQueue::add_hook`]).
     pub fn remove_hook(&self, hook: &Arc<dyn Hook>) {
         let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = w.iter().position(|x| matches!(x, Waiter::Hook(h) if Arc::ptr_eq(h, hook))) {
+        if let Some(i) = w.iter().position(
+            |x| matches!(x, Waiter::Hook(h) if std::ptr::addr_eq(Arc::as_ptr(h), Arc::as_ptr(hook))),
+        ) {
             w.swap_remove(i);
         }
     }

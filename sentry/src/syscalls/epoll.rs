@@ -20,10 +20,6 @@ const EVENT_SIZE: usize = 12;
 /// Most events one wait returns (Linux's `EP_MAX_EVENTS`).
 const MAX_EVENTS: usize = (i32::MAX as usize) / EVENT_SIZE;
 
-fn nofile(t: &Task) -> usize {
-    usize::try_from(t.tg().rlimit(7).cur).unwrap_or(usize::MAX)
-}
-
 pub fn epoll_create(t: &mut Task, size: i32) -> SysResult {
     if size <= 0 {
         return Err(Errno::EINVAL);
@@ -40,8 +36,7 @@ pub fn epoll_create1(t: &mut Task, flags: i32) -> SysResult {
 }
 
 fn install(t: &Task, f: std::sync::Arc<crate::vfs::File>, cloexec: bool) -> SysResult {
-    let limit = nofile(t);
-    Ok(u64::try_from(t.fds.install(f, cloexec, 0, limit)?).unwrap_or(0))
+    Ok(u64::try_from(super::fs::install_new(t, f, cloexec)?).unwrap_or(0))
 }
 
 pub fn epoll_ctl(t: &mut Task, epfd: Fd, op: i32, fd: Fd, event: Addr) -> SysResult {

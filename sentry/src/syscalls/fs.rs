@@ -22,7 +22,17 @@ const UIO_MAXIOV: i32 = 1024;
 /// End of user space as Linux's `access_ok` sees it (`TASK_SIZE_MAX`).
 const USER_TOP: u64 = 0x7fff_ffff_f000;
 
-fn nofile_limit(t: &Task) -> usize {
+/// Installs a new file at the lowest free descriptor (`RLIMIT_NOFILE`
+/// applies): what every call making an anonymous file returns.
+pub(super) fn install_new(
+    t: &Task,
+    f: std::sync::Arc<crate::vfs::File>,
+    cloexec: bool,
+) -> Result<i32, Errno> {
+    t.fds.install(f, cloexec, 0, nofile_limit(t))
+}
+
+pub(super) fn nofile_limit(t: &Task) -> usize {
     let l = t.tg().rlimit(7).cur;
     if l == RLIM_INFINITY {
         crate::vfs::NR_OPEN

@@ -41,12 +41,8 @@ const MAX_TRANSFER: usize = 8 << 20;
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: usize = 1024;
 
-fn nofile(t: &Task) -> usize {
-    usize::try_from(t.tg().rlimit(7).cur).unwrap_or(usize::MAX)
-}
-
 fn install(t: &Task, f: Arc<File>, cloexec: bool) -> Result<i32, Errno> {
-    t.fds.install(f, cloexec, 0, nofile(t))
+    super::fs::install_new(t, f, cloexec)
 }
 
 /// The socket behind `fd` (`ENOTSOCK` for another file).
@@ -431,22 +427,15 @@ fn do_send(
     let target = match to {
         Some((a, l)) if a != 0 && s.kind != SOCK_SEQPACKET => {
             let name = read_name(t, a, l)?.ok_or(Errno::EINVAL)?;
-            if s.kind == SOCK_STREAM {
-                // Refused by the socket with the right error.
-                Some(None)
-            } else {
-                Some(Some(resolve(t, &name)?))
-            }
+            // A stream socket refuses any address (EISCONN/EOPNOTSUPP):
+            // itself stands for it.
+            Some(if s.kind == SOCK_STREAM { s.clone() } else { resolve(t, &name)? })
         }
         _ => None,
     };
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
     let cred = control.cred.unwrap_or_else(|| unix::creds_of(t));
-    let r = match &target {
-        Some(Some(other)) => s.send(t, nonblock, data, control.rights, cred, Some(other)),
-        Some(None) => s.send(t, nonblock, data, control.rights, cred, Some(&s.clone())),
-        None => s.send(t, nonblock, data, control.rights, cred, None),
-    };
+    let r = s.send(t, nonblock, data, control.rights, cred, target.as_ref());
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
         t.signal_self(crate::kernel::signal::sig::SIGPIPE);
     }

@@ -287,8 +287,7 @@ pub fn timerfd_create(t: &mut Task, clk: i32, flags: i32) -> SysResult {
         }
         _ => return Err(Errno::EINVAL),
     }
-    let limit = usize::try_from(t.tg().rlimit(7).cur).unwrap_or(usize::MAX);
-    let fd = t.fds.install(crate::fs::timerfd::new(clk, flags), flags & O_CLOEXEC != 0, 0, limit)?;
+    let fd = super::fs::install_new(t, crate::fs::timerfd::new(clk, flags), flags & O_CLOEXEC != 0)?;
     Ok(u64::try_from(fd).unwrap_or(0))
 }
 

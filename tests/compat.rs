@@ -131,6 +131,7 @@ fn cases() -> Vec<Case> {
         case("vdso", &[]),
         case("epoll", &[]),
         case("eventfiles", &[]),
+        case("memfd", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

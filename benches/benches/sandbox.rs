@@ -19,6 +19,12 @@
 //! - processes: fork+exit+wait, fork+exec+wait of a static no-op, and a
 //!   one-byte ping-pong between two processes over two pipes, timed by the
 //!   program itself (best of 3 runs);
+//! - event loops and local sockets: a 64-byte request/response round
+//!   trip between two processes over a connected AF_UNIX stream socket
+//!   and over a datagram socketpair, and two threads handing a token back
+//!   and forth through eventfds each waits for in `epoll_wait` (two
+//!   wake-ups per round trip), timed by the program itself, unpinned and
+//!   with every process on CPU 0 (`taskset -c 0`);
 //! - idle memory: the proportional set size (PSS) of every process of a
 //!   sandbox (sentry, gofer, stubs) while its application, a static
 //!   program, blocks reading its stdin; the application's own share is
@@ -93,10 +99,29 @@ fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// `command`, with every process of it on CPU 0 (`taskset -c 0`): the
+/// placement where a wake-up stays on one CPU.
+fn pinned(c: &Command) -> Command {
+    let mut p = Command::new("taskset");
+    p.args(["-c", "0"]).arg(c.get_program()).args(c.get_args()).stdin(Stdio::null()).stderr(Stdio::null());
+    p
+}
+
 /// Runs `prog OP N EXTRA…` (a program that prints its mean ns per
 /// iteration) in each environment, best of 3, for each `(what, op,
 /// [native, rvisor, runsc iterations])`, and prints ratios to native.
 fn self_timed(envs: &[&str], prog: &Path, extra: &[&str], cases: &[(&str, &str, [u64; 3])]) {
+    self_timed_placed(envs, prog, extra, cases, false);
+}
+
+/// [`self_timed`], optionally with everything on one CPU.
+fn self_timed_placed(
+    envs: &[&str],
+    prog: &Path,
+    extra: &[&str],
+    cases: &[(&str, &str, [u64; 3])],
+    pin: bool,
+) {
     for &(what, op, counts) in cases {
         let mut native = 0.0;
         for env in envs {
@@ -110,7 +135,8 @@ fn self_timed(envs: &[&str], prog: &Path, extra: &[&str], cases: &[(&str, &str, 
                 let n_arg = n.to_string();
                 let mut args = vec![op, n_arg.as_str()];
                 args.extend_from_slice(extra);
-                let o = command(env, prog, &args).output().expect("run");
+                let c = command(env, prog, &args);
+                let o = if pin { pinned(&c).output() } else { { c }.output() }.expect("run");
                 assert!(o.status.success(), "{env} {op} loop failed");
                 let v: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("number");
                 best = best.min(v);
@@ -118,7 +144,12 @@ fn self_timed(envs: &[&str], prog: &Path, extra: &[&str], cases: &[(&str, &str, 
             if *env == "native" {
                 native = best;
             }
-            println!("{env}: {what}: {:.1} us ({:.1}x native, {n} iterations)", best / 1000.0, best / native);
+            let place = if pin { ", one CPU" } else { "" };
+            println!(
+                "{env}: {what}{place}: {:.1} us ({:.1}x native, {n} iterations)",
+                best / 1000.0,
+                best / native
+            );
         }
     }
 }
@@ -351,6 +382,20 @@ fn main() {
             ("pipe ping-pong round trip", "pipe", [20_000, 2000, 500]),
         ],
     );
+
+    println!("## event loops and local sockets (best of 3 runs; unpinned, then all on CPU 0)");
+    let events = build_with("events", &["-pthread"]);
+    let event_cases = [
+        ("AF_UNIX stream request/response round trip (64 B, two processes)", "unix", [20_000, 2000, 500]),
+        (
+            "AF_UNIX datagram request/response round trip (64 B, two processes)",
+            "unix-dgram",
+            [20_000, 2000, 500],
+        ),
+        ("epoll_wait wake-up round trip (two threads, two eventfds)", "epoll", [20_000, 2000, 500]),
+    ];
+    self_timed_placed(&envs, &events, &[], &event_cases, false);
+    self_timed_placed(&envs, &events, &[], &event_cases, true);
 
     println!("## idle memory: PSS of the sandbox's processes, application blocked on stdin");
     let wait = build("wait_stdin");

@@ -247,9 +247,128 @@ static void combined(void) {
 	close(ep), close(tf), close(sf), close(evfd);
 }
 
+/* Several waiters, one event: every epoll instance and every poll()
+ * watching the file wakes; a semaphore eventfd's count of 3 ends three
+ * blocked reads; a plain eventfd's value goes to one reader at a time;
+ * an edge-triggered event on one shared epoll instance reaches exactly
+ * one of its waiters. */
+struct waiter {
+	int kind; /* 0: own epoll, 1: poll, 2: read, 3: shared epoll */
+	int fd;
+	int ep;
+	long got;
+};
+
+static void *wait_one(void *arg) {
+	struct waiter *w = arg;
+	struct epoll_event ev;
+	if (w->kind == 0) {
+		w->got = epoll_wait(w->ep, &ev, 1, 5000) == 1 ? (long)ev.events : -1;
+	} else if (w->kind == 1) {
+		struct pollfd p = {.fd = w->fd, .events = POLLIN};
+		w->got = poll(&p, 1, 5000) == 1 ? p.revents : -1;
+	} else if (w->kind == 2) {
+		uint64_t v = 0;
+		w->got = read(w->fd, &v, 8) == 8 ? (long)v : -1;
+	} else {
+		w->got = epoll_wait(w->ep, &ev, 1, 300) == 1 ? 1 : 0;
+	}
+	return NULL;
+}
+
+static void start_waiters(struct waiter *w, pthread_t *th, int n) {
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, wait_one, &w[i]);
+	usleep(100000); /* let them block */
+}
+
+static void join_waiters(pthread_t *th, int n) {
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void waiters(void) {
+	int efd = eventfd(0, 0);
+	struct waiter w[5];
+	pthread_t th[5];
+	for (int i = 0; i < 5; i++) {
+		w[i] = (struct waiter){.kind = i < 3 ? 0 : 1, .fd = efd, .ep = -1, .got = 0};
+		if (i < 3) {
+			w[i].ep = epoll_create1(0);
+			struct epoll_event ev = {.events = EPOLLIN};
+			epoll_ctl(w[i].ep, EPOLL_CTL_ADD, efd, &ev);
+		}
+	}
+	start_waiters(w, th, 5);
+	uint64_t one = 1;
+	write(efd, &one, 8);
+	join_waiters(th, 5);
+	int woke = 0;
+	for (int i = 0; i < 5; i++)
+		woke += w[i].got == (i < 3 ? EPOLLIN : POLLIN);
+	EXPECT("one_event_wakes_every_epoll_and_poll", woke, 5);
+	for (int i = 0; i < 3; i++)
+		close(w[i].ep);
+	close(efd);
+
+	efd = eventfd(0, EFD_SEMAPHORE);
+	for (int i = 0; i < 3; i++)
+		w[i] = (struct waiter){.kind = 2, .fd = efd};
+	start_waiters(w, th, 3);
+	uint64_t three = 3;
+	write(efd, &three, 8);
+	join_waiters(th, 3);
+	CHECK("semaphore_count_ends_three_reads", w[0].got == 1 && w[1].got == 1 && w[2].got == 1, "%ld %ld %ld",
+	      w[0].got, w[1].got, w[2].got);
+	close(efd);
+
+	efd = eventfd(0, 0);
+	for (int i = 0; i < 2; i++)
+		w[i] = (struct waiter){.kind = 2, .fd = efd};
+	start_waiters(w, th, 2);
+	uint64_t five = 5, seven = 7;
+	write(efd, &five, 8);
+	usleep(100000);
+	int done = (w[0].got != 0) + (w[1].got != 0);
+	EXPECT("plain_value_goes_to_one_reader", done, 1);
+	write(efd, &seven, 8);
+	join_waiters(th, 2);
+	CHECK("next_value_to_the_other", w[0].got + w[1].got == 12 && w[0].got * w[1].got == 35, "%ld %ld", w[0].got,
+	      w[1].got);
+	close(efd);
+
+	efd = eventfd(0, 0);
+	int ep = epoll_create1(0);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+	epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
+	for (int i = 0; i < 2; i++)
+		w[i] = (struct waiter){.kind = 3, .fd = efd, .ep = ep};
+	start_waiters(w, th, 2);
+	write(efd, &one, 8);
+	join_waiters(th, 2);
+	EXPECT("edge_event_reaches_one_shared_waiter", w[0].got + w[1].got, 1);
+	close(ep);
+	close(efd);
+
+	int p[2];
+	pipe(p);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct waiter){.kind = 0, .fd = p[0], .ep = epoll_create1(0)};
+		struct epoll_event e = {.events = EPOLLIN};
+		epoll_ctl(w[i].ep, EPOLL_CTL_ADD, p[0], &e);
+	}
+	start_waiters(w, th, 2);
+	close(p[1]);
+	join_waiters(th, 2);
+	CHECK("writer_close_hangs_up_every_waiter", w[0].got == EPOLLHUP && w[1].got == EPOLLHUP, "%lx %lx",
+	      w[0].got, w[1].got);
+	close(w[0].ep), close(w[1].ep), close(p[0]);
+}
+
 int main(void) {
 	timerfds();
 	signalfds();
 	combined();
+	waiters();
 	return 0;
 }

@@ -527,8 +527,9 @@ impl Inode for GoferInode {
 }
 
 /// A regular file through a host descriptor the gofer donated (shared
-/// with other opens of the file: the offset is this file's own).
-struct HostBackedFile {
+/// with other opens of the file: the offset is this file's own), or one
+/// the sentry made itself (`memfd_create`).
+pub(crate) struct HostBackedFile {
     fd: Arc<OwnedFd>,
     /// The file offset.
     pos: Mutex<u64>,
@@ -538,7 +539,7 @@ struct HostBackedFile {
     append: Arc<Mutex<()>>,
 }
 
-fn host(e: rustix::io::Errno) -> Errno {
+pub(crate) fn host(e: rustix::io::Errno) -> Errno {
     Errno::new(e.raw_os_error()).unwrap_or(Errno::EIO)
 }
 
@@ -553,6 +554,11 @@ fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> Result<T, Errno> {
 }
 
 impl HostBackedFile {
+    /// A file over `fd` alone (no inode shares its caches).
+    pub(crate) fn new(fd: Arc<OwnedFd>) -> HostBackedFile {
+        HostBackedFile { fd, pos: Mutex::new(0), attr: Arc::default(), append: Arc::default() }
+    }
+
     fn changed(&self) {
         *self.attr.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }

@@ -292,6 +292,8 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
     const F_OFD_SETLKW: i32 = 38;
     const F_SETPIPE_SZ: i32 = 1031;
     const F_GETPIPE_SZ: i32 = 1032;
+    const F_ADD_SEALS: i32 = 1033;
+    const F_GET_SEALS: i32 = 1034;
     let entry = t.fds.entry(fd.0)?;
     if entry.file.is_path_only() && !matches!(cmd, F_DUPFD | F_DUPFD_CLOEXEC | F_GETFD | F_SETFD | F_GETFL) {
         return Err(Errno::EBADF);
@@ -321,6 +323,12 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
             let owner = entry.file.lock_owner();
             record_lock(t, &entry.file, cmd - 31, arg, owner)
         }
+        F_ADD_SEALS => {
+            let m = entry.file.ops().memfd().ok_or(Errno::EINVAL)?;
+            m.add_seals(&entry.file, <u32 as super::FromArg>::from_arg(arg))?;
+            Ok(0)
+        }
+        F_GET_SEALS => Ok(u64::from(entry.file.ops().memfd().ok_or(Errno::EINVAL)?.seals()?)),
         F_GETPIPE_SZ => Ok(entry.file.pipe().ok_or(Errno::EBADF)?.capacity() as u64),
         F_SETPIPE_SZ => {
             let pipe = entry.file.pipe().ok_or(Errno::EBADF)?;
@@ -331,6 +339,25 @@ pub fn fcntl(t: &mut Task, fd: Fd, cmd: i32, arg: u64) -> SysResult {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+pub fn memfd_create(t: &mut Task, name: Addr, flags: u32) -> SysResult {
+    use crate::fs::memfd::{flags::*, NAME_MAX};
+    // Linux's order: the flags, then the name.
+    if flags & MFD_HUGETLB == 0 && flags & !ALL != 0 || flags & MFD_EXEC != 0 && flags & MFD_NOEXEC_SEAL != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MFD_HUGETLB != 0 {
+        // The sandbox has no huge pages of its own to give.
+        return Err(Errno::EINVAL);
+    }
+    let name = t.mm.read_cstring(name, NAME_MAX + 1).map_err(|e| match e {
+        Errno::ENAMETOOLONG => Errno::EINVAL,
+        e => e,
+    })?;
+    let f = crate::fs::memfd::new(t, &name, flags)?;
+    Ok(u64::try_from(install_new(t, f, flags & MFD_CLOEXEC != 0)?).unwrap_or(0))
 }
 
 pub fn ioctl(t: &mut Task, fd: Fd, cmd: u32, arg: u64) -> SysResult {

@@ -148,29 +148,37 @@ fn mmap_file(t: &Task, f: &crate::vfs::File, req: MapRequest, off: u64) -> SysRe
     if req.shared && req.prot.contains(Prot::WRITE) && !f.writable() {
         return Err(Errno::EACCES);
     }
-    let path = f.path().ok_or(Errno::EACCES)?;
-    if req.prot.contains(Prot::EXEC) && path.mount.flags & crate::vfs::mflags::NOEXEC != 0 {
-        return Err(Errno::EPERM);
-    }
-    let a = path.attr()?;
-    let ctx = t.fs_context();
-    let name = crate::vfs::path_string(&ctx.root, path);
+    // Where the file is: a path of the VFS, or a memfd.
+    let mut writable = f.writable();
+    let (dev, ino, name, exec_ok) = if let Some(m) = f.ops().memfd() {
+        // Sealed against writes: no shared mapping may ever write.
+        if m.seals()? & crate::fs::memfd::SEALS_DENYING_WRITES != 0 {
+            if req.shared && req.prot.contains(Prot::WRITE) {
+                return Err(Errno::EPERM);
+            }
+            writable = false;
+        }
+        let (dev, ino) = m.key();
+        (dev, ino, f.ops().link_name().unwrap_or_default(), true)
+    } else {
+        let path = f.path().ok_or(Errno::EACCES)?;
+        if req.prot.contains(Prot::EXEC) && path.mount.flags & crate::vfs::mflags::NOEXEC != 0 {
+            return Err(Errno::EPERM);
+        }
+        let a = path.attr()?;
+        let ctx = t.fs_context();
+        let name = crate::vfs::path_string(&ctx.root, path);
+        let exec_ok = path.mount.flags & crate::vfs::mflags::NOEXEC == 0;
+        (a.dev, a.ino, String::from_utf8_lossy(&name).into_owned(), exec_ok)
+    };
     // A shared writable mapping counts as a writer while it lives
-    // (ETXTBSY for an execution meanwhile).
-    let write_access = if req.shared && f.writable() {
-        Some(crate::vfs::textbusy::get_write((a.dev, a.ino)).ok_or(Errno::ETXTBSY)?)
+    // (ETXTBSY for an execution meanwhile; EBUSY for a memfd's write seal).
+    let write_access = if req.shared && writable {
+        Some(crate::vfs::textbusy::get_write((dev, ino)).ok_or(Errno::ETXTBSY)?)
     } else {
         None
     };
-    let file = Arc::new(MappedFile {
-        fd,
-        writable: f.writable(),
-        exec_ok: path.mount.flags & crate::vfs::mflags::NOEXEC == 0,
-        write_access,
-        dev: a.dev,
-        ino: a.ino,
-        path: String::from_utf8_lossy(&name).into(),
-    });
+    let file = Arc::new(MappedFile { fd, writable, exec_ok, write_access, dev, ino, path: name.into() });
     t.mm.mmap_file(req, VmaName::File(file.path.clone()), FileMap { file, offset: off })
 }
 

@@ -244,6 +244,7 @@ syscall_table! {
     309 => process::getcpu [Addr, Addr, Addr];
     322 => exec::execveat [Fd, Addr, Addr, Addr, i32];
     318 => process::getrandom [Addr, u64, u32];
+    319 => fs::memfd_create [Addr, u32];
     334 => process::rseq [Addr, u32, i32, u32];
     2 => open::open [Addr, u32, u32];
     4 => stat::stat [Addr, Addr];

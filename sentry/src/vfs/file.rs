@@ -139,6 +139,10 @@ pub trait FileOps: Send + Sync {
     fn inotify(&self) -> Option<&crate::fs::inotify::Inotify> {
         None
     }
+    /// The memfd, for memfds (seals).
+    fn memfd(&self) -> Option<&crate::fs::memfd::MemFd> {
+        None
+    }
     /// The socket, for AF_UNIX sockets.
     fn socket(&self) -> Option<&Arc<crate::fs::unix::Sock>> {
         None

@@ -67,6 +67,12 @@ pub fn deny_write(key: Key) -> Option<DenyWrite> {
     adjust(key, -1, |c| c <= 0).then(|| DenyWrite(key))
 }
 
+/// How many hold write access to `key` now.
+pub fn writers(key: Key) -> i64 {
+    let g = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref().and_then(|m| m.get(&key)).copied().unwrap_or(0).max(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

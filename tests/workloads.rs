@@ -378,3 +378,83 @@ fn process_workloads_native_vs_rvisor() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `/proc` and `/sys` describe the sandbox (issue 10): each command runs
+/// under rvisor and natively in a fresh pid and mount namespace with its
+/// own `/proc` (`unshare --pid --fork --mount-proc`), where Linux shows
+/// exactly the namespace's processes, and must print the same.
+#[test]
+fn proc_and_sys_native_vs_rvisor() {
+    if !is_root() {
+        println!("skip: the native runs need root (pid and mount namespaces)");
+        return;
+    }
+    let cases: &[&str] = &[
+        // The issue's `ps` line: the sandbox's processes, pid 1 first.
+        "sleep 1 & ps -eo pid,ppid,comm",
+        "python3 -c 'import os,multiprocessing; print(multiprocessing.cpu_count(), os.cpu_count())'",
+        // The sandbox's memory is the host's here (no limit is set).
+        "free -m | awk '/^Mem:/ {print $1, $2}'",
+        "awk '/^(MemTotal|SwapTotal):/' /proc/meminfo",
+        "python3 -c 'import os; print(os.sysconf(\"SC_NPROCESSORS_ONLN\"), os.sysconf(\"SC_PHYS_PAGES\") * os.sysconf(\"SC_PAGE_SIZE\") // 2**20)'",
+        "cat /sys/devices/system/cpu/online /sys/devices/system/cpu/possible",
+        "grep -c ^processor /proc/cpuinfo",
+        "test \"$(cat /proc/sys/kernel/osrelease)\" = \"$(uname -r)\" && test \"$(cat /proc/sys/kernel/hostname)\" = \"$(hostname)\" && echo names agree",
+        "test \"$(ulimit -n)\" = \"$(awk '/^Max open files/ {print $4}' /proc/self/limits)\" && echo limits agree",
+        "echo 500 > /proc/self/oom_score_adj && cat /proc/self/oom_score_adj",
+        "ls /proc/self/task | wc -l; ls /proc/self/ns",
+        "python3 -c 'import os; s=open(\"/proc/self/stat\").read().split(); print(s[0] == str(os.getpid()), s[3] == str(os.getppid()))'",
+        "exec 5</etc/hostname; read x <&5; awk '/^(pos|flags):/' /proc/self/fdinfo/5 | sed 's/^flags:\\t0*/flags: /'",
+        "top -b -n 1 | sed -n 's/^Tasks: *\\([0-9]*\\) total.*/tasks \\1/p'",
+        // Natively the host's /proc is listed too, under the new one.
+        "awk '$5 == \"/proc\" {t=$9\" \"$6} END {print t}' /proc/self/mountinfo; grep '^proc /proc ' /proc/mounts | tail -1",
+    ];
+    let mut failures = Vec::new();
+    for script in cases {
+        let mut native = Command::new("unshare");
+        test_env(&mut native).args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--",
+        ]);
+        native.args(["/bin/sh", "-c", script]).stdin(Stdio::null());
+        let n = rvisor_tests::output_within(&mut native, rvisor_tests::RUN_LIMIT);
+        let mut c = Command::new(rvisor_bin());
+        test_env(&mut c).args(["do", "--", "/bin/sh", "-c", script]).stdin(Stdio::null());
+        let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
+        if n.stdout != s.stdout || shell_code(&n) != shell_code(&s) || n.stdout.is_empty() {
+            failures.push(format!(
+                "{script}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
+                shell_code(&n),
+                shell_code(&s),
+                String::from_utf8_lossy(&n.stdout),
+                String::from_utf8_lossy(&s.stdout),
+                String::from_utf8_lossy(&s.stderr).trim()
+            ));
+        } else {
+            println!("ok {script}: {:?}", String::from_utf8_lossy(&s.stdout));
+        }
+    }
+    // What has no native twin: the sandbox's own mounts and their sizes.
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(["do", "--", "/bin/sh", "-c", "mount; df -h /"]).stdin(Stdio::null());
+    let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
+    let out = String::from_utf8_lossy(&s.stdout);
+    for want in [
+        "proc on /proc type proc (rw,nosuid,nodev,noexec,relatime)",
+        "sysfs on /sys type sysfs",
+        " on / type ",
+    ] {
+        if !out.contains(want) {
+            failures.push(format!("mount: no {want:?} in {out:?}"));
+        }
+    }
+    if !s.status.success() || !out.lines().any(|l| l.ends_with(" /") && l.contains('%')) {
+        failures.push(format!("df -h /: {out:?} {}", String::from_utf8_lossy(&s.stderr)));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

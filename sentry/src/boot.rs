@@ -17,7 +17,7 @@ use crate::kernel::thread_group::{ProcessView, RLIM_INFINITY, RLIM_NLIMITS};
 use crate::kernel::{Container, ExitStatus, Kernel, KernelOptions, Task, TaskShared, ThreadGroup};
 use crate::vfs::file::O_ACCMODE;
 use crate::vfs::walk::Walker;
-use crate::vfs::{mflags, FdTable, File, FsContext, MountNamespace};
+use crate::vfs::{mflags, FdTable, File, FsContext, MountNamespace, MountSource};
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -135,36 +135,42 @@ pub fn bind_mounts(spec: &Spec) -> Vec<(String, String, bool)> {
         .collect()
 }
 
+/// What `/proc/PID/mounts` says of the file systems the gofer serves.
+const GOFER_SOURCE: MountSource = MountSource { fs_type: "gofer", source: "none" };
+
 /// The container's mount namespace: the gofer's root, then its binds.
 fn mounts(spec: &Spec, client: &Arc<GoferClient>) -> Result<Arc<MountNamespace>, BootError> {
     let err = |what: String| move |errno| BootError::Mount { what: what.clone(), errno };
     let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
     let root = client.attach(0).map_err(err("attach the root".into()))?;
-    let ns = MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 });
+    let ns = MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE);
     let admin = Credentials::new(0, 0, vec![]);
     for (i, (_, dest, ro)) in bind_mounts(spec).into_iter().enumerate() {
         let w = Walker { ns: &ns, root: ns.root(), creds: &admin, no_symlinks: false, beneath: None };
         let at = w.walk(ns.root(), dest.as_bytes(), true).map_err(err(format!("mount point {dest}")))?;
         let point = u32::try_from(i + 1).unwrap_or(u32::MAX);
         let fs = client.attach(point).map_err(err(format!("attach {dest}")))?;
-        ns.mount(&at, fs, if ro { mflags::RDONLY } else { 0 }).map_err(err(format!("mount {dest}")))?;
+        ns.mount(&at, fs, if ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE)
+            .map_err(err(format!("mount {dest}")))?;
     }
     Ok(ns)
 }
 
-/// The sentry's own `/dev` and `/proc`, on the directories of those
-/// names the root has (the gofer serves them empty).
+/// The sentry's own `/dev`, `/proc` and `/sys`, on the directories of
+/// those names the root has (the gofer serves them empty).
 fn synthetic_mounts(ns: &Arc<MountNamespace>, kernel: &Arc<Kernel>) {
     let admin = Credentials::new(0, 0, vec![]);
-    let all: [(&str, crate::vfs::inode::InodeRef, u32); 2] = [
-        ("/dev", crate::fs::dev::new(), mflags::NOSUID | mflags::NOEXEC),
-        ("/proc", crate::fs::proc::new(kernel), mflags::NOSUID | mflags::NODEV | mflags::NOEXEC),
+    let pseudo = mflags::NOSUID | mflags::NODEV | mflags::NOEXEC;
+    let all: [(&str, crate::vfs::inode::InodeRef, u32, MountSource); 3] = [
+        ("/dev", crate::fs::dev::new(), mflags::NOSUID | mflags::NOEXEC, MountSource::named("tmpfs")),
+        ("/proc", crate::fs::proc::new(kernel), pseudo, MountSource::named("proc")),
+        ("/sys", crate::fs::sys::new(kernel), pseudo | mflags::RDONLY, MountSource::named("sysfs")),
     ];
-    for (point, fs, flags) in all {
+    for (point, fs, flags, source) in all {
         let w = Walker { ns, root: ns.root(), creds: &admin, no_symlinks: true, beneath: None };
         match w.walk(ns.root(), point.as_bytes(), false) {
             Ok(at) if at.attr().is_ok_and(|a| a.is_dir()) => {
-                if let Err(e) = ns.mount(&at, fs, flags) {
+                if let Err(e) = ns.mount(&at, fs, flags, source) {
                     tracing::warn!("mount {point}: {e:?}");
                 }
             }

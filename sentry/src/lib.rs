@@ -24,6 +24,7 @@ pub use rvisor_syscalls::Errno;
 pub fn prepare(vdso: bool) {
     let _ = loader::AuxvFacts::detect();
     let _ = kernel::host_cpus();
+    let _ = kernel::host_memory();
     vfs::perm::detect_protected_hardlinks();
     if vdso {
         kernel::vdso::prepare();

@@ -48,10 +48,10 @@ pub mod bits {
 use bits::*;
 
 /// `fs.inotify.max_queued_events`.
-const MAX_QUEUED: usize = 16384;
+pub const MAX_QUEUED: usize = 16384;
 /// Most watches the sandbox may have (`fs.inotify.max_user_watches`):
 /// `ENOSPC` beyond.
-const MAX_WATCHES: usize = 65536;
+pub const MAX_WATCHES: usize = 65536;
 /// `sizeof(struct inotify_event)`.
 const HEADER: usize = 16;
 

@@ -162,7 +162,12 @@ const MAX_SNAPSHOT_BYTES: usize = 64 << 20;
 pub struct SynthFile {
     meta: Meta,
     generate: Arc<Generate>,
+    store: Option<Arc<Store>>,
 }
+
+/// Takes what is written to a writable synthetic file (one `write` at a
+/// time, as Linux's `/proc` files take a value per call).
+pub type Store = Box<dyn Fn(&[u8]) -> Result<(), Errno> + Send + Sync>;
 
 impl SynthFile {
     /// A file (`mode`: permission bits).
@@ -170,6 +175,16 @@ impl SynthFile {
         Arc::new(SynthFile {
             meta: Meta { mode: mode::S_IFREG | (meta.mode & 0o7777), ..meta },
             generate: Arc::new(generate),
+            store: None,
+        })
+    }
+
+    /// A file whose writes go to `store`.
+    pub fn writable(meta: Meta, generate: Generate, store: Store) -> Arc<SynthFile> {
+        Arc::new(SynthFile {
+            meta: Meta { mode: mode::S_IFREG | (meta.mode & 0o7777), ..meta },
+            generate: Arc::new(generate),
+            store: Some(Arc::new(store)),
         })
     }
 }
@@ -181,9 +196,10 @@ impl Inode for SynthFile {
 
     fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {
         // Who may open it for writing is the VFS's business (its modes);
-        // writes themselves fail.
+        // writes fail unless the file stores them.
         Ok(Box::new(BufferFile {
             generate: self.generate.clone(),
+            store: self.store.clone(),
             data: Mutex::new(None),
             pos: Mutex::new(0),
         }))
@@ -205,6 +221,7 @@ impl Inode for SynthFile {
 /// An open generated file: the snapshot taken at its first read.
 struct BufferFile {
     generate: Arc<Generate>,
+    store: Option<Arc<Store>>,
     data: Mutex<Option<Vec<u8>>>,
     pos: Mutex<u64>,
 }
@@ -249,8 +266,10 @@ impl FileOps for BufferFile {
         Ok(n)
     }
 
-    fn write(&self, _t: &Task, _f: &File, _data: &[u8], _off: Option<u64>) -> Result<usize, Errno> {
-        Err(Errno::EINVAL)
+    fn write(&self, _t: &Task, _f: &File, data: &[u8], _off: Option<u64>) -> Result<usize, Errno> {
+        let store = self.store.as_ref().ok_or(Errno::EINVAL)?;
+        store(data)?;
+        Ok(data.len())
     }
 
     fn seek(&self, off: i64, whence: u32) -> Result<u64, Errno> {

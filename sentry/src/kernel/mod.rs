@@ -153,6 +153,16 @@ pub fn host_cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1))
 }
 
+/// The host's memory in bytes, read once before the sentry confines
+/// itself (see [`crate::prepare`]; 0 if unknown).
+pub fn host_memory() -> u64 {
+    static HOST: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HOST.get_or_init(|| {
+        let i = rustix::system::sysinfo();
+        i.totalram.saturating_mul(u64::from(i.mem_unit.max(1)))
+    })
+}
+
 /// Options the kernel is booted with.
 #[derive(Clone, Debug, Default)]
 pub struct KernelOptions {
@@ -212,7 +222,7 @@ struct PidTable {
 }
 
 /// Largest pid (`/proc/sys/kernel/pid_max` default on 64-bit).
-const PID_MAX: i32 = 4_194_304;
+pub const PID_MAX: i32 = 4_194_304;
 
 impl Kernel {
     /// A kernel over `platform`, with a memory file of `mem_size` bytes.
@@ -245,6 +255,27 @@ impl Kernel {
     /// Size of the memory file: the memory the sandbox may use.
     pub fn mf_size(&self) -> u64 {
         self.mf_size
+    }
+
+    /// The memory the sandbox reports (`/proc/meminfo`, `sysinfo`): its
+    /// memory file's size, or the host's memory when that is less.
+    pub fn mem_total(&self) -> u64 {
+        let host = host_memory();
+        if host == 0 {
+            self.mf_size
+        } else {
+            self.mf_size.min(host)
+        }
+    }
+
+    /// The last thread id handed out (`/proc/loadavg`).
+    pub fn last_pid(&self) -> i32 {
+        let p = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        if p.next <= 2 {
+            1
+        } else {
+            p.next - 1
+        }
     }
 
     /// Adds a container to the sandbox.

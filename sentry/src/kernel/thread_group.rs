@@ -80,6 +80,10 @@ pub struct ThreadGroup {
     pub dumpable: AtomicU8,
     /// Nice value (`setpriority`; per process here, per thread on Linux).
     pub nice: AtomicI32,
+    /// `/proc/PID/oom_score_adj` (inherited by `fork`).
+    pub oom_score_adj: AtomicI32,
+    /// When the process started, since the kernel booted.
+    pub started: Duration,
     /// Whether the process called `execve` since it was forked
     /// (`setpgid` of a child that did: `EACCES`).
     pub did_exec: AtomicBool,
@@ -201,6 +205,8 @@ impl ThreadGroup {
             pdeathsig: AtomicI32::new(0),
             dumpable: AtomicU8::new(1),
             nice: AtomicI32::new(0),
+            oom_score_adj: AtomicI32::new(0),
+            started: kernel.boot.elapsed(),
             did_exec: AtomicBool::new(false),
             family: Mutex::new(Family::default()),
             child_events: super::waitq::WaitQueue::default(),
@@ -233,6 +239,7 @@ impl ThreadGroup {
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.dumpable.store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.nice.store(self.nice.load(Ordering::Relaxed), Ordering::Relaxed);
+        tg.oom_score_adj.store(self.oom_score_adj.load(Ordering::Relaxed), Ordering::Relaxed);
         *tg.actions.lock().unwrap_or_else(|p| p.into_inner()) =
             self.actions.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let tg = Arc::new(tg);

@@ -464,6 +464,13 @@ pub fn clock_ns(clk: i32) -> Option<u64> {
     p.clock_at(clk, tsc)
 }
 
+/// The TSC's rate in MHz as calibrated (`/proc/cpuinfo`), or `None`.
+pub fn tsc_mhz() -> Option<f64> {
+    let (p, _) = get()?.params()?;
+    // mult: ns per tick, times 2^32.
+    Some(1000.0 * (1u64 << 32) as f64 / p.mult as f64)
+}
+
 /// Maps the vvar page and the vDSO into `mm` (one page apart, as the
 /// image expects); returns the image's address (`AT_SYSINFO_EHDR`), or
 /// `None` when this sentry has no vDSO.

@@ -672,7 +672,7 @@ pub fn times(t: &mut Task, buf: Addr) -> SysResult {
 }
 
 pub fn sysinfo(t: &mut Task, info: Addr) -> SysResult {
-    let total = t.kernel.mf_size();
+    let total = t.kernel.mem_total();
     let used = t.kernel.mf.committed();
     let s = Sysinfo {
         uptime: i64::try_from(t.kernel.boot.elapsed().as_secs()).unwrap_or(0),

@@ -249,6 +249,25 @@ pub struct Mount {
     /// Where it is mounted: (parent mount, mount point); `None` for the
     /// namespace's root.
     pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
+    /// What `/proc/PID/mounts` calls it: (file-system type, source).
+    pub source: MountSource,
+}
+
+/// A mount's file-system type and source, as `/proc/PID/mounts` shows
+/// them.
+#[derive(Clone, Debug)]
+pub struct MountSource {
+    /// File-system type (`proc`, `tmpfs`…).
+    pub fs_type: &'static str,
+    /// Source (`proc`, `none`…).
+    pub source: &'static str,
+}
+
+impl MountSource {
+    /// A file system whose source is named after its type (`proc` on `proc`).
+    pub const fn named(fs_type: &'static str) -> MountSource {
+        MountSource { fs_type, source: fs_type }
+    }
 }
 
 impl std::fmt::Debug for Mount {
@@ -316,9 +335,16 @@ fn anon_dev(n: u64) -> u64 {
 
 impl MountNamespace {
     /// A namespace whose root is file system root `root`.
-    pub fn new(root: InodeRef, flags: u32) -> Arc<MountNamespace> {
+    pub fn new(root: InodeRef, flags: u32, source: MountSource) -> Arc<MountNamespace> {
         let id = NEXT_MOUNT.fetch_add(1, Ordering::Relaxed);
-        let m = Arc::new(Mount { id, root: Dentry::root(root), flags, dev: anon_dev(id + 40), parent: None });
+        let m = Arc::new(Mount {
+            id,
+            root: Dentry::root(root),
+            flags,
+            dev: anon_dev(id + 40),
+            parent: None,
+            source,
+        });
         Arc::new(MountNamespace { root: m, mounts: RwLock::new(HashMap::new()) })
     }
 
@@ -328,7 +354,7 @@ impl MountNamespace {
     }
 
     /// Mounts file system root `fs_root` on `at`.
-    pub fn mount(&self, at: &Path, fs_root: InodeRef, flags: u32) -> Result<(), Errno> {
+    pub fn mount(&self, at: &Path, fs_root: InodeRef, flags: u32, source: MountSource) -> Result<(), Errno> {
         if !at.attr()?.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -340,6 +366,7 @@ impl MountNamespace {
             flags,
             dev: anon_dev(id + 40),
             parent: Some((at.mount.clone(), at.dentry.clone())),
+            source,
         });
         self.mounts.write().unwrap_or_else(|p| p.into_inner()).insert(key(&at.mount, &at.dentry), m);
         Ok(())
@@ -352,6 +379,15 @@ impl MountNamespace {
             p = Path { mount: m.clone(), dentry: m.root.clone() };
         }
         p
+    }
+
+    /// Every mount, the root first, then in the order they were made.
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        let mut v: Vec<Arc<Mount>> =
+            self.mounts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by_key(|m| m.id);
+        v.insert(0, self.root.clone());
+        v
     }
 
     /// Whether `p` is a mount point.

@@ -23,14 +23,75 @@ struct Case {
     /// Runs on the file fixture (see `make_fixture`) as this user id; the
     /// fixture directory is the first argument.
     files: Option<u32>,
+    /// With the fixture's `rw/` on a tmpfs (natively Linux's, in the
+    /// sandbox the sentry's), filled from a copy of it before the program
+    /// runs.
+    tmpfs: bool,
 }
 
 fn case(prog: &'static str, args: &[&str]) -> Case {
-    Case { prog, args: args.iter().map(|s| (*s).to_string()).collect(), namespaced: None, files: None }
+    Case {
+        prog,
+        args: args.iter().map(|s| (*s).to_string()).collect(),
+        namespaced: None,
+        files: None,
+        tmpfs: false,
+    }
 }
 
 fn files_case(prog: &'static str, uid: u32, args: &[&str]) -> Case {
-    Case { prog, args: args.iter().map(|s| (*s).to_string()).collect(), namespaced: None, files: Some(uid) }
+    Case {
+        prog,
+        args: args.iter().map(|s| (*s).to_string()).collect(),
+        namespaced: None,
+        files: Some(uid),
+        tmpfs: false,
+    }
+}
+
+/// A file case as root with the fixture's `rw/` on a tmpfs.
+fn tmpfs_case(prog: &'static str, args: &[&str]) -> Case {
+    Case { tmpfs: true, ..files_case(prog, 0, args) }
+}
+
+/// Moves the fixture's `rw/` to `rw.template/` and leaves an empty `rw/`
+/// for the tmpfs; returns the shell line that fills the tmpfs and runs
+/// the program (`"$@"`).
+fn tmpfs_fixture(dir: &Path) -> String {
+    std::fs::rename(dir.join("rw"), dir.join("rw.template")).expect("template");
+    std::fs::create_dir(dir.join("rw")).expect("rw");
+    let d = dir.to_str().expect("utf-8 path");
+    format!("cp -a {d}/rw.template/. {d}/rw/ && exec \"$@\"")
+}
+
+/// A file program natively with `rw/` on Linux's tmpfs (in a throwaway
+/// mount namespace whose root and `ro/` are read-only).
+fn run_native_tmpfs(prog: &Path, dir: &Path, args: &[String]) -> Output {
+    let fill = tmpfs_fixture(dir);
+    let d = dir.to_str().expect("utf-8 path");
+    let script = format!(
+        "set -e; mount -t tmpfs -o mode=777 tmpfs {d}/rw; mount --bind {d}/ro {d}/ro; \
+         mount -o remount,bind,ro {d}/ro; mount -o remount,bind,ro /; {fill}"
+    );
+    let mut c = Command::new("unshare");
+    test_env(&mut c)
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", &script, "sh"])
+        .arg(prog)
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null());
+    output_within(&mut c, RUN_LIMIT)
+}
+
+/// A file program under rvisor with `--tmpfs` on `rw/`.
+fn run_rvisor_tmpfs(prog: &Path, dir: &Path, args: &[String]) -> Output {
+    let fill = tmpfs_fixture(dir);
+    let rw = dir.join("rw");
+    let rw = rw.to_str().expect("utf-8 path");
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(["do", "--tmpfs", &format!("{rw}:mode=777"), "--", "/bin/sh", "-c", &fill, "sh"]);
+    c.arg(prog).arg(dir).args(args).stdin(Stdio::null());
+    output_within(&mut c, RUN_LIMIT)
 }
 
 /// The user id of the unprivileged file cases (`nobody` on Debian).
@@ -158,6 +219,7 @@ fn cases() -> Vec<Case> {
         args: vec![host_pid, "rvisor".into()],
         namespaced: Some("rvisor"),
         files: None,
+        tmpfs: false,
     });
     for p in [
         "files_open",
@@ -177,6 +239,24 @@ fn cases() -> Vec<Case> {
     v.push(files_case("inotify", 0, &[]));
     for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
         v.push(files_case("files_mmap", 0, &[c]));
+    }
+    // The same programs on a tmpfs.
+    for p in [
+        "files_open",
+        "files_walk",
+        "files_rw",
+        "files_stat",
+        "files_dir",
+        "files_attr",
+        "files_mmap",
+        "pipe",
+        "unix",
+        "inotify",
+    ] {
+        v.push(tmpfs_case(p, &[]));
+    }
+    for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
+        v.push(tmpfs_case("files_mmap", &[c]));
     }
     for c in [
         "reexec",
@@ -236,7 +316,8 @@ fn compat_suite_native_vs_rvisor() {
             if only.as_deref().is_some_and(|o| !o.split(',').any(|p| p == c.prog)) {
                 continue;
             }
-            let label = format!("{} {} [{}]", c.prog, c.args.join(" "), libc.name());
+            let fs = if c.tmpfs { " (tmpfs)" } else { "" };
+            let label = format!("{}{fs} {} [{}]", c.prog, c.args.join(" "), libc.name());
             let bin = build_c(c.prog, libc);
             if (c.namespaced.is_some() || c.files.is_some()) && !is_root() {
                 println!("skip {label}: native run needs root (namespaces)");
@@ -245,6 +326,14 @@ fn compat_suite_native_vs_rvisor() {
             let fixture =
                 std::env::temp_dir().join(format!("rvisor-compat-{}-{}", std::process::id(), c.prog));
             let (native, sandboxed) = match (c.namespaced, c.files) {
+                (_, Some(_)) if c.tmpfs => {
+                    make_fixture(&fixture);
+                    let n = run_native_tmpfs(&bin, &fixture, &c.args);
+                    make_fixture(&fixture);
+                    let s = run_rvisor_tmpfs(&bin, &fixture, &c.args);
+                    let _ = std::fs::remove_dir_all(&fixture);
+                    (n, s)
+                }
                 (_, Some(uid)) => {
                     make_fixture(&fixture);
                     let n = run_native_files(&bin, &fixture, uid, &c.args);

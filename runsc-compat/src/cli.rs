@@ -128,6 +128,11 @@ pub struct DoArgs {
     /// (SRC:DST[:ro]; repeatable). Writes to it reach the host.
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,
+    /// Mount a tmpfs (in the sandbox's memory) on a directory
+    /// (DST[:OPTIONS], options as `mount -t tmpfs`: `size=`, `mode=`,
+    /// `uid=`, `gid=`, `ro`, `nosuid`, `nodev`, `noexec`; repeatable).
+    #[arg(long = "tmpfs", value_name = "DST[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

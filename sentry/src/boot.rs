@@ -16,6 +16,7 @@ use crate::kernel::exec::{self, ExecContext, Program};
 use crate::kernel::thread_group::{ProcessView, RLIM_INFINITY, RLIM_NLIMITS};
 use crate::kernel::{Container, ExitStatus, Kernel, KernelOptions, Task, TaskShared, ThreadGroup};
 use crate::vfs::file::O_ACCMODE;
+use crate::vfs::inode::Owner;
 use crate::vfs::walk::Walker;
 use crate::vfs::{mflags, FdTable, File, FsContext, MountNamespace, MountSource};
 
@@ -138,31 +139,103 @@ pub fn bind_mounts(spec: &Spec) -> Vec<(String, String, bool)> {
 /// What `/proc/PID/mounts` says of the file systems the gofer serves.
 const GOFER_SOURCE: MountSource = MountSource { fs_type: "gofer", source: "none" };
 
-/// The container's mount namespace: the gofer's root, then its binds.
-fn mounts(spec: &Spec, client: &Arc<GoferClient>) -> Result<Arc<MountNamespace>, BootError> {
+/// The container's mount namespace: the gofer's root, then the spec's
+/// mounts in order (binds through the gofer, tmpfs in the sentry; other
+/// types are not mounted yet).
+fn mounts(spec: &Spec, client: &Arc<GoferClient>, memory: u64) -> Result<Arc<MountNamespace>, BootError> {
     let err = |what: String| move |errno| BootError::Mount { what: what.clone(), errno };
     let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
     let root = client.attach(0).map_err(err("attach the root".into()))?;
     let ns = MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE);
     let admin = Credentials::new(0, 0, vec![]);
-    for (i, (_, dest, ro)) in bind_mounts(spec).into_iter().enumerate() {
+    let mut binds = 0u32;
+    for m in spec.mounts().clone().unwrap_or_default() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        let opts = m.options().clone().unwrap_or_default();
+        let (fs, flags, source) = match m.typ().as_deref() {
+            Some("bind") => {
+                binds += 1;
+                let ro = opts.iter().any(|x| x == "ro");
+                let fs = client.attach(binds).map_err(err(format!("attach {dest}")))?;
+                (fs, if ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE)
+            }
+            Some("tmpfs") => {
+                let t =
+                    TmpfsOptions::parse(&opts, memory).map_err(err(format!("tmpfs options of {dest}")))?;
+                (crate::fs::tmpfs::new(t.bytes, t.mode, t.owner), t.flags, MountSource::named("tmpfs"))
+            }
+            other => {
+                tracing::warn!("mount of type {other:?} on {dest}: not supported yet, skipped");
+                continue;
+            }
+        };
         let w = Walker { ns: &ns, root: ns.root(), creds: &admin, no_symlinks: false, beneath: None };
         let at = w.walk(ns.root(), dest.as_bytes(), true).map_err(err(format!("mount point {dest}")))?;
-        let point = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let fs = client.attach(point).map_err(err(format!("attach {dest}")))?;
-        ns.mount(&at, fs, if ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE)
-            .map_err(err(format!("mount {dest}")))?;
+        ns.mount(&at, fs, flags, source).map_err(err(format!("mount {dest}")))?;
     }
     Ok(ns)
 }
 
-/// The sentry's own `/dev`, `/proc` and `/sys`, on the directories of
-/// those names the root has (the gofer serves them empty).
+/// A tmpfs mount's options (`mount -t tmpfs -o …`).
+#[derive(Debug, PartialEq, Eq)]
+struct TmpfsOptions {
+    bytes: u64,
+    mode: u32,
+    owner: Owner,
+    flags: u32,
+}
+
+impl TmpfsOptions {
+    /// Parses `opts`; `memory`: the sandbox's memory (the default size is
+    /// half of it, `size=N%` a share of it).
+    fn parse(opts: &[String], memory: u64) -> Result<TmpfsOptions, Errno> {
+        let mut t =
+            TmpfsOptions { bytes: memory / 2, mode: 0o1777, owner: Owner { uid: 0, gid: 0 }, flags: 0 };
+        for o in opts {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            let num = |v: &str| v.parse::<u64>().map_err(|_| Errno::EINVAL);
+            match k {
+                "size" => {
+                    let (n, mul) = match v.as_bytes().last() {
+                        Some(b'k' | b'K') => (&v[..v.len() - 1], 1 << 10),
+                        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
+                        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
+                        Some(b'%') => (&v[..v.len() - 1], 0),
+                        _ => (v, 1),
+                    };
+                    let n = num(n)?;
+                    t.bytes = if mul == 0 { memory / 100 * n.min(100) } else { n.saturating_mul(mul) };
+                }
+                "mode" => t.mode = u32::from_str_radix(v, 8).map_err(|_| Errno::EINVAL)? & 0o7777,
+                "uid" => t.owner.uid = u32::try_from(num(v)?).map_err(|_| Errno::EINVAL)?,
+                "gid" => t.owner.gid = u32::try_from(num(v)?).map_err(|_| Errno::EINVAL)?,
+                "ro" => t.flags |= mflags::RDONLY,
+                "rw" => t.flags &= !mflags::RDONLY,
+                "nosuid" => t.flags |= mflags::NOSUID,
+                "nodev" => t.flags |= mflags::NODEV,
+                "noexec" => t.flags |= mflags::NOEXEC,
+                // What only changes how Linux keeps its pages.
+                "suid" | "dev" | "exec" | "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "relatime"
+                | "noatime" | "strictatime" | "nostrictatime" | "rprivate" | "private" | "rshared"
+                | "shared" | "rslave" | "slave" | "inode64" | "inode32" => {}
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// The sentry's own `/dev` (with a tmpfs on `/dev/shm`), `/proc` and
+/// `/sys`, on the directories of those names the root has (the gofer
+/// serves them empty).
 fn synthetic_mounts(ns: &Arc<MountNamespace>, kernel: &Arc<Kernel>) {
     let admin = Credentials::new(0, 0, vec![]);
     let pseudo = mflags::NOSUID | mflags::NODEV | mflags::NOEXEC;
-    let all: [(&str, crate::vfs::inode::InodeRef, u32, MountSource); 3] = [
+    let root_owner = Owner { uid: 0, gid: 0 };
+    let shm = crate::fs::tmpfs::new(kernel.mem_total() / 2, 0o1777, root_owner);
+    let all: [(&str, crate::vfs::inode::InodeRef, u32, MountSource); 4] = [
         ("/dev", crate::fs::dev::new(), mflags::NOSUID | mflags::NOEXEC, MountSource::named("tmpfs")),
+        ("/dev/shm", shm, mflags::NOSUID | mflags::NODEV, MountSource::named("tmpfs")),
         ("/proc", crate::fs::proc::new(kernel), pseudo, MountSource::named("proc")),
         ("/sys", crate::fs::sys::new(kernel), pseudo | mflags::RDONLY, MountSource::named("sysfs")),
     ];
@@ -189,7 +262,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Spec("process.args is empty".into()));
     }
     let client = GoferClient::new(cfg.gofer);
-    let ns = mounts(&cfg.spec, &client)?;
+    let ns = mounts(&cfg.spec, &client, kernel.mem_total())?;
     synthetic_mounts(&ns, &kernel);
     let container = Container::new(&cfg.id, ns.clone());
     kernel.add_container(container.clone());
@@ -261,4 +334,22 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         })
         .map_err(|e| BootError::Host("spawn task thread", e))?;
     Ok(Sandbox { kernel, container, init })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_options_parse_as_mount_does() {
+        let o = |v: &[&str]| TmpfsOptions::parse(&v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>(), 1 << 30);
+        let d = o(&[]).expect("defaults");
+        assert_eq!((d.bytes, d.mode, d.flags), (1 << 29, 0o1777, 0));
+        let t = o(&["size=64m", "mode=755", "uid=5", "gid=6", "nosuid", "nodev", "noexec", "ro"]).expect("parse");
+        assert_eq!((t.bytes, t.mode, t.owner), (64 << 20, 0o755, Owner { uid: 5, gid: 6 }));
+        assert_eq!(t.flags, mflags::NOSUID | mflags::NODEV | mflags::NOEXEC | mflags::RDONLY);
+        assert_eq!(o(&["size=10%"]).expect("percent").bytes, (1 << 30) / 100 * 10);
+        assert_eq!(o(&["size=12x"]), Err(Errno::EINVAL));
+        assert_eq!(o(&["bogus"]), Err(Errno::EINVAL));
+    }
 }

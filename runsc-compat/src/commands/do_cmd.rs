@@ -90,7 +90,8 @@ fn host_rlimits() -> Vec<oci_spec::runtime::PosixRlimit> {
 
 /// The spec `do` boots: the host's root, read-only; the caller's
 /// environment (plus `-e`), working directory (or `--cwd`), ids and
-/// limits; the sandbox's own hostname; `--volume` bind mounts.
+/// limits; the sandbox's own hostname; `--volume` bind mounts and
+/// `--tmpfs` mounts.
 fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
     let mut env: Vec<String> = std::env::vars_os()
         .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
@@ -142,6 +143,14 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
                 .destination(dst)
                 .options(vec!["rbind".to_string(), if ro { "ro" } else { "rw" }.to_string()])
                 .build()?,
+        );
+    }
+    for t in &a.tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+        anyhow::ensure!(dst.starts_with('/'), "--tmpfs destination {dst} is not absolute");
+        let options: Vec<String> = opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect();
+        mounts.push(
+            MountBuilder::default().typ("tmpfs").source("tmpfs").destination(dst).options(options).build()?,
         );
     }
     spec.set_mounts(Some(mounts));

@@ -115,6 +115,11 @@ pub fn new() -> InodeRef {
         link("stdin", "/proc/self/fd/0"),
         link("stdout", "/proc/self/fd/1"),
         link("stderr", "/proc/self/fd/2"),
+        // Where a tmpfs is mounted.
+        (
+            b"shm".to_vec(),
+            SynthDir::new(Meta::new(0o1777, TMPFS_MAGIC), Box::new(Vec::new), true) as InodeRef,
+        ),
     ];
     SynthDir::new(Meta::new(0o755, TMPFS_MAGIC), Box::new(move || entries.clone()), true)
 }

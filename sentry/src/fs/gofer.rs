@@ -258,6 +258,7 @@ impl GoferInode {
             pos: Mutex::new(0),
             attr: self.attr.clone(),
             append: self.append.clone(),
+            on_change: None,
         })
     }
 
@@ -537,6 +538,9 @@ pub(crate) struct HostBackedFile {
     attr: AttrCache,
     /// The inode's append lock.
     append: Arc<Mutex<()>>,
+    /// Told after each change of the contents or size (tmpfs keeps the
+    /// times itself).
+    on_change: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 pub(crate) fn host(e: rustix::io::Errno) -> Errno {
@@ -556,11 +560,25 @@ fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> Result<T, Errno> {
 impl HostBackedFile {
     /// A file over `fd` alone (no inode shares its caches).
     pub(crate) fn new(fd: Arc<OwnedFd>) -> HostBackedFile {
-        HostBackedFile { fd, pos: Mutex::new(0), attr: Arc::default(), append: Arc::default() }
+        HostBackedFile {
+            fd,
+            pos: Mutex::new(0),
+            attr: Arc::default(),
+            append: Arc::default(),
+            on_change: None,
+        }
+    }
+
+    /// A file over `fd` alone whose changes call `on_change`.
+    pub(crate) fn with_hook(fd: Arc<OwnedFd>, on_change: Arc<dyn Fn() + Send + Sync>) -> HostBackedFile {
+        HostBackedFile { on_change: Some(on_change), ..HostBackedFile::new(fd) }
     }
 
     fn changed(&self) {
         *self.attr.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(f) = &self.on_change {
+            f();
+        }
     }
 
     fn size(&self) -> Result<u64, Errno> {

@@ -14,4 +14,5 @@ pub mod signalfd;
 pub mod synth;
 pub mod sys;
 pub mod timerfd;
+pub mod tmpfs;
 pub mod unix;

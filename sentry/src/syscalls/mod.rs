@@ -19,7 +19,7 @@ mod signal;
 mod socket;
 mod stat;
 mod task;
-mod time;
+pub(crate) mod time;
 mod timer;
 
 use rvisor_syscalls::Errno;

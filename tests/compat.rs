@@ -27,6 +27,10 @@ struct Case {
     /// sandbox the sentry's), filled from a copy of it before the program
     /// runs.
     tmpfs: bool,
+    /// With the fixture's `rw/` on an overlay: natively Linux's overlayfs
+    /// (the fixture's copy under a tmpfs upper layer), in the sandbox the
+    /// memory overlay of the root (`ro/` a read-only volume).
+    overlay: bool,
 }
 
 fn case(prog: &'static str, args: &[&str]) -> Case {
@@ -36,6 +40,7 @@ fn case(prog: &'static str, args: &[&str]) -> Case {
         namespaced: None,
         files: None,
         tmpfs: false,
+        overlay: false,
     }
 }
 
@@ -46,7 +51,47 @@ fn files_case(prog: &'static str, uid: u32, args: &[&str]) -> Case {
         namespaced: None,
         files: Some(uid),
         tmpfs: false,
+        overlay: false,
     }
+}
+
+/// A file case as root with the fixture's `rw/` on an overlay.
+fn overlay_case(prog: &'static str, args: &[&str]) -> Case {
+    Case { overlay: true, ..files_case(prog, 0, args) }
+}
+
+/// A file program natively with `rw/` on Linux's overlayfs: the fixture's
+/// `rw/` (moved to `rw.lower/`) under an upper layer on a tmpfs, in a
+/// throwaway mount namespace whose root and `ro/` are read-only.
+fn run_native_overlay(prog: &Path, dir: &Path, args: &[String]) -> Output {
+    std::fs::rename(dir.join("rw"), dir.join("rw.lower")).expect("lower");
+    std::fs::create_dir(dir.join("rw")).expect("rw");
+    std::fs::create_dir(dir.join("layers")).expect("layers");
+    let d = dir.to_str().expect("utf-8 path");
+    let script = format!(
+        "set -e; mount -t tmpfs tmpfs {d}/layers; mkdir -m 777 {d}/layers/up; mkdir {d}/layers/work; \
+         mount -t overlay overlay -o xino=on,lowerdir={d}/rw.lower,upperdir={d}/layers/up,workdir={d}/layers/work {d}/rw; \
+         mount --bind {d}/ro {d}/ro; mount -o remount,bind,ro {d}/ro; mount -o remount,bind,ro /; exec \"$@\""
+    );
+    let mut c = Command::new("unshare");
+    test_env(&mut c)
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", &script, "sh"])
+        .arg(prog)
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null());
+    output_within(&mut c, RUN_LIMIT)
+}
+
+/// A file program under rvisor on the memory overlay of the root, `ro/`
+/// a read-only volume.
+fn run_rvisor_overlay(prog: &Path, dir: &Path, args: &[String]) -> Output {
+    let ro = dir.join("ro");
+    let ro = ro.to_str().expect("utf-8 path");
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(["--overlay=memory", "do", "--volume", &format!("{ro}:{ro}:ro"), "--"]);
+    c.arg(prog).arg(dir).args(args).stdin(Stdio::null());
+    output_within(&mut c, RUN_LIMIT)
 }
 
 /// A file case as root with the fixture's `rw/` on a tmpfs.
@@ -89,7 +134,17 @@ fn run_rvisor_tmpfs(prog: &Path, dir: &Path, args: &[String]) -> Output {
     let rw = dir.join("rw");
     let rw = rw.to_str().expect("utf-8 path");
     let mut c = Command::new(rvisor_bin());
-    test_env(&mut c).args(["do", "--tmpfs", &format!("{rw}:mode=777"), "--", "/bin/sh", "-c", &fill, "sh"]);
+    test_env(&mut c).args([
+        "--overlay=none",
+        "do",
+        "--tmpfs",
+        &format!("{rw}:mode=777"),
+        "--",
+        "/bin/sh",
+        "-c",
+        &fill,
+        "sh",
+    ]);
     c.arg(prog).arg(dir).args(args).stdin(Stdio::null());
     output_within(&mut c, RUN_LIMIT)
 }
@@ -162,7 +217,8 @@ fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Outpu
     let rw = dir.join("rw");
     let rw = rw.to_str().expect("utf-8 path");
     let mut c = Command::new(rvisor_bin());
-    test_env(&mut c).args(["do", "--volume", &format!("{rw}:{rw}")]);
+    // The root read-only, as natively (not the memory overlay).
+    test_env(&mut c).args(["--overlay=none", "do", "--volume", &format!("{rw}:{rw}")]);
     if uid != 0 {
         c.args(["--user", &format!("{uid}:{uid}")]);
     }
@@ -220,6 +276,7 @@ fn cases() -> Vec<Case> {
         namespaced: Some("rvisor"),
         files: None,
         tmpfs: false,
+        overlay: false,
     });
     for p in [
         "files_open",
@@ -258,6 +315,25 @@ fn cases() -> Vec<Case> {
     for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
         v.push(tmpfs_case("files_mmap", &[c]));
     }
+    // And on an overlay.
+    for p in [
+        "files_open",
+        "files_walk",
+        "files_rw",
+        "files_stat",
+        "files_dir",
+        "files_attr",
+        "files_mmap",
+        "pipe",
+        "unix",
+        "inotify",
+    ] {
+        v.push(overlay_case(p, &[]));
+    }
+    for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
+        v.push(overlay_case("files_mmap", &[c]));
+    }
+    v.push(overlay_case("overlay", &[]));
     for c in [
         "reexec",
         "dynamic",
@@ -316,7 +392,13 @@ fn compat_suite_native_vs_rvisor() {
             if only.as_deref().is_some_and(|o| !o.split(',').any(|p| p == c.prog)) {
                 continue;
             }
-            let fs = if c.tmpfs { " (tmpfs)" } else { "" };
+            let fs = if c.tmpfs {
+                " (tmpfs)"
+            } else if c.overlay {
+                " (overlay)"
+            } else {
+                ""
+            };
             let label = format!("{}{fs} {} [{}]", c.prog, c.args.join(" "), libc.name());
             let bin = build_c(c.prog, libc);
             if (c.namespaced.is_some() || c.files.is_some()) && !is_root() {
@@ -326,6 +408,14 @@ fn compat_suite_native_vs_rvisor() {
             let fixture =
                 std::env::temp_dir().join(format!("rvisor-compat-{}-{}", std::process::id(), c.prog));
             let (native, sandboxed) = match (c.namespaced, c.files) {
+                (_, Some(_)) if c.overlay => {
+                    make_fixture(&fixture);
+                    let n = run_native_overlay(&bin, &fixture, &c.args);
+                    make_fixture(&fixture);
+                    let s = run_rvisor_overlay(&bin, &fixture, &c.args);
+                    let _ = std::fs::remove_dir_all(&fixture);
+                    (n, s)
+                }
                 (_, Some(_)) if c.tmpfs => {
                     make_fixture(&fixture);
                     let n = run_native_tmpfs(&bin, &fixture, &c.args);

@@ -61,7 +61,8 @@ fn run(sandboxed: bool, dir: &Path, args: &[&str]) -> Output {
     let mut c = if sandboxed {
         let mut c = Command::new(rvisor_bin());
         let d = dir.to_str().expect("utf-8");
-        c.args(["do", "--volume", &format!("{d}:{d}"), "--cwd", d, "--", BUSYBOX]);
+        // The root read-only, as natively (not the memory overlay).
+        c.args(["--overlay=none", "do", "--volume", &format!("{d}:{d}"), "--cwd", d, "--", BUSYBOX]);
         c
     } else {
         // The host's root read-only, as rvisor serves it: a case that
@@ -179,7 +180,7 @@ fn dynamically_linked_programs_native_vs_rvisor() {
         let argv: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
         let n = native_confined(&[], &[], &argv).output().expect("run natively");
         let mut c = Command::new(rvisor_bin());
-        test_env(&mut c).args(["do", "--"]).args(*args).stdin(Stdio::null());
+        test_env(&mut c).args(["--overlay=none", "do", "--"]).args(*args).stdin(Stdio::null());
         let s = c.output().expect("run rvisor");
         let label = args.join(" ");
         if n.stdout != s.stdout || shell_code(&n) != shell_code(&s) {
@@ -331,6 +332,7 @@ fn process_workloads_native_vs_rvisor() {
                 test_env(&mut c)
                     .env("TMPDIR", d)
                     .args([
+                        "--overlay=none",
                         "do",
                         "--volume",
                         &format!("{d}:{d}"),
@@ -457,4 +459,58 @@ fn proc_and_sys_native_vs_rvisor() {
         failures.push(format!("df -h /: {out:?} {}", String::from_utf8_lossy(&s.stderr)));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The memory overlay, `rvisor do`'s default root (issue 10): the issue's
+/// line succeeds inside, the host is unchanged afterwards, a second
+/// sandbox does not see the first one's changes, and `--overlay=none`
+/// keeps the root read-only.
+#[test]
+fn memory_overlay_keeps_writes_in_the_sandbox() {
+    let marker = format!("/etc/rvisor-overlay-test-{}", std::process::id());
+    let line = format!(
+        "echo x > {marker} && cat {marker} && rm /usr/bin/env && ! ls /usr/bin/env 2>/dev/null && \
+         echo more >> /etc/hostname && rm -r /usr/share/doc/bash && mkdir -p /opt/new/dir && echo done"
+    );
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(["do", "--", "/bin/sh", "-c", &line]).stdin(Stdio::null());
+    let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
+    assert_eq!(
+        String::from_utf8_lossy(&s.stdout),
+        "x\ndone\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    assert!(s.status.success());
+    assert!(!Path::new(&marker).exists(), "{marker} reached the host");
+    assert!(Path::new("/usr/bin/env").exists(), "/usr/bin/env was removed on the host");
+    assert!(Path::new("/usr/share/doc/bash").exists() || !Path::new("/usr/share/doc").exists());
+    assert!(!Path::new("/opt/new").exists(), "/opt/new reached the host");
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert!(!hostname.contains("more"), "/etc/hostname changed on the host");
+    // A new sandbox starts from the host's files again.
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c)
+        .args([
+            "do",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("test ! -e {marker} && test -e /usr/bin/env && echo fresh"),
+        ])
+        .stdin(Stdio::null());
+    let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
+    assert_eq!(String::from_utf8_lossy(&s.stdout), "fresh\n");
+    // Without the overlay the root is read-only.
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c)
+        .args(["--overlay=none", "do", "--", "/bin/sh", "-c", &format!("echo x > {marker}")])
+        .stdin(Stdio::null());
+    let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
+    assert!(!s.status.success());
+    assert!(
+        String::from_utf8_lossy(&s.stderr).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&s.stderr)
+    );
 }

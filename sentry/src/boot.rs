@@ -67,6 +67,9 @@ pub struct BootConfig {
     pub options: KernelOptions,
     /// Size of the memory file (sparse).
     pub memory_size: u64,
+    /// The root is a memory overlay on the gofer's: writable, its changes
+    /// kept in the sandbox's memory (`--overlay=memory`).
+    pub overlay: bool,
 }
 
 /// A running sandbox.
@@ -139,14 +142,28 @@ pub fn bind_mounts(spec: &Spec) -> Vec<(String, String, bool)> {
 /// What `/proc/PID/mounts` says of the file systems the gofer serves.
 const GOFER_SOURCE: MountSource = MountSource { fs_type: "gofer", source: "none" };
 
-/// The container's mount namespace: the gofer's root, then the spec's
+/// The container's mount namespace: the gofer's root (under a memory
+/// overlay with `overlay`), then the spec's
 /// mounts in order (binds through the gofer, tmpfs in the sentry; other
 /// types are not mounted yet).
-fn mounts(spec: &Spec, client: &Arc<GoferClient>, memory: u64) -> Result<Arc<MountNamespace>, BootError> {
+fn mounts(
+    spec: &Spec,
+    client: &Arc<GoferClient>,
+    memory: u64,
+    overlay: bool,
+) -> Result<Arc<MountNamespace>, BootError> {
     let err = |what: String| move |errno| BootError::Mount { what: what.clone(), errno };
     let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
     let root = client.attach(0).map_err(err("attach the root".into()))?;
-    let ns = MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE);
+    let ns = if overlay {
+        // The upper layer's root looks like the lower one's.
+        let a = root.attr().map_err(err("the root's attributes".into()))?;
+        let upper = crate::fs::tmpfs::new(memory, a.mode & 0o7777, Owner { uid: a.uid, gid: a.gid });
+        let source = MountSource { fs_type: "overlay", source: "overlay" };
+        MountNamespace::new(crate::fs::overlay::new(root, upper), 0, source)
+    } else {
+        MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE)
+    };
     let admin = Credentials::new(0, 0, vec![]);
     let mut binds = 0u32;
     for m in spec.mounts().clone().unwrap_or_default() {
@@ -262,7 +279,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Spec("process.args is empty".into()));
     }
     let client = GoferClient::new(cfg.gofer);
-    let ns = mounts(&cfg.spec, &client, kernel.mem_total())?;
+    let ns = mounts(&cfg.spec, &client, kernel.mem_total(), cfg.overlay)?;
     synthetic_mounts(&ns, &kernel);
     let container = Container::new(&cfg.id, ns.clone());
     kernel.add_container(container.clone());
@@ -342,10 +359,13 @@ mod tests {
 
     #[test]
     fn tmpfs_options_parse_as_mount_does() {
-        let o = |v: &[&str]| TmpfsOptions::parse(&v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>(), 1 << 30);
+        let o = |v: &[&str]| {
+            TmpfsOptions::parse(&v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>(), 1 << 30)
+        };
         let d = o(&[]).expect("defaults");
         assert_eq!((d.bytes, d.mode, d.flags), (1 << 29, 0o1777, 0));
-        let t = o(&["size=64m", "mode=755", "uid=5", "gid=6", "nosuid", "nodev", "noexec", "ro"]).expect("parse");
+        let t =
+            o(&["size=64m", "mode=755", "uid=5", "gid=6", "nosuid", "nodev", "noexec", "ro"]).expect("parse");
         assert_eq!((t.bytes, t.mode, t.owner), (64 << 20, 0o755, Owner { uid: 5, gid: 6 }));
         assert_eq!(t.flags, mflags::NOSUID | mflags::NODEV | mflags::NOEXEC | mflags::RDONLY);
         assert_eq!(o(&["size=10%"]).expect("percent").bytes, (1 << 30) / 100 * 10);

@@ -88,6 +88,11 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
         platform,
         options,
         memory_size: MEMORY_FILE_SIZE,
+        overlay: match g.overlay.as_str() {
+            "memory" => true,
+            "none" => false,
+            o => anyhow::bail!("--overlay must be memory or none, got {o}"),
+        },
     };
     let sandbox = match boot(cfg) {
         Ok(s) => Arc::new(s),

@@ -228,6 +228,7 @@ pub fn sentry_flags(g: &Global) -> Vec<String> {
     if g.no_vdso {
         v.push("--no-vdso".into());
     }
+    v.push(format!("--overlay={}", g.overlay));
     if let Some(d) = &g.debug_log {
         v.push(format!("--debug-log={}", d.display()));
     }

@@ -667,6 +667,12 @@ impl FileOps for HostBackedFile {
         retry(|| rustix::io::pread(&*self.fd, &mut *buf, off))
     }
 
+    fn write_at(&self, data: &[u8], off: u64) -> Result<usize, Errno> {
+        let n = retry(|| rustix::io::pwrite(&*self.fd, data, off))?;
+        self.changed();
+        Ok(n)
+    }
+
     fn mappable(&self) -> Option<Arc<OwnedFd>> {
         Some(self.fd.clone())
     }

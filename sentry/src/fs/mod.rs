@@ -7,6 +7,7 @@ pub mod gofer;
 pub mod host;
 pub mod inotify;
 pub mod memfd;
+pub mod overlay;
 pub mod pipe;
 pub mod proc;
 pub mod procinfo;

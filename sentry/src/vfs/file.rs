@@ -85,6 +85,10 @@ pub trait FileOps: Send + Sync {
     fn read_at(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
+    /// Writes at `off` without a task (the overlay copying a file up).
+    fn write_at(&self, _data: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
     /// The status flags changed (`F_SETFL`); `flags` are the new ones.
     fn status_changed(&self, _flags: u32) {}
     /// The host descriptor `mmap` maps, for files that have one.

@@ -291,6 +291,7 @@ fn cases() -> Vec<Case> {
         v.push(files_case(p, 0, &[]));
     }
     v.push(files_case("files_perm", NOBODY, &[]));
+    v.push(files_case("mounts", 0, &[]));
     v.push(files_case("pipe", 0, &[]));
     v.push(files_case("unix", 0, &[]));
     v.push(files_case("inotify", 0, &[]));

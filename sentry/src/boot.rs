@@ -11,6 +11,7 @@ use rvisor_syscalls::Errno;
 
 use crate::fs::gofer::GoferClient;
 use crate::fs::host::HostFile;
+use crate::fs::tmpfs::Options as TmpfsOptions;
 use crate::kernel::creds::Credentials;
 use crate::kernel::exec::{self, ExecContext, Program};
 use crate::kernel::thread_group::{ProcessView, RLIM_INFINITY, RLIM_NLIMITS};
@@ -177,8 +178,8 @@ fn mounts(
                 (fs, if ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE)
             }
             Some("tmpfs") => {
-                let t =
-                    TmpfsOptions::parse(&opts, memory).map_err(err(format!("tmpfs options of {dest}")))?;
+                let t = TmpfsOptions::parse(opts.iter().map(String::as_str), memory)
+                    .map_err(err(format!("tmpfs options of {dest}")))?;
                 (crate::fs::tmpfs::new(t.bytes, t.mode, t.owner), t.flags, MountSource::named("tmpfs"))
             }
             other => {
@@ -191,55 +192,6 @@ fn mounts(
         ns.mount(&at, fs, flags, source).map_err(err(format!("mount {dest}")))?;
     }
     Ok(ns)
-}
-
-/// A tmpfs mount's options (`mount -t tmpfs -o …`).
-#[derive(Debug, PartialEq, Eq)]
-struct TmpfsOptions {
-    bytes: u64,
-    mode: u32,
-    owner: Owner,
-    flags: u32,
-}
-
-impl TmpfsOptions {
-    /// Parses `opts`; `memory`: the sandbox's memory (the default size is
-    /// half of it, `size=N%` a share of it).
-    fn parse(opts: &[String], memory: u64) -> Result<TmpfsOptions, Errno> {
-        let mut t =
-            TmpfsOptions { bytes: memory / 2, mode: 0o1777, owner: Owner { uid: 0, gid: 0 }, flags: 0 };
-        for o in opts {
-            let (k, v) = o.split_once('=').unwrap_or((o, ""));
-            let num = |v: &str| v.parse::<u64>().map_err(|_| Errno::EINVAL);
-            match k {
-                "size" => {
-                    let (n, mul) = match v.as_bytes().last() {
-                        Some(b'k' | b'K') => (&v[..v.len() - 1], 1 << 10),
-                        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
-                        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
-                        Some(b'%') => (&v[..v.len() - 1], 0),
-                        _ => (v, 1),
-                    };
-                    let n = num(n)?;
-                    t.bytes = if mul == 0 { memory / 100 * n.min(100) } else { n.saturating_mul(mul) };
-                }
-                "mode" => t.mode = u32::from_str_radix(v, 8).map_err(|_| Errno::EINVAL)? & 0o7777,
-                "uid" => t.owner.uid = u32::try_from(num(v)?).map_err(|_| Errno::EINVAL)?,
-                "gid" => t.owner.gid = u32::try_from(num(v)?).map_err(|_| Errno::EINVAL)?,
-                "ro" => t.flags |= mflags::RDONLY,
-                "rw" => t.flags &= !mflags::RDONLY,
-                "nosuid" => t.flags |= mflags::NOSUID,
-                "nodev" => t.flags |= mflags::NODEV,
-                "noexec" => t.flags |= mflags::NOEXEC,
-                // What only changes how Linux keeps its pages.
-                "suid" | "dev" | "exec" | "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "relatime"
-                | "noatime" | "strictatime" | "nostrictatime" | "rprivate" | "private" | "rshared"
-                | "shared" | "rslave" | "slave" | "inode64" | "inode32" => {}
-                _ => return Err(Errno::EINVAL),
-            }
-        }
-        Ok(t)
-    }
 }
 
 /// The sentry's own `/dev` (with a tmpfs on `/dev/shm`), `/proc` and
@@ -351,25 +303,4 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         })
         .map_err(|e| BootError::Host("spawn task thread", e))?;
     Ok(Sandbox { kernel, container, init })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tmpfs_options_parse_as_mount_does() {
-        let o = |v: &[&str]| {
-            TmpfsOptions::parse(&v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>(), 1 << 30)
-        };
-        let d = o(&[]).expect("defaults");
-        assert_eq!((d.bytes, d.mode, d.flags), (1 << 29, 0o1777, 0));
-        let t =
-            o(&["size=64m", "mode=755", "uid=5", "gid=6", "nosuid", "nodev", "noexec", "ro"]).expect("parse");
-        assert_eq!((t.bytes, t.mode, t.owner), (64 << 20, 0o755, Owner { uid: 5, gid: 6 }));
-        assert_eq!(t.flags, mflags::NOSUID | mflags::NODEV | mflags::NOEXEC | mflags::RDONLY);
-        assert_eq!(o(&["size=10%"]).expect("percent").bytes, (1 << 30) / 100 * 10);
-        assert_eq!(o(&["size=12x"]), Err(Errno::EINVAL));
-        assert_eq!(o(&["bogus"]), Err(Errno::EINVAL));
-    }
 }

@@ -100,5 +100,10 @@ int main(int argc, char **argv) {
 	EXPECT("link_other_file_protected_eperm", RAW2(SYS_link, "pubfile", "pub-link"), -EPERM);
 	EXPECT("link_writable_other_file", RAW2(SYS_link, "sticky/rootowned", "ro-link"), 0);
 	EXPECT("link_own_file", RAW2(SYS_link, "mine-new", "mine-link"), 0);
+	/* Mounts and names need privileges the caller does not have. */
+	EXPECT("mount_eperm", RAW5(SYS_mount, "none", argv[1], "tmpfs", 0, 0), -EPERM);
+	EXPECT("umount_eperm", RAW2(SYS_umount2, argv[1], 0), -EPERM);
+	EXPECT("chroot_eperm", RAW1(SYS_chroot, argv[1]), -EPERM);
+	EXPECT("sethostname_eperm", RAW2(SYS_sethostname, "x", 1), -EPERM);
 	return 0;
 }

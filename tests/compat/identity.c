@@ -38,5 +38,20 @@ int main(int argc, char **argv) {
 	CHECK("kill_everyone_esrch", r == -ESRCH, "got %ld", r);
 	r = RAW2(SYS_kill, (long)(-2147483647 - 1), 0);
 	CHECK("kill_int_min_esrch", r == -ESRCH, "got %ld", r);
+	/* The sandbox's names are its own to change (natively: the throwaway
+	 * UTS namespace's). */
+	char long_name[80];
+	memset(long_name, 'h', sizeof long_name);
+	EXPECT("sethostname_65_einval", RAW2(SYS_sethostname, long_name, 65), -EINVAL);
+	EXPECT("sethostname_negative_einval", RAW2(SYS_sethostname, long_name, -1), -EINVAL);
+	EXPECT("sethostname_efault", RAW2(SYS_sethostname, 8, 4), -EFAULT);
+	EXPECT("sethostname_64_ok", RAW2(SYS_sethostname, long_name, 64), 0);
+	RAW1(SYS_uname, &u);
+	CHECK("uname_after_sethostname", strlen(u.nodename) == 64 && u.nodename[63] == 'h', "got %s", u.nodename);
+	EXPECT("sethostname_back", RAW2(SYS_sethostname, argv[2], strlen(argv[2])), 0);
+	EXPECT("setdomainname", RAW2(SYS_setdomainname, "rvisor.test", 11), 0);
+	RAW1(SYS_uname, &u);
+	CHECK("uname_domainname", !strcmp(u.domainname, "rvisor.test") && !strcmp(u.nodename, argv[2]), "got %s %s",
+	      u.domainname, u.nodename);
 	return 0;
 }

@@ -21,6 +21,7 @@ use super::gofer::{host, HostBackedFile};
 use crate::vfs::file::oflags::O_TRUNC;
 use crate::vfs::file::FileOps;
 use crate::vfs::inode::{mode, DirEntry, FsStats, Inode, InodeAttr, InodeRef, Owner, SetAttr, TimeSet};
+use crate::vfs::mflags;
 
 /// `statfs` type of tmpfs.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -33,6 +34,58 @@ const NAME_MAX: usize = 255;
 
 /// Most extended-attribute bytes (names and values) one inode holds.
 const XATTR_BYTES: usize = 64 << 10;
+
+/// A tmpfs mount's options (`mount -t tmpfs -o …`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Size `statfs` reports.
+    pub bytes: u64,
+    /// The root's permission bits.
+    pub mode: u32,
+    /// The root's owner.
+    pub owner: Owner,
+    /// `mflags` of the mount.
+    pub flags: u32,
+}
+
+impl Options {
+    /// Parses `opts`; `memory`: the sandbox's memory (the default size is
+    /// half of it, `size=N%` a share of it).
+    pub fn parse<'a>(opts: impl IntoIterator<Item = &'a str>, memory: u64) -> Result<Options, Errno> {
+        let mut t = Options { bytes: memory / 2, mode: 0o1777, owner: Owner { uid: 0, gid: 0 }, flags: 0 };
+        for o in opts.into_iter().filter(|o| !o.is_empty()) {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            let num = |v: &str| v.parse::<u64>().map_err(|_| Errno::EINVAL);
+            match k {
+                "size" => {
+                    let (n, mul) = match v.as_bytes().last() {
+                        Some(b'k' | b'K') => (&v[..v.len() - 1], 1 << 10),
+                        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
+                        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
+                        Some(b'%') => (&v[..v.len() - 1], 0),
+                        _ => (v, 1),
+                    };
+                    let n = num(n)?;
+                    t.bytes = if mul == 0 { memory / 100 * n.min(100) } else { n.saturating_mul(mul) };
+                }
+                "mode" => t.mode = u32::from_str_radix(v, 8).map_err(|_| Errno::EINVAL)? & 0o7777,
+                "uid" => t.owner.uid = u32::try_from(num(v)?).map_err(|_| Errno::EINVAL)?,
+                "gid" => t.owner.gid = u32::try_from(num(v)?).map_err(|_| Errno::EINVAL)?,
+                "ro" => t.flags |= mflags::RDONLY,
+                "rw" => t.flags &= !mflags::RDONLY,
+                "nosuid" => t.flags |= mflags::NOSUID,
+                "nodev" => t.flags |= mflags::NODEV,
+                "noexec" => t.flags |= mflags::NOEXEC,
+                // What only changes how Linux keeps its pages.
+                "suid" | "dev" | "exec" | "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "relatime"
+                | "noatime" | "strictatime" | "nostrictatime" | "rprivate" | "private" | "rshared"
+                | "shared" | "rslave" | "slave" | "inode64" | "inode32" => {}
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        Ok(t)
+    }
+}
 
 /// One tmpfs instance.
 pub struct Tmpfs {
@@ -628,6 +681,21 @@ impl Inode for Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vfs::mflags;
+
+    #[test]
+    fn options_parse_as_mount_does() {
+        let o = |v: &[&str]| Options::parse(v.iter().copied(), 1 << 30);
+        let d = o(&[]).expect("defaults");
+        assert_eq!((d.bytes, d.mode, d.flags), (1 << 29, 0o1777, 0));
+        let t =
+            o(&["size=64m", "mode=755", "uid=5", "gid=6", "nosuid", "nodev", "noexec", "ro"]).expect("parse");
+        assert_eq!((t.bytes, t.mode, t.owner), (64 << 20, 0o755, Owner { uid: 5, gid: 6 }));
+        assert_eq!(t.flags, mflags::NOSUID | mflags::NODEV | mflags::NOEXEC | mflags::RDONLY);
+        assert_eq!(o(&["size=10%"]).expect("percent").bytes, (1 << 30) / 100 * 10);
+        assert_eq!(o(&["size=12x"]), Err(Errno::EINVAL));
+        assert_eq!(o(&["bogus"]), Err(Errno::EINVAL));
+    }
 
     fn names(d: &InodeRef, cookie: u64) -> Vec<(String, u64)> {
         d.readdir(cookie)

@@ -317,7 +317,8 @@ fn key(m: &Arc<Mount>, d: &Arc<Dentry>) -> (u64, usize) {
 
 /// A mount namespace: a root mount and what is mounted where.
 pub struct MountNamespace {
-    root: Arc<Mount>,
+    /// The root mount (replaced, with the same id, when remounted).
+    root: RwLock<Arc<Mount>>,
     mounts: RwLock<HashMap<(u64, usize), Arc<Mount>>>,
 }
 
@@ -345,12 +346,13 @@ impl MountNamespace {
             parent: None,
             source,
         });
-        Arc::new(MountNamespace { root: m, mounts: RwLock::new(HashMap::new()) })
+        Arc::new(MountNamespace { root: RwLock::new(m), mounts: RwLock::new(HashMap::new()) })
     }
 
     /// The root of the namespace.
     pub fn root(&self) -> Path {
-        Path { mount: self.root.clone(), dentry: self.root.root.clone() }
+        let m = self.root.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Path { dentry: m.root.clone(), mount: m }
     }
 
     /// Mounts file system root `fs_root` on `at`.
@@ -386,8 +388,71 @@ impl MountNamespace {
         let mut v: Vec<Arc<Mount>> =
             self.mounts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         v.sort_by_key(|m| m.id);
-        v.insert(0, self.root.clone());
+        v.insert(0, self.root.read().unwrap_or_else(|e| e.into_inner()).clone());
         v
+    }
+
+    /// Removes mount `m` (the topmost on its mount point). `EINVAL` for
+    /// the root or a mount not in the namespace; `EBUSY` if others are
+    /// mounted inside it, unless `detach` (they go with it).
+    pub fn unmount(&self, m: &Arc<Mount>, detach: bool) -> Result<(), Errno> {
+        let Some((pm, d)) = &m.parent else { return Err(Errno::EINVAL) };
+        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        if !mounts.get(&key(pm, d)).is_some_and(|x| Arc::ptr_eq(x, m)) {
+            return Err(Errno::EINVAL);
+        }
+        let inside = |mounts: &HashMap<(u64, usize), Arc<Mount>>, id: u64| -> Vec<(u64, usize)> {
+            mounts
+                .iter()
+                .filter(|(_, x)| x.parent.as_ref().is_some_and(|(p, _)| p.id == id))
+                .map(|(k, _)| *k)
+                .collect()
+        };
+        if !detach && !inside(&mounts, m.id).is_empty() {
+            return Err(Errno::EBUSY);
+        }
+        mounts.remove(&key(pm, d));
+        // Detached: what was mounted inside goes too, recursively.
+        let mut gone = vec![m.id];
+        while let Some(id) = gone.pop() {
+            for k in inside(&mounts, id) {
+                if let Some(x) = mounts.remove(&k) {
+                    gone.push(x.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes mount `m`'s flags (`MS_REMOUNT`): the mount is replaced by
+    /// one with the same id, root and place.
+    pub fn set_flags(&self, m: &Arc<Mount>, flags: u32) -> Result<(), Errno> {
+        let new = Arc::new(Mount {
+            id: m.id,
+            root: m.root.clone(),
+            flags,
+            dev: m.dev,
+            parent: m.parent.clone(),
+            source: m.source.clone(),
+        });
+        match &m.parent {
+            None => {
+                let mut r = self.root.write().unwrap_or_else(|e| e.into_inner());
+                if r.id != m.id {
+                    return Err(Errno::EINVAL);
+                }
+                *r = new;
+            }
+            Some((pm, d)) => {
+                let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+                let k = key(pm, d);
+                if mounts.get(&k).is_none_or(|x| x.id != m.id) {
+                    return Err(Errno::EINVAL);
+                }
+                mounts.insert(k, new);
+            }
+        }
+        Ok(())
     }
 
     /// Whether `p` is a mount point.

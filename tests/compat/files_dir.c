@@ -173,6 +173,15 @@ int main(int argc, char **argv) {
 	EXPECT("renameat2_both_flags", RAW5(SYS_renameat2, AT_FDCWD, "n1", AT_FDCWD, "n2", 3), -EINVAL);
 	EXPECT("renameat2_bad_flags", RAW5(SYS_renameat2, AT_FDCWD, "n1", AT_FDCWD, "n2", 8), -EINVAL);
 	EXPECT("renameat2_noreplace_ok", RAW5(SYS_renameat2, AT_FDCWD, "n1", AT_FDCWD, "n3", 1), 0);
+	/* Onto an ancestor of the source: Linux's rename trap. */
+	RAW2(SYS_mkdir, "trap", 0755);
+	RAW2(SYS_mkdir, "trap/inner", 0755);
+	EXPECT("rename_onto_parent_enotempty", RAW2(SYS_rename, "trap/inner", "trap"), -ENOTEMPTY);
+	EXPECT("rename_onto_grandparent_enotempty", RAW2(SYS_rename, "trap/inner", "."), -EBUSY);
+	EXPECT("exchange_with_parent_einval", RAW5(SYS_renameat2, AT_FDCWD, "trap/inner", AT_FDCWD, "trap", 2), -EINVAL);
+	CHECK("trap_intact", RAW2(SYS_access, "trap/inner", 0) == 0, "gone");
+	RAW1(SYS_rmdir, "trap/inner");
+	RAW1(SYS_rmdir, "trap");
 	long dfd = RAW3(SYS_open, "dc", O_RDONLY | O_DIRECTORY, 0);
 	EXPECT("renameat_dirfds", RAW4(SYS_renameat, AT_FDCWD, "n3", dfd, "n3"), 0);
 	CHECK("renameat_moved", has("dc/n3", "2"), "not moved");

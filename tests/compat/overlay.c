@@ -147,6 +147,15 @@ int main(int argc, char **argv) {
 	close(fd);
 	slurp(at("mine/minefile"), buf, sizeof buf);
 	CHECK("mmap_write_seen", buf[0] == 'M', "%s", buf);
+	/* Removed lower files do not come back through what still refers to
+	 * them. */
+	fd = open(at("rw-open-then-unlink"), O_CREAT | O_WRONLY, 0644);
+	close(fd);
+	fd = open(at("sgid"), O_RDONLY | O_DIRECTORY);
+	EXPECT("rmdir_lower_dir_held_open", rmdir(at("sgid")), 0);
+	EXPECT("create_in_removed_dir_enoent", openat(fd, "x", O_CREAT | O_WRONLY, 0644) == -1 ? -errno : 0, -ENOENT);
+	close(fd);
+	EXPECT("removed_dir_stays_gone", stat(at("sgid"), &a) == -1 ? -errno : 0, -ENOENT);
 	listing(at(""), list, sizeof list);
 	printf("final %s\n", list);
 	return 0;

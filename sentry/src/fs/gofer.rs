@@ -569,9 +569,14 @@ impl HostBackedFile {
         }
     }
 
-    /// A file over `fd` alone whose changes call `on_change`.
-    pub(crate) fn with_hook(fd: Arc<OwnedFd>, on_change: Arc<dyn Fn() + Send + Sync>) -> HostBackedFile {
-        HostBackedFile { on_change: Some(on_change), ..HostBackedFile::new(fd) }
+    /// A file over `fd` whose appends take `append` (shared by every open
+    /// of the file) and whose changes call `on_change`.
+    pub(crate) fn with_hook(
+        fd: Arc<OwnedFd>,
+        append: Arc<Mutex<()>>,
+        on_change: Arc<dyn Fn() + Send + Sync>,
+    ) -> HostBackedFile {
+        HostBackedFile { append, on_change: Some(on_change), ..HostBackedFile::new(fd) }
     }
 
     fn changed(&self) {

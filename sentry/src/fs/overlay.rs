@@ -8,11 +8,13 @@
 //! a directory made where a lower one was removed shows none of the lower
 //! one's entries (Linux's opaque directory). Inode numbers stay the lower
 //! file's across a copy-up. Nothing is ever written to the lower layer:
-//! writes never reach the host. The overlay's nodes (and their
-//! whiteouts) live as long as the sandbox, like the dentry cache.
+//! writes never reach the host. Nodes are kept while something uses
+//! them; those carrying what only the overlay knows (whiteouts, files
+//! moved or linked) are kept for the sandbox's life.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use rvisor_syscalls::Errno;
 
@@ -34,6 +36,9 @@ const COPY_CHUNK: usize = 1 << 20;
 struct Overlay {
     /// Serialises copy-ups (a file is copied once).
     copy: Mutex<()>,
+    /// Changes of names (create, link, unlink, rename) exclude lookups,
+    /// so a lookup cannot cache what a change just removed.
+    names: RwLock<()>,
 }
 
 /// A file of the overlay: its lower file, its upper one, or both (a
@@ -48,6 +53,25 @@ pub struct Node {
     /// The inode number reported (the lower file's, kept after a copy-up).
     ino: u64,
     dir: Mutex<DirState>,
+    /// Removed from its directory: a copy-up would bring it back.
+    removed: AtomicBool,
+    /// Renamed: its lower file is not its directory's.
+    moved: AtomicBool,
+}
+
+/// A looked-up child: kept only while used, or for good.
+enum Child {
+    Used(Weak<Node>),
+    Kept(Arc<Node>),
+}
+
+impl Child {
+    fn get(&self) -> Option<Arc<Node>> {
+        match self {
+            Child::Used(w) => w.upgrade(),
+            Child::Kept(n) => Some(n.clone()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -55,9 +79,8 @@ struct DirState {
     /// Names whose lower files are hidden (removed, or replaced by a new
     /// file of the upper layer).
     whiteouts: BTreeSet<Vec<u8>>,
-    /// Children looked up: one node per name, kept (it holds the
-    /// whiteouts of its own directory).
-    children: HashMap<Vec<u8>, Arc<Node>>,
+    /// Children looked up: one node per name.
+    children: HashMap<Vec<u8>, Child>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,7 +89,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// An overlay of `upper` (an empty tmpfs root) on `lower`.
 pub fn new(lower: InodeRef, upper: InodeRef) -> InodeRef {
-    let ov = Arc::new(Overlay { copy: Mutex::new(()) });
+    let ov = Arc::new(Overlay { copy: Mutex::new(()), names: RwLock::new(()) });
     let ino = lower.attr().map_or(1, |a| a.ino);
     Node::make(&ov, None, Some(lower), Some(upper), ino)
 }
@@ -87,7 +110,24 @@ impl Node {
             upper: Mutex::new(upper),
             ino,
             dir: Mutex::default(),
+            removed: AtomicBool::new(false),
+            moved: AtomicBool::new(false),
         })
+    }
+
+    /// Keeps this node (and its directories) for the sandbox's life: it
+    /// carries what a new lookup would not find again.
+    fn keep(&self) {
+        let Ok(me) = self.self_arc() else { return };
+        let parent = lock(&self.parent).clone();
+        if let Some((p, name)) = parent {
+            let mut d = lock(&p.dir);
+            if d.children.get(&name).and_then(Child::get).is_some_and(|n| Arc::ptr_eq(&n, &me)) {
+                d.children.insert(name, Child::Kept(me));
+            }
+            drop(d);
+            p.keep();
+        }
     }
 
     fn upper(&self) -> Option<InodeRef> {
@@ -120,8 +160,8 @@ impl Node {
         upper: Option<InodeRef>,
     ) -> Result<Arc<Node>, Errno> {
         let mut d = lock(&self.dir);
-        if let Some(n) = d.children.get(name) {
-            return Ok(n.clone());
+        if let Some(n) = d.children.get(name).and_then(Child::get) {
+            return Ok(n);
         }
         let ino = match (&lower, &upper) {
             (Some(l), _) => l.attr()?.ino,
@@ -129,7 +169,11 @@ impl Node {
             (None, None) => return Err(Errno::ENOENT),
         };
         let n = Node::make(&self.ov, Some((self.self_arc()?, name.to_vec())), lower, upper, ino);
-        d.children.insert(name.to_vec(), n.clone());
+        // Names of nodes no longer used go now and then.
+        if d.children.len() >= 64 && d.children.len().is_power_of_two() {
+            d.children.retain(|_, c| matches!(c, Child::Kept(_)) || c.get().is_some());
+        }
+        d.children.insert(name.to_vec(), Child::Used(Arc::downgrade(&n)));
         Ok(n)
     }
 
@@ -138,6 +182,9 @@ impl Node {
     fn copy_up(&self) -> Result<InodeRef, Errno> {
         if let Some(u) = self.upper() {
             return Ok(u);
+        }
+        if self.removed.load(Ordering::Acquire) {
+            return Err(Errno::ENOENT);
         }
         let parent = lock(&self.parent).clone();
         let Some((parent, name)) = parent else { return Err(Errno::EROFS) };
@@ -184,6 +231,46 @@ impl Node {
         Ok(upper)
     }
 
+    /// The child `name` (the caller holds `names`).
+    fn find(&self, name: &[u8]) -> Result<Arc<Node>, Errno> {
+        let whited = {
+            let d = lock(&self.dir);
+            if let Some(n) = d.children.get(name).and_then(Child::get) {
+                return Ok(n);
+            }
+            d.whiteouts.contains(name)
+        };
+        let upper = match self.upper() {
+            Some(u) => match u.lookup(name) {
+                Ok(c) => Some(c),
+                Err(Errno::ENOENT) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let upper_is_dir = upper.as_ref().map(|u| u.attr().is_ok_and(|a| a.is_dir()));
+        let lower = match (&self.lower, upper_is_dir) {
+            // A file of the upper layer hides the lower one's.
+            (_, Some(false)) => None,
+            (Some(l), _) if !whited => match l.lookup(name) {
+                Ok(c) => Some(c),
+                Err(Errno::ENOENT) => None,
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        // Both directories merge; a lower non-directory under an upper
+        // directory is hidden.
+        let lower = match (lower, upper_is_dir) {
+            (Some(l), Some(true)) if !l.attr().is_ok_and(|a| a.is_dir()) => None,
+            (l, _) => l,
+        };
+        if upper.is_none() && lower.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        self.child(name, lower, upper)
+    }
+
     /// Whether the directory, as the overlay shows it, has no entries.
     fn is_empty_dir(&self) -> Result<bool, Errno> {
         Ok(self.entries()?.iter().all(|e| e.name == b"." || e.name == b".."))
@@ -225,7 +312,7 @@ impl Node {
 
     /// The inode number a looked-up child reports.
     fn child_ino(&self, name: &[u8]) -> Option<u64> {
-        lock(&self.dir).children.get(name).map(|n| n.ino)
+        lock(&self.dir).children.get(name).and_then(Child::get).map(|n| n.ino)
     }
 
     /// The upper directory a new name goes in (a whiteout of the name
@@ -239,13 +326,20 @@ impl Node {
         Ok(self.child(name, None, Some(upper))?)
     }
 
-    /// `name` is gone from this directory: its lower file, if any, is
-    /// whited out.
-    fn gone(&self, name: &[u8], had_lower: bool) {
-        let mut d = lock(&self.dir);
-        d.children.remove(name);
-        if had_lower {
-            d.whiteouts.insert(name.to_vec());
+    /// `c`, named `name`, is gone from this directory: the lower file of
+    /// that name, if this directory's lower layer has it, is whited out.
+    fn gone(&self, name: &[u8], c: &Node) {
+        let whiteout = c.lower.is_some() && !c.moved.load(Ordering::Acquire);
+        {
+            let mut d = lock(&self.dir);
+            d.children.remove(name);
+            if whiteout {
+                d.whiteouts.insert(name.to_vec());
+            }
+        }
+        c.removed.store(true, Ordering::Release);
+        if whiteout {
+            self.keep();
         }
     }
 }
@@ -297,44 +391,9 @@ impl Inode for Node {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
-        let whited = {
-            let d = lock(&self.dir);
-            if let Some(n) = d.children.get(name) {
-                return Ok(n.clone());
-            }
-            d.whiteouts.contains(name)
-        };
-        let upper = match self.upper() {
-            Some(u) => match u.lookup(name) {
-                Ok(c) => Some(c),
-                Err(Errno::ENOENT) => None,
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        let upper_is_dir = upper.as_ref().map(|u| u.attr().is_ok_and(|a| a.is_dir()));
-        let lower = match (&self.lower, upper_is_dir) {
-            // A file of the upper layer hides the lower one's.
-            (_, Some(false)) => None,
-            (Some(l), _) if !whited => match l.lookup(name) {
-                Ok(c) => Some(c),
-                Err(Errno::ENOENT) => None,
-                Err(e) => return Err(e),
-            },
-            _ => None,
-        };
-        // Both directories merge; a lower non-directory under an upper
-        // directory is hidden.
-        let lower = match (lower, upper_is_dir) {
-            (Some(l), Some(true)) if !l.attr().is_ok_and(|a| a.is_dir()) => None,
-            (l, _) => l,
-        };
-        if upper.is_none() && lower.is_none() {
-            return Err(Errno::ENOENT);
-        }
-        Ok(self.child(name, lower, upper)?)
+        let _names = self.ov.names.read().unwrap_or_else(|p| p.into_inner());
+        Ok(self.find(name)?)
     }
-
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         self.top()?.readlink()
     }
@@ -353,26 +412,31 @@ impl Inode for Node {
         owner: Owner,
         flags: u32,
     ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
         let (u, f) = self.prepare_new()?.create(name, m, owner, flags)?;
         Ok((self.adopt(name, u)?, f))
     }
 
     fn mkdir(&self, name: &[u8], m: u32, owner: Owner) -> Result<InodeRef, Errno> {
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
         let u = self.prepare_new()?.mkdir(name, m, owner)?;
         self.adopt(name, u)
     }
 
     fn mknod(&self, name: &[u8], m: u32, owner: Owner) -> Result<InodeRef, Errno> {
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
         let u = self.prepare_new()?.mknod(name, m, owner)?;
         self.adopt(name, u)
     }
 
     fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> Result<InodeRef, Errno> {
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
         let u = self.prepare_new()?.symlink(name, target, owner)?;
         self.adopt(name, u)
     }
 
     fn link(&self, name: &[u8], target: &InodeRef) -> Result<InodeRef, Errno> {
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
         let t = Node::of(target).ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&t.ov, &self.ov) {
             return Err(Errno::EXDEV);
@@ -381,13 +445,15 @@ impl Inode for Node {
         self.prepare_new()?.link(name, &tu)?;
         // The new name is the same file: the same node answers for it.
         let n = t.self_arc()?;
-        lock(&self.dir).children.insert(name.to_vec(), n.clone());
+        n.keep();
+        lock(&self.dir).children.insert(name.to_vec(), Child::Kept(n.clone()));
+        self.keep();
         Ok(n)
     }
 
     fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
-        let c = self.lookup(name)?;
-        let c = Node::of(&c).ok_or(Errno::EIO)?;
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
+        let c = self.find(name)?;
         let is_dir = c.is_dir();
         if dir && !is_dir {
             return Err(Errno::ENOTDIR);
@@ -402,20 +468,20 @@ impl Inode for Node {
             let up = self.copy_up()?;
             up.unlink(name, dir)?;
         }
-        self.gone(name, c.lower.is_some());
+        self.gone(name, &c);
         Ok(())
     }
 
     fn rename(&self, name: &[u8], new_dir: &InodeRef, new_name: &[u8], flags: u32) -> Result<(), Errno> {
+        let _names = self.ov.names.write().unwrap_or_else(|p| p.into_inner());
         const EXCHANGE: u32 = 2;
         let to = Node::of(new_dir).ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&to.ov, &self.ov) {
             return Err(Errno::EXDEV);
         }
-        let src = self.lookup(name)?;
-        let src = Node::of(&src).ok_or(Errno::EIO)?.self_arc()?;
-        let dst = match to.lookup(new_name) {
-            Ok(d) => Some(Node::of(&d).ok_or(Errno::EIO)?.self_arc()?),
+        let src = self.find(name)?;
+        let dst = match to.find(new_name) {
+            Ok(d) => Some(d),
             Err(Errno::ENOENT) => None,
             Err(e) => return Err(e),
         };
@@ -440,22 +506,30 @@ impl Inode for Node {
         let from_up = self.copy_up()?;
         let to_up = to.copy_up()?;
         from_up.rename(name, &to_up, new_name, flags)?;
-        let had_lower = src.lower.is_some();
-        self.gone(name, had_lower);
+        self.gone(name, &src);
+        src.removed.store(false, Ordering::Release);
+        src.moved.store(true, Ordering::Release);
         if flags & EXCHANGE != 0 {
             if let Some(d) = &dst {
                 *lock(&d.parent) = Some((self.self_arc()?, name.to_vec()));
-                lock(&self.dir).children.insert(name.to_vec(), d.clone());
+                d.moved.store(true, Ordering::Release);
+                lock(&self.dir).children.insert(name.to_vec(), Child::Kept(d.clone()));
+                self.keep();
             }
+        } else if let Some(d) = &dst {
+            d.removed.store(true, Ordering::Release);
         }
-        let mut td = lock(&to.dir);
-        if dst.as_ref().is_some_and(|d| d.lower.is_some()) {
-            // The lower target stays hidden under the moved file.
-            td.whiteouts.insert(new_name.to_vec());
+        let whiteout = dst.as_ref().is_some_and(|d| d.lower.is_some() && !d.moved.load(Ordering::Acquire));
+        {
+            let mut td = lock(&to.dir);
+            if whiteout && flags & EXCHANGE == 0 {
+                // The lower target stays hidden under the moved file.
+                td.whiteouts.insert(new_name.to_vec());
+            }
+            td.children.insert(new_name.to_vec(), Child::Kept(src.clone()));
         }
-        td.children.insert(new_name.to_vec(), src.clone());
-        drop(td);
         *lock(&src.parent) = Some((to.self_arc()?, new_name.to_vec()));
+        to.keep();
         Ok(())
     }
 

@@ -102,7 +102,9 @@ pub struct Tmpfs {
 
 enum Kind {
     Dir(Mutex<Dir>),
-    Reg(Arc<OwnedFd>),
+    /// The contents, and the lock that keeps `O_APPEND` writes of every
+    /// open whole.
+    Reg(Arc<OwnedFd>, Arc<Mutex<()>>),
     Symlink(Vec<u8>),
     /// FIFO or socket node (the VFS finds their objects by device and
     /// inode number).
@@ -248,19 +250,6 @@ impl Node {
         matches!(self.kind, Kind::Dir(_))
     }
 
-    fn mark_dead(&self) {
-        if let Kind::Dir(d) = &self.kind {
-            lock(d).dead = true;
-        }
-    }
-
-    fn is_empty_dir(&self) -> bool {
-        match &self.kind {
-            Kind::Dir(d) => lock(d).children.is_empty(),
-            _ => false,
-        }
-    }
-
     /// The contents changed (a directory's entries, a file's data).
     fn touch_dir(&self) {
         let t = now();
@@ -301,7 +290,12 @@ impl Node {
         Ok(())
     }
 
-    fn regular_file(&self, fd: &Arc<OwnedFd>, flags: u32) -> Result<Box<dyn FileOps>, Errno> {
+    fn regular_file(
+        &self,
+        fd: &Arc<OwnedFd>,
+        append: &Arc<Mutex<()>>,
+        flags: u32,
+    ) -> Result<Box<dyn FileOps>, Errno> {
         if flags & O_TRUNC != 0 {
             rustix::fs::ftruncate(&**fd, 0).map_err(host)?;
             self.touch_dir();
@@ -313,7 +307,7 @@ impl Node {
                 n.touch_dir();
             }
         });
-        Ok(Box::new(HostBackedFile::with_hook(fd.clone(), hook)))
+        Ok(Box::new(HostBackedFile::with_hook(fd.clone(), append.clone(), hook)))
     }
 
     fn of(i: &InodeRef) -> Option<&Node> {
@@ -342,7 +336,7 @@ impl Inode for Node {
         match &self.kind {
             Kind::Dir(d) => a.size = (lock(d).children.len() as u64 + 2) * BOGO_DIRENT_SIZE,
             Kind::Symlink(t) => a.size = t.len() as u64,
-            Kind::Reg(fd) => {
+            Kind::Reg(fd, _) => {
                 let h = rustix::fs::fstat(&**fd).map_err(host)?;
                 a.size = h.st_size.cast_unsigned();
                 a.blocks = h.st_blocks.cast_unsigned();
@@ -366,7 +360,7 @@ impl Inode for Node {
 
     fn open(&self, flags: u32) -> Result<Box<dyn FileOps>, Errno> {
         match &self.kind {
-            Kind::Reg(fd) => self.regular_file(fd, flags),
+            Kind::Reg(fd, append) => self.regular_file(fd, append, flags),
             _ => Err(Errno::ENXIO),
         }
     }
@@ -387,9 +381,16 @@ impl Inode for Node {
                 },
             )?;
         let fd = Arc::new(fd);
-        let n = Node::make(&self.fs, mode::S_IFREG | (m & 0o7777), owner, 1, Kind::Reg(fd.clone()))?;
+        let append = Arc::new(Mutex::new(()));
+        let n = Node::make(
+            &self.fs,
+            mode::S_IFREG | (m & 0o7777),
+            owner,
+            1,
+            Kind::Reg(fd.clone(), append.clone()),
+        )?;
         me.add_child(name, &n)?;
-        let f = n.regular_file(&fd, flags & !O_TRUNC)?;
+        let f = n.regular_file(&fd, &append, flags & !O_TRUNC)?;
         Ok((n, f))
     }
 
@@ -429,6 +430,9 @@ impl Inode for Node {
         if t.is_dir() {
             return Err(Errno::EPERM);
         }
+        if lock(&t.meta).nlink == 0 {
+            return Err(Errno::ENOENT);
+        }
         let t = t.self_arc()?;
         me.add_child(name, &t)?;
         t.add_links(1);
@@ -436,22 +440,24 @@ impl Inode for Node {
     }
 
     fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
+        // No rename runs meanwhile (it may lock a child before its parent).
+        let _one = lock(&self.fs.rename);
         let mut d = self.dir()?;
         let n = d.get(name).ok_or(Errno::ENOENT)?;
         if dir {
-            if !n.is_dir() {
-                return Err(Errno::ENOTDIR);
-            }
-            if !n.is_empty_dir() {
+            let Kind::Dir(cd) = &n.kind else { return Err(Errno::ENOTDIR) };
+            // Empty, and dead before anything can be created in it.
+            let mut c = lock(cd);
+            if !c.children.is_empty() {
                 return Err(Errno::ENOTEMPTY);
             }
+            c.dead = true;
         } else if n.is_dir() {
             return Err(Errno::EISDIR);
         }
         d.remove(name);
         drop(d);
         if dir {
-            n.mark_dead();
             n.add_links(-2);
             self.add_links(-1);
         } else {
@@ -482,6 +488,9 @@ impl Inode for Node {
             (self.dir()?, Some(b))
         };
         let src = a.get(name).ok_or(Errno::ENOENT)?;
+        if b.as_ref().map_or(a.dead, |b| b.dead) {
+            return Err(Errno::ENOENT);
+        }
         let dst = match &b {
             Some(b) => b.get(new_name),
             None => a.get(new_name),
@@ -490,6 +499,11 @@ impl Inode for Node {
             if Arc::ptr_eq(d, &src) {
                 return Ok(());
             }
+            // The target is one of the two directories (locked here):
+            // an ancestor of the source.
+            if std::ptr::eq(&**d, self) || std::ptr::eq(&**d, to) {
+                return Err(if flags & EXCHANGE != 0 { Errno::EINVAL } else { Errno::ENOTEMPTY });
+            }
             if flags & NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
             }
@@ -497,8 +511,13 @@ impl Inode for Node {
                 if src.is_dir() != d.is_dir() {
                     return Err(if src.is_dir() { Errno::ENOTDIR } else { Errno::EISDIR });
                 }
-                if d.is_dir() && !d.is_empty_dir() {
-                    return Err(Errno::ENOTEMPTY);
+                if let Kind::Dir(dd) = &d.kind {
+                    // Empty, and dead before anything is created in it.
+                    let mut dd = lock(dd);
+                    if !dd.children.is_empty() {
+                        return Err(Errno::ENOTEMPTY);
+                    }
+                    dd.dead = true;
                 }
             }
         } else if flags & EXCHANGE != 0 {
@@ -540,7 +559,6 @@ impl Inode for Node {
         if flags & EXCHANGE == 0 {
             if let Some(r) = &replaced {
                 if r.is_dir() {
-                    r.mark_dead();
                     r.add_links(-2);
                     to.add_links(-1);
                 } else {
@@ -580,7 +598,7 @@ impl Inode for Node {
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         if let Some(size) = a.size {
             match &self.kind {
-                Kind::Reg(fd) => {
+                Kind::Reg(fd, _) => {
                     rustix::fs::ftruncate(&**fd, size).map_err(host)?;
                     self.touch_dir();
                 }

@@ -169,14 +169,15 @@ pub fn unlinkat(t: &mut Task, dirfd: Fd, path: Addr, flags: i32) -> SysResult {
 /// Whether `a` is `b` or one of its ancestors (on one mount).
 fn is_ancestor(a: &Path, b: &Path) -> bool {
     let mut cur = Some(b.dentry.clone());
-    for _ in 0..4096 {
+    for _ in 0..1 << 20 {
         match cur {
             Some(d) if Arc::ptr_eq(&d, &a.dentry) => return true,
             Some(d) => cur = d.parent(),
             None => return false,
         }
     }
-    false
+    // Deeper than any real tree: refused, rather than risk a cycle.
+    true
 }
 
 fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: u32) -> SysResult {
@@ -223,6 +224,10 @@ fn do_rename(t: &mut Task, olddir: Fd, old: Addr, newdir: Fd, new: Addr, flags: 
         Err(Errno::ENOENT) if flags & EXCHANGE == 0 => None,
         Err(e) => return Err(e),
     };
+    // The target an ancestor of the source (Linux's rename trap).
+    if dst.as_ref().is_some_and(|d| is_ancestor(d, &a.dir)) {
+        return Err(if flags & EXCHANGE != 0 { Errno::EINVAL } else { Errno::ENOTEMPTY });
+    }
     let c = creds(t);
     perm::may_delete(&a.dir.attr()?, &sa, &c)?;
     if let Some(d) = &dst {

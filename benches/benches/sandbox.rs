@@ -5,11 +5,12 @@
 //!   timing itself; also the machine's raw same-CPU ptrace floor;
 //! - start-up: wall time of `rvisor do` running a static no-op (fork, exec,
 //!   boot, load, run, exit, reap), against running it natively and
-//!   `runsc do`;
+//!   `runsc do`; also with `--overlay=none` (the root read-only, not under
+//!   the memory overlay `do` uses by default);
 //! - files: `openat`+`close` of a file and `newfstatat` of a 5-component
 //!   path (`/tmp/rvisor-bench-PID/a/b/file`), raw system calls in a loop
 //!   timed by the program itself (the sandbox reads the host's file
-//!   through its gofer);
+//!   through its gofer; also with `--overlay=none`);
 //! - sequential read of a 100 MiB file in 64 KiB chunks (best pass);
 //! - `clock_gettime` through the libc (the vDSO), also with rvisor's vDSO
 //!   turned off (`--no-vdso`: every read traps);
@@ -75,6 +76,10 @@ fn runsc() -> Option<PathBuf> {
 /// rvisor without its vDSO (clock reads trap).
 const NO_VDSO: &str = "rvisor --no-vdso";
 
+/// rvisor with the host's root read-only instead of under the memory
+/// overlay.
+const NO_OVERLAY: &str = "rvisor --overlay=none";
+
 /// The command line that runs `prog args` in each environment.
 fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
     let mut c = match env {
@@ -87,6 +92,11 @@ fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
         NO_VDSO => {
             let mut c = Command::new(rvisor());
             c.args(["--no-vdso", "do", "--"]).arg(prog);
+            c
+        }
+        NO_OVERLAY => {
+            let mut c = Command::new(rvisor());
+            c.args(["--overlay=none", "do", "--"]).arg(prog);
             c
         }
         _ => {
@@ -283,13 +293,15 @@ fn main() {
     let file = dir.join("a/b/file");
     std::fs::write(&file, b"bench\n").expect("bench file");
     let file_ops = build("file_ops");
+    let mut file_envs = envs.clone();
+    file_envs.insert(2, NO_OVERLAY);
     for op in ["open", "stat"] {
         let what = if op == "open" { "openat+close" } else { "newfstatat, 5 components" };
         let mut native = 0.0;
-        for env in &envs {
+        for env in &file_envs {
             let n = match *env {
                 "native" => 200_000,
-                "rvisor" => 20_000,
+                "rvisor" | NO_OVERLAY => 20_000,
                 _ => 5_000,
             };
             let ns = file_op_ns(env, &file_ops, op, &file, n);
@@ -410,7 +422,7 @@ fn main() {
     }
 
     println!("## start-up of a static no-op (median, p90)");
-    for env in &envs {
+    for env in &file_envs {
         let runs = if *env == "runsc" { 20 } else { 100 };
         let (med, p90) = startup(env, &noop, runs);
         println!(

@@ -298,8 +298,8 @@ fn cases() -> Vec<Case> {
     for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
         v.push(files_case("files_mmap", 0, &[c]));
     }
-    // The same programs on a tmpfs.
-    for p in [
+    // The same programs on a tmpfs and on an overlay.
+    const LAYERED: [&str; 10] = [
         "files_open",
         "files_walk",
         "files_rw",
@@ -310,29 +310,14 @@ fn cases() -> Vec<Case> {
         "pipe",
         "unix",
         "inotify",
-    ] {
-        v.push(tmpfs_case(p, &[]));
-    }
-    for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
-        v.push(tmpfs_case("files_mmap", &[c]));
-    }
-    // And on an overlay.
-    for p in [
-        "files_open",
-        "files_walk",
-        "files_rw",
-        "files_stat",
-        "files_dir",
-        "files_attr",
-        "files_mmap",
-        "pipe",
-        "unix",
-        "inotify",
-    ] {
-        v.push(overlay_case(p, &[]));
-    }
-    for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
-        v.push(overlay_case("files_mmap", &[c]));
+    ];
+    for make in [tmpfs_case as fn(&'static str, &[&str]) -> Case, overlay_case] {
+        for p in LAYERED {
+            v.push(make(p, &[]));
+        }
+        for c in ["bus_read", "bus_write_private", "bus_after_truncate"] {
+            v.push(make("files_mmap", &[c]));
+        }
     }
     v.push(overlay_case("overlay", &[]));
     for c in [

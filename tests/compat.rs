@@ -73,9 +73,15 @@ fn run_native_overlay(prog: &Path, dir: &Path, args: &[String]) -> Output {
          mount -t overlay overlay -o xino=on,lowerdir={d}/rw.lower,upperdir={d}/layers/up,workdir={d}/layers/work {d}/rw; \
          mount --bind {d}/ro {d}/ro; mount -o remount,bind,ro {d}/ro; mount -o remount,bind,ro /; exec \"$@\""
     );
+    run_native_mounting(&script, prog, dir, args)
+}
+
+/// Runs `prog dir args` natively after `script` (which ends with `exec
+/// "$@"`) in a throwaway mount namespace.
+fn run_native_mounting(script: &str, prog: &Path, dir: &Path, args: &[String]) -> Output {
     let mut c = Command::new("unshare");
     test_env(&mut c)
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", &script, "sh"])
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh"])
         .arg(prog)
         .arg(dir)
         .args(args)
@@ -118,14 +124,7 @@ fn run_native_tmpfs(prog: &Path, dir: &Path, args: &[String]) -> Output {
         "set -e; mount -t tmpfs -o mode=777 tmpfs {d}/rw; mount --bind {d}/ro {d}/ro; \
          mount -o remount,bind,ro {d}/ro; mount -o remount,bind,ro /; {fill}"
     );
-    let mut c = Command::new("unshare");
-    test_env(&mut c)
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", &script, "sh"])
-        .arg(prog)
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null());
-    output_within(&mut c, RUN_LIMIT)
+    run_native_mounting(&script, prog, dir, args)
 }
 
 /// A file program under rvisor with `--tmpfs` on `rw/`.

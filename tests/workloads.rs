@@ -57,6 +57,19 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// What a native run and a sandboxed one of `label` printed, when they
+/// differ.
+fn differs(label: &str, n: &Output, s: &Output) -> String {
+    format!(
+        "{label}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
+        shell_code(n),
+        shell_code(s),
+        String::from_utf8_lossy(&n.stdout),
+        String::from_utf8_lossy(&s.stdout),
+        String::from_utf8_lossy(&s.stderr).trim()
+    )
+}
+
 fn run(sandboxed: bool, dir: &Path, args: &[&str]) -> Output {
     let mut c = if sandboxed {
         let mut c = Command::new(rvisor_bin());
@@ -184,14 +197,7 @@ fn dynamically_linked_programs_native_vs_rvisor() {
         let s = c.output().expect("run rvisor");
         let label = args.join(" ");
         if n.stdout != s.stdout || shell_code(&n) != shell_code(&s) {
-            failures.push(format!(
-                "{label}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
-                shell_code(&n),
-                shell_code(&s),
-                String::from_utf8_lossy(&n.stdout),
-                String::from_utf8_lossy(&s.stdout),
-                String::from_utf8_lossy(&s.stderr).trim()
-            ));
+            failures.push(differs(&label, &n, &s));
         } else {
             println!("ok {label}");
         }
@@ -359,14 +365,7 @@ fn process_workloads_native_vs_rvisor() {
         let (n, s) = (&outs[0], &outs[1]);
         let label = args.join(" ");
         if n.stdout != s.stdout || shell_code(n) != shell_code(s) {
-            failures.push(format!(
-                "{label}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
-                shell_code(n),
-                shell_code(s),
-                String::from_utf8_lossy(&n.stdout),
-                String::from_utf8_lossy(&s.stdout),
-                String::from_utf8_lossy(&s.stderr).trim()
-            ));
+            failures.push(differs(&label, n, s));
         } else {
             println!("ok {label}: {:?}", String::from_utf8_lossy(&s.stdout));
         }
@@ -429,14 +428,7 @@ fn proc_and_sys_native_vs_rvisor() {
         test_env(&mut c).args(["do", "--", "/bin/sh", "-c", script]).stdin(Stdio::null());
         let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
         if n.stdout != s.stdout || shell_code(&n) != shell_code(&s) || n.stdout.is_empty() {
-            failures.push(format!(
-                "{script}: differs (exit {} natively, {} under rvisor)\n  native: {:?}\n  rvisor: {:?}\n  rvisor stderr: {}",
-                shell_code(&n),
-                shell_code(&s),
-                String::from_utf8_lossy(&n.stdout),
-                String::from_utf8_lossy(&s.stdout),
-                String::from_utf8_lossy(&s.stderr).trim()
-            ));
+            failures.push(differs(script, &n, &s));
         } else {
             println!("ok {script}: {:?}", String::from_utf8_lossy(&s.stdout));
         }

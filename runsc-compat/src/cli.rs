@@ -133,6 +133,11 @@ pub struct DoArgs {
     /// `uid=`, `gid=`, `ro`, `nosuid`, `nodev`, `noexec`; repeatable).
     #[arg(long = "tmpfs", value_name = "DST[:OPTIONS]")]
     pub tmpfs: Vec<String>,
+    /// Give the sandbox a terminal (its console, a pseudo-terminal of the
+    /// sandbox's own bridged to the caller's terminal, which stays in raw
+    /// mode meanwhile). Standard input must be a terminal.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::Spec;
 use rvisor_platform::{ArchState, Platform};
-use rvisor_syscalls::abi::Rlimit;
+use rvisor_syscalls::abi::{Rlimit, Winsize};
 use rvisor_syscalls::Errno;
 
 use crate::fs::gofer::GoferClient;
@@ -82,6 +82,97 @@ pub struct Sandbox {
     pub container: Arc<Container>,
     /// The container's init process.
     pub init: Arc<ThreadGroup>,
+    /// With `process.terminal`: the console, bridged to the host
+    /// terminal the sandbox was given as its standard input and output.
+    pub console: Option<Console>,
+}
+
+/// A sandbox's console: a pair of the sandbox's devpts whose master side
+/// the sentry bridges to a host terminal (raw on the host side; the line
+/// discipline is the sandbox's).
+#[derive(Debug)]
+pub struct Console {
+    /// The pair.
+    pub pty: Arc<crate::fs::tty::Pty>,
+    /// The host terminal (for its window size).
+    host: OwnedFd,
+    /// Held while output taken from the pair is being written to the host.
+    writing: Arc<Mutex<()>>,
+}
+
+impl Console {
+    /// The host terminal's window size changed: the sandbox's follows
+    /// (`SIGWINCH` to its foreground group).
+    pub fn resize(&self) {
+        if let Ok(w) = crate::host::get_winsize(&self.host) {
+            self.pty.resize(w);
+        }
+    }
+
+    /// Waits (at most `timeout`) until the output the sandbox wrote has
+    /// reached the host.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        let end = std::time::Instant::now() + timeout;
+        while self.pty.pending_output() > 0 && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        drop(self.writing.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Starts the threads that copy between host terminal descriptors and
+/// the master side of `pty`: `input` to the pair, the pair's output to
+/// `output`. When the host side ends, the pair hangs up.
+fn bridge(
+    pty: &Arc<crate::fs::tty::Pty>,
+    input: OwnedFd,
+    output: OwnedFd,
+    writing: Arc<Mutex<()>>,
+) -> Result<(), BootError> {
+    let p = pty.clone();
+    pty.open_bridge();
+    std::thread::Builder::new()
+        .name("console-in".into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match rustix::io::read(&input, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if !p.bridge_input(&buf[..n]) {
+                            break;
+                        }
+                    }
+                    Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                    Err(_) => break,
+                }
+            }
+            p.bridge_closed();
+        })
+        .map_err(|e| BootError::Host("spawn console thread", e))?;
+    let p = pty.clone();
+    std::thread::Builder::new()
+        .name("console-out".into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                if !p.bridge_wait_output(std::time::Duration::from_millis(500)) {
+                    break;
+                }
+                let _w = writing.lock().unwrap_or_else(|p| p.into_inner());
+                let n = p.bridge_take_output(&mut buf);
+                let mut done = 0;
+                while done < n {
+                    match rustix::io::write(&output, &buf[done..n]) {
+                        Ok(k) => done += k,
+                        Err(rustix::io::Errno::INTR) => {}
+                        Err(_) => return,
+                    }
+                }
+            }
+        })
+        .map_err(|e| BootError::Host("spawn console thread", e))?;
+    Ok(())
 }
 
 impl Sandbox {
@@ -202,8 +293,9 @@ fn synthetic_mounts(ns: &Arc<MountNamespace>, kernel: &Arc<Kernel>) {
     let pseudo = mflags::NOSUID | mflags::NODEV | mflags::NOEXEC;
     let root_owner = Owner { uid: 0, gid: 0 };
     let shm = crate::fs::tmpfs::new(kernel.mem_total() / 2, 0o1777, root_owner);
-    let all: [(&str, crate::vfs::inode::InodeRef, u32, MountSource); 4] = [
+    let all: [(&str, crate::vfs::inode::InodeRef, u32, MountSource); 5] = [
         ("/dev", crate::fs::dev::new(), mflags::NOSUID | mflags::NOEXEC, MountSource::named("tmpfs")),
+        ("/dev/pts", kernel.devpts.root(), mflags::NOSUID | mflags::NOEXEC, MountSource::named("devpts")),
         ("/dev/shm", shm, mflags::NOSUID | mflags::NODEV, MountSource::named("tmpfs")),
         ("/proc", crate::fs::proc::new(kernel), pseudo, MountSource::named("proc")),
         ("/sys", crate::fs::sys::new(kernel), pseudo | mflags::RDONLY, MountSource::named("sysfs")),
@@ -269,10 +361,43 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     mm.set_exe(image.exe.clone(), loaded.args);
 
     let fds = Arc::new(FdTable::default());
-    for (i, fd) in cfg.stdio.into_iter().enumerate() {
-        let n = i32::try_from(i).unwrap_or(0);
-        let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
-    }
+    let console = if process.terminal() == Some(true) {
+        // The console: a pair of the sandbox's own, its replica the
+        // standard descriptors and init's controlling terminal, its master
+        // bridged to the host terminal.
+        let pty = kernel
+            .devpts
+            .allocate(&kernel, creds.euid)
+            .map_err(|errno| BootError::Mount { what: "console".into(), errno })?;
+        pty.unlock();
+        let [input, output, _] = cfg.stdio;
+        let host =
+            rustix::io::fcntl_dupfd_cloexec(&input, 3).map_err(|e| BootError::Host("dup", e.into()))?;
+        let size = process.console_size().as_ref().map(|b| Winsize {
+            row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+            col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+            xpixel: 0,
+            ypixel: 0,
+        });
+        if let Some(w) = size.or_else(|| crate::host::get_winsize(&host).ok()) {
+            pty.resize(w);
+        }
+        let writing = Arc::new(Mutex::new(()));
+        bridge(&pty, input, output, writing.clone())?;
+        let f = File::new(pty.console_replica(), crate::vfs::file::O_RDWR);
+        for n in 0..3 {
+            let _ = fds.install_at(n, f.clone(), false, crate::vfs::NR_OPEN);
+        }
+        *kernel.console.lock().unwrap_or_else(|e| e.into_inner()) = Some(pty.clone());
+        pty.set_ctty(&init);
+        Some(Console { pty, host, writing })
+    } else {
+        for (i, fd) in cfg.stdio.into_iter().enumerate() {
+            let n = i32::try_from(i).unwrap_or(0);
+            let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
+        }
+        None
+    };
     init.add_task(shared.clone());
     let comm = image.comm;
     let mut view_comm = [0u8; 16];
@@ -302,5 +427,5 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
             Task::new(shared, ctx, arch, mm, fds, fs, &comm).run();
         })
         .map_err(|e| BootError::Host("spawn task thread", e))?;
-    Ok(Sandbox { kernel, container, init })
+    Ok(Sandbox { kernel, container, init, console })
 }

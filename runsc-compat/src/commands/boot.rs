@@ -46,11 +46,13 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
         mask.add(s);
     }
     mask.add(Signal::SIGPIPE);
+    mask.add(Signal::SIGWINCH);
     mask.thread_block()?;
     let mut fwd = SigSet::empty();
     for s in super::FORWARDED {
         fwd.add(s);
     }
+    fwd.add(Signal::SIGWINCH);
     let sigfd = SignalFd::new(&fwd)?;
 
     let mut spec_json = String::new();
@@ -105,14 +107,27 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let s = sandbox.clone();
     std::thread::Builder::new().name("host-signals".into()).spawn(move || {
         while let Ok(Some(info)) = sigfd.read_signal() {
-            tracing::debug!(signo = info.ssi_signo, "forwarding host signal");
-            s.forward_signal(i32::try_from(info.ssi_signo).unwrap_or(0));
+            let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+            // The host terminal was resized: with a console, the
+            // sandbox's terminal follows (and signals its foreground
+            // group); without, the host terminal is init's.
+            if signo == Signal::SIGWINCH as i32 {
+                if let Some(c) = &s.console {
+                    c.resize();
+                    continue;
+                }
+            }
+            tracing::debug!(signo, "forwarding host signal");
+            s.forward_signal(signo);
         }
     })?;
     // Start-up is over: what only it touched goes back to the host.
     rvisor_platform::trim_after_startup();
     let status = sandbox.wait();
     tracing::debug!(?status, "container exited");
+    if let Some(c) = &sandbox.console {
+        c.flush(std::time::Duration::from_secs(2));
+    }
     exit_with(status)
 }
 

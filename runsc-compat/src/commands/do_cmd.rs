@@ -116,8 +116,18 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
         .cwd(cwd)
         .user(user)
         .rlimits(host_rlimits())
-        .terminal(false)
+        .terminal(a.tty)
         .build()?;
+    let mut process = process;
+    if a.tty {
+        let w = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).context("window size")?;
+        process.set_console_size(Some(
+            oci_spec::runtime::BoxBuilder::default()
+                .height(u32::from(w.ws_row))
+                .width(u32::from(w.ws_col))
+                .build()?,
+        ));
+    }
     let mut spec = Spec::default();
     spec.set_process(Some(process));
     spec.set_root(Some(RootBuilder::default().path("/").readonly(true).build()?));
@@ -235,6 +245,33 @@ pub fn sentry_flags(g: &Global) -> Vec<String> {
     v
 }
 
+/// The caller's terminal in raw mode until dropped.
+struct RawTerminal {
+    saved: rustix::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> anyhow::Result<RawTerminal> {
+        use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
+        let stdin = rustix::stdio::stdin();
+        let saved = tcgetattr(stdin).context("terminal settings")?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        tcsetattr(stdin, OptionalActions::Now, &raw).context("raw terminal")?;
+        Ok(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
+}
+
 /// Runs `rvisor do`; returns the exit code (the application's status, 128+N
 /// if it was killed by signal N, 127/126 if it could not be executed).
 pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
@@ -263,7 +300,14 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
         }
     };
     let path = std::path::absolute(&path).unwrap_or(path);
+    if a.tty && !rustix::termios::isatty(rustix::stdio::stdin()) {
+        eprintln!("rvisor: -t: standard input is not a terminal");
+        return Ok(125);
+    }
     let spec = build_spec(a)?;
+    // The host side of the console is raw: the sandbox's line discipline
+    // edits, echoes and signals. Restored when the sandbox ends.
+    let _raw = if a.tty { Some(RawTerminal::enter()?) } else { None };
     let mut spec_file = std::fs::File::from(
         nix::sys::memfd::memfd_create("rvisor-spec", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .context("memfd_create")?,

@@ -1,14 +1,16 @@
-//! The sandbox's `/dev` (minimal; the synthetic-filesystems issue adds
-//! terminals and the rest): `null`, `zero`, `full`, `random`, `urandom`,
-//! `tty` (`ENXIO`: no process has a controlling terminal yet), and the links
-//! `fd`, `stdin`, `stdout`, `stderr` into `/proc/self/fd`. The devices are
-//! the sentry's own: no host device is ever opened.
+//! The sandbox's `/dev`: `null`, `zero`, `full`, `random`, `urandom`,
+//! the terminals (`tty`: the caller's controlling terminal; `console`: the
+//! sandbox's console when it has one; `ptmx` and the `pts` directory where
+//! devpts is mounted, `fs::tty`), the links `fd`, `stdin`, `stdout`,
+//! `stderr` into `/proc/self/fd`, and `shm` (where a tmpfs is mounted).
+//! The devices are the sentry's own: no host device is ever opened.
 
 use std::sync::Arc;
 
 use rvisor_syscalls::Errno;
 
 use super::synth::{Meta, SynthDir, SynthLink};
+use super::tty::{Device, TtyDevNode};
 use crate::kernel::Task;
 use crate::vfs::file::{File, FileOps};
 use crate::vfs::inode::{mode, FsStats, Inode, InodeAttr, InodeRef};
@@ -23,11 +25,10 @@ enum Kind {
     Zero,
     Full,
     Random,
-    Tty,
 }
 
 /// Linux's device number encoding.
-fn makedev(major: u64, minor: u64) -> u64 {
+pub fn makedev(major: u64, minor: u64) -> u64 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
 }
 
@@ -42,9 +43,6 @@ impl Inode for DevNode {
     }
 
     fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {
-        if self.kind == Kind::Tty {
-            return Err(Errno::ENXIO);
-        }
         Ok(Box::new(DevFile { kind: self.kind }))
     }
 
@@ -71,14 +69,12 @@ impl FileOps for DevFile {
             }
             Kind::Random => rustix::rand::getrandom(&mut *buf, rustix::rand::GetRandomFlags::empty())
                 .map_err(|_| Errno::EIO),
-            Kind::Tty => Err(Errno::EIO),
         }
     }
 
     fn write(&self, _t: &Task, _f: &File, data: &[u8], _off: Option<u64>) -> Result<usize, Errno> {
         match self.kind {
             Kind::Full => Err(Errno::ENOSPC),
-            Kind::Tty => Err(Errno::EIO),
             _ => Ok(data.len()),
         }
     }
@@ -99,6 +95,10 @@ pub fn new() -> InodeRef {
         let meta = Meta { rdev: makedev(major, minor), ..Meta::new(mode::S_IFCHR | 0o666, TMPFS_MAGIC) };
         (name.as_bytes().to_vec(), Arc::new(DevNode { meta, kind }) as InodeRef)
     };
+    let tty = |name: &str, major: u64, minor: u64, perm: u32, device: Device| -> (Vec<u8>, InodeRef) {
+        let meta = Meta { rdev: makedev(major, minor), ..Meta::new(mode::S_IFCHR | perm, TMPFS_MAGIC) };
+        (name.as_bytes().to_vec(), TtyDevNode::new(device, meta) as InodeRef)
+    };
     let link = |name: &str, target: &'static str| -> (Vec<u8>, InodeRef) {
         let l =
             SynthLink::new(Meta::new(0, TMPFS_MAGIC), Box::new(move || Ok(target.as_bytes().to_vec())), true);
@@ -110,11 +110,15 @@ pub fn new() -> InodeRef {
         node("full", 1, 7, Kind::Full),
         node("random", 1, 8, Kind::Random),
         node("urandom", 1, 9, Kind::Random),
-        node("tty", 5, 0, Kind::Tty),
+        tty("tty", 5, 0, 0o666, Device::Ctty),
+        tty("console", 5, 1, 0o600, Device::Console),
+        tty("ptmx", 5, 2, 0o666, Device::Ptmx),
         link("fd", "/proc/self/fd"),
         link("stdin", "/proc/self/fd/0"),
         link("stdout", "/proc/self/fd/1"),
         link("stderr", "/proc/self/fd/2"),
+        // Where devpts is mounted.
+        (b"pts".to_vec(), SynthDir::new(Meta::new(0o755, TMPFS_MAGIC), Box::new(Vec::new), true) as InodeRef),
         // Where a tmpfs is mounted.
         (
             b"shm".to_vec(),

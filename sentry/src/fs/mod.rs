@@ -16,4 +16,5 @@ pub mod synth;
 pub mod sys;
 pub mod timerfd;
 pub mod tmpfs;
+pub mod tty;
 pub mod unix;

@@ -53,7 +53,10 @@ pub fn entries(kernel: &Arc<Kernel>) -> Vec<(&'static str, InodeRef)> {
         ("uptime", gen(&k, Box::new(uptime))),
         ("loadavg", gen(&k, Box::new(loadavg))),
         ("version", fixed(&version())),
-        ("filesystems", fixed("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\toverlay\nnodev\tgofer\n")),
+        (
+            "filesystems",
+            fixed("nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\toverlay\nnodev\tgofer\n"),
+        ),
         ("sys", sys(&k)),
     ]
 }

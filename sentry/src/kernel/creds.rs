@@ -7,6 +7,8 @@ use rvisor_syscalls::Errno;
 
 /// Linux's full capability set for this kernel version (CAP_LAST_CAP 40).
 pub const ALL_CAPS: u64 = (1 << 41) - 1;
+/// `CAP_SYS_ADMIN`.
+pub const CAP_SYS_ADMIN: u64 = 1 << 21;
 /// `CAP_SETGID`.
 pub const CAP_SETGID: u64 = 1 << 6;
 /// `CAP_SETUID`.

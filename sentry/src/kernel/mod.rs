@@ -202,6 +202,11 @@ pub struct Kernel {
     pub pids_limit: Option<u64>,
     /// Interval timers' expiries.
     pub timers: Arc<timers::TimerQueue>,
+    /// The sandbox's pseudo-terminals.
+    pub devpts: Arc<crate::fs::tty::Devpts>,
+    /// The sandbox's console (`/dev/console`): the pair boot bridges to
+    /// the host's terminal, when there is one.
+    pub console: Mutex<Option<Arc<crate::fs::tty::Pty>>>,
     mf_size: u64,
     containers: Mutex<Vec<Arc<Container>>>,
     pids: Mutex<PidTable>,
@@ -245,6 +250,8 @@ impl Kernel {
             tree: Mutex::new(()),
             pids_limit: opts.pids_limit,
             timers: Arc::default(),
+            devpts: Arc::default(),
+            console: Mutex::new(None),
             mf_size: mem_size,
             containers: Mutex::new(Vec::new()),
             pids: Mutex::new(PidTable { next: 1, ..PidTable::default() }),

@@ -59,6 +59,9 @@ pub struct ThreadGroup {
     pub pgid: AtomicI32,
     /// Session.
     pub sid: AtomicI32,
+    /// The controlling terminal (inherited by `fork`, dropped by
+    /// `setsid`).
+    pub ctty: Mutex<Option<Arc<crate::fs::tty::Pty>>>,
     /// File mode creation mask.
     pub umask: AtomicU32,
     /// `PR_SET_NO_NEW_PRIVS` (per thread in Linux; per process here until
@@ -195,6 +198,7 @@ impl ThreadGroup {
             exit_signal,
             pgid: AtomicI32::new(tgid),
             sid: AtomicI32::new(tgid),
+            ctty: Mutex::new(None),
             umask: AtomicU32::new(0o022),
             no_new_privs: AtomicBool::new(false),
             creds: Mutex::new(creds),
@@ -235,6 +239,7 @@ impl ThreadGroup {
         );
         tg.pgid.store(self.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.sid.store(self.sid.load(Ordering::Relaxed), Ordering::Relaxed);
+        *tg.ctty.lock().unwrap_or_else(|p| p.into_inner()) = crate::fs::tty::ctty(self);
         tg.umask.store(self.umask.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.no_new_privs.store(self.no_new_privs.load(Ordering::Relaxed), Ordering::Relaxed);
         tg.dumpable.store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -415,6 +420,8 @@ impl ThreadGroup {
             *st.exit.get_or_insert(own)
         };
         tracing::debug!(tgid = self.tgid, ?status, "process exited");
+        // A session leader's terminal hangs up its foreground group.
+        crate::fs::tty::leader_exited(self);
         self.kernel.process_exited(self, status);
         self.exited.notify();
     }

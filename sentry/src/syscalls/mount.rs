@@ -11,7 +11,7 @@ use crate::kernel::Task;
 use crate::vfs::{mflags, perm, MountSource, Path};
 
 const CAP_SYS_CHROOT: u64 = 1 << 18;
-const CAP_SYS_ADMIN: u64 = 1 << 21;
+use crate::kernel::creds::CAP_SYS_ADMIN;
 
 const MS_RDONLY: u64 = 1;
 const MS_NOSUID: u64 = 2;
@@ -119,6 +119,8 @@ pub fn mount(t: &mut Task, source: Addr, target: Addr, fstype: Addr, flags: u64,
         }
         b"proc" => (crate::fs::proc::new(&t.kernel), 0, MountSource::named("proc")),
         b"sysfs" => (crate::fs::sys::new(&t.kernel), 0, MountSource::named("sysfs")),
+        // One devpts per sandbox: every mount shows the same pairs.
+        b"devpts" => (t.kernel.devpts.root(), 0, MountSource::named("devpts")),
         _ => return Err(Errno::ENODEV),
     };
     if !at.attr()?.is_dir() {

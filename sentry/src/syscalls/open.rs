@@ -164,7 +164,10 @@ pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
                 return Err(Errno::EACCES);
             }
             perm::check(&a, &c, want)?;
-            p.inode().open(flags & (O_ACCMODE | O_APPEND))?
+            match crate::fs::tty::open_device(t, p.inode(), flags) {
+                Some(ops) => ops?,
+                None => p.inode().open(flags & (O_ACCMODE | O_APPEND))?,
+            }
         }
         mode::S_IFIFO => {
             perm::check(&a, &c, want)?;

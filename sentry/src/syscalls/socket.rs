@@ -326,7 +326,7 @@ fn read_control(t: &Task, addr: Addr, len: usize) -> Result<Control, Errno> {
 fn check_cred(t: &Task, u: Ucred) -> Result<(), Errno> {
     const CAP_SETUID: u64 = 1 << 7;
     const CAP_SETGID: u64 = 1 << 6;
-    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    use crate::kernel::creds::CAP_SYS_ADMIN;
     let c = t.tg().creds();
     let pid_ok = u.pid == t.tgid() || c.capable(CAP_SYS_ADMIN);
     let uid_ok = u.uid == c.ruid || u.uid == c.euid || u.uid == c.suid || c.capable(CAP_SETUID);

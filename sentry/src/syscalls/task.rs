@@ -406,5 +406,6 @@ pub fn setsid(t: &mut Task) -> SysResult {
     }
     tg.pgid.store(tg.tgid, Ordering::Relaxed);
     tg.sid.store(tg.tgid, Ordering::Relaxed);
+    *tg.ctty.lock().unwrap_or_else(|p| p.into_inner()) = None;
     Ok(id(tg.tgid))
 }

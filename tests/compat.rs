@@ -248,6 +248,7 @@ fn cases() -> Vec<Case> {
         case("epoll", &[]),
         case("eventfiles", &[]),
         case("memfd", &[]),
+        case("pty", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

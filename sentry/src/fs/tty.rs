@@ -112,6 +112,12 @@ pub fn default_termios() -> Termios {
     }
 }
 
+/// Packet-mode status bits.
+const PKT_FLUSHREAD: u8 = 1;
+const PKT_FLUSHWRITE: u8 = 2;
+const PKT_STOP: u8 = 4;
+const PKT_START: u8 = 8;
+
 fn iscntrl(c: u8) -> bool {
     c < 0x20 || c == 0x7f
 }
@@ -135,6 +141,10 @@ pub struct Ldisc {
     lnext: bool,
     /// Output stopped (`VSTOP`).
     pub stopped: bool,
+    /// Packet mode (`TIOCPKT`): master reads carry a status byte.
+    pub packet: bool,
+    /// Packet-mode status events not yet read (`TIOCPKT_FLUSHREAD`…).
+    pub pkt_status: u8,
     /// Output column (for tab erase).
     column: usize,
     /// Column where the line being edited started.
@@ -151,6 +161,8 @@ impl Default for Ldisc {
             out: VecDeque::new(),
             lnext: false,
             stopped: false,
+            packet: false,
+            pkt_status: 0,
             column: 0,
             canon_column: 0,
         }
@@ -207,10 +219,36 @@ impl Ldisc {
 
     /// Discards pending input (`TCIFLUSH`, a signal character).
     pub fn flush_input(&mut self) {
+        if self.packet {
+            self.pkt_status |= PKT_FLUSHREAD;
+        }
         self.lines.clear();
         self.line.clear();
         self.raw.clear();
         self.lnext = false;
+    }
+
+    /// Discards output the master side has not read (`TCOFLUSH`).
+    pub fn flush_output(&mut self) {
+        if self.packet {
+            self.pkt_status |= PKT_FLUSHWRITE;
+        }
+        self.out.clear();
+    }
+
+    /// Stops or restarts output (flow control).
+    pub fn set_stopped(&mut self, stop: bool) {
+        if self.stopped == stop {
+            return;
+        }
+        self.stopped = stop;
+        if self.packet {
+            if stop {
+                self.pkt_status = (self.pkt_status & !PKT_START) | PKT_STOP;
+            } else {
+                self.pkt_status = (self.pkt_status & !PKT_STOP) | PKT_START;
+            }
+        }
     }
 
     /// New settings: switching canonical mode on or off keeps pending
@@ -227,7 +265,7 @@ impl Ldisc {
             self.line.extend(self.raw.drain(..));
         }
         if self.termios.iflag & IXON == 0 {
-            self.stopped = false;
+            self.set_stopped(false);
         }
     }
 
@@ -384,11 +422,11 @@ impl Ldisc {
         }
         if self.iflag(IXON) {
             if self.is(c, VSTART) {
-                self.stopped = false;
+                self.set_stopped(false);
                 return;
             }
             if self.is(c, VSTOP) {
-                self.stopped = true;
+                self.set_stopped(true);
                 return;
             }
         }
@@ -408,7 +446,7 @@ impl Ldisc {
                 }
                 sigs.push(s);
                 if self.iflag(IXON) {
-                    self.stopped = false;
+                    self.set_stopped(false);
                 }
                 if self.lflag(ECHO) {
                     self.echo_char(c);
@@ -417,7 +455,7 @@ impl Ldisc {
             }
         }
         if self.stopped && self.iflag(IXON) && self.iflag(IXANY) {
-            self.stopped = false;
+            self.set_stopped(false);
         }
         if c == b'\r' {
             if self.iflag(IGNCR) {
@@ -778,6 +816,11 @@ impl Inode for PtsNode {
         Ok(FsStats { fs_type: DEVPTS_MAGIC, bsize: 4096, namelen: 255, frsize: 4096, ..FsStats::default() })
     }
 
+    fn cacheable(&self) -> bool {
+        // Numbers are reused once a master closes.
+        false
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -920,14 +963,32 @@ fn orphaned(kernel: &Kernel, pgid: i32, sid: i32) -> bool {
 
 /// Sends `signo` from the kernel to every process of group `pgid`.
 fn signal_pgrp(kernel: &Kernel, pgid: i32, signo: i32) {
+    signal_pgrp_with(kernel, pgid, || Siginfo::kernel(signo));
+}
+
+/// Sends `info()` to every process of group `pgid`.
+fn signal_pgrp_with(kernel: &Kernel, pgid: i32, info: impl Fn() -> Siginfo) {
     if pgid <= 0 {
         return;
     }
     for g in kernel.thread_groups() {
         if g.pgid.load(Ordering::Relaxed) == pgid && g.zombie_status().is_none() {
-            g.send_signal(Siginfo::kernel(signo));
+            g.send_signal(info());
         }
     }
+}
+
+/// How a session's foreground group hears that the session lost its
+/// terminal.
+#[derive(Clone, Copy, Debug)]
+enum Hangup {
+    /// The controlling process exited: `SIGHUP` from the kernel.
+    Exit,
+    /// The leader gave it up (`TIOCNOTTY`): `SIGHUP` and `SIGCONT` sent
+    /// by the leader (pid, uid).
+    Leader(i32, u32),
+    /// Taken away (`TIOCSCTTY` stealing it): no signal.
+    Quiet,
 }
 
 /// The session leader `tg` ended: its controlling terminal's foreground
@@ -937,7 +998,7 @@ pub fn leader_exited(tg: &ThreadGroup) {
     if tg.sid.load(Ordering::Relaxed) != tg.tgid {
         return;
     }
-    pty.disassociate(tg.tgid, true);
+    pty.disassociate(tg.tgid, Hangup::Exit);
 }
 
 impl Pty {
@@ -1002,10 +1063,9 @@ impl Pty {
         *tg.ctty.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clone());
     }
 
-    /// The session `sid` loses the terminal; with `hangup`, its
-    /// foreground group gets `SIGHUP` (and `SIGCONT` unless the leader
-    /// is exiting).
-    fn disassociate(self: &Arc<Self>, sid: i32, on_exit: bool) {
+    /// The session `sid` loses the terminal; its foreground group hears
+    /// of it as `how` says.
+    fn disassociate(self: &Arc<Self>, sid: i32, how: Hangup) {
         let pgrp = {
             let mut st = self.lock();
             if st.session != sid {
@@ -1017,9 +1077,14 @@ impl Pty {
             p
         };
         let Some(k) = self.kernel() else { return };
-        signal_pgrp(&k, pgrp, sig::SIGHUP);
-        if !on_exit {
-            signal_pgrp(&k, pgrp, sig::SIGCONT);
+        match how {
+            Hangup::Exit => signal_pgrp(&k, pgrp, sig::SIGHUP),
+            Hangup::Leader(pid, uid) => {
+                for s in [sig::SIGHUP, sig::SIGCONT] {
+                    signal_pgrp_with(&k, pgrp, || Siginfo::user(s, signal::code::SI_USER, pid, uid));
+                }
+            }
+            Hangup::Quiet => {}
         }
         for g in k.thread_groups() {
             if g.sid.load(Ordering::Relaxed) == sid {
@@ -1221,7 +1286,7 @@ impl Pty {
 
     fn replica_read(self: &Arc<Self>, t: &Task, file: &File, buf: &mut [u8]) -> Result<usize, Errno> {
         self.check_change(t, sig::SIGTTIN)?;
-        if buf.is_empty() {
+        if buf.is_empty() || self.hung_up() {
             return Ok(0);
         }
         let nonblock = file.nonblocking();
@@ -1320,7 +1385,16 @@ impl Pty {
         loop {
             {
                 let mut st = self.lock();
-                let n = st.ld.read_out(buf);
+                if st.ld.packet && st.ld.pkt_status != 0 {
+                    buf[0] = std::mem::take(&mut st.ld.pkt_status);
+                    return Ok(1);
+                }
+                let n = if st.ld.packet && !st.ld.out.is_empty() {
+                    buf[0] = 0;
+                    1 + st.ld.read_out(&mut buf[1..])
+                } else {
+                    st.ld.read_out(buf)
+                };
                 if n > 0 {
                     drop(st);
                     self.changed();
@@ -1381,6 +1455,9 @@ impl Pty {
         if !st.ld.out.is_empty() {
             r |= events::IN | events::RDNORM;
         }
+        if st.ld.packet && st.ld.pkt_status != 0 {
+            r |= events::IN | events::RDNORM | events::PRI;
+        }
         if st.ld.input_room() {
             r |= events::OUT | events::WRNORM;
         }
@@ -1437,7 +1514,9 @@ impl Pty {
                 Ok(0)
             }
             nr::TIOCOUTQ => {
-                let n = if master { 0 } else { self.lock().ld.out.len() };
+                // A pty replica's driver holds nothing (Linux says 0 even
+                // before the master has read).
+                let n = 0usize;
                 t.mm.write_obj(arg, &i32::try_from(n).unwrap_or(i32::MAX))?;
                 Ok(0)
             }
@@ -1447,10 +1526,10 @@ impl Pty {
                 match (arg, master) {
                     // The master's "input" is the replica's output.
                     (0, false) | (1, true) => st.ld.flush_input(),
-                    (1, false) | (0, true) => st.ld.out.clear(),
+                    (1, false) | (0, true) => st.ld.flush_output(),
                     (2, _) => {
                         st.ld.flush_input();
-                        st.ld.out.clear();
+                        st.ld.flush_output();
                     }
                     _ => return Err(Errno::EINVAL),
                 }
@@ -1466,8 +1545,8 @@ impl Pty {
                 check(self)?;
                 let mut st = self.lock();
                 match arg {
-                    0 => st.ld.stopped = true,
-                    1 => st.ld.stopped = false,
+                    0 => st.ld.set_stopped(true),
+                    1 => st.ld.set_stopped(false),
                     2 | 3 => {}
                     _ => return Err(Errno::EINVAL),
                 }
@@ -1487,7 +1566,8 @@ impl Pty {
                 if master || !is_ctty_of(self, t.tg()) {
                     return Err(Errno::ENOTTY);
                 }
-                check(self)?;
+                // (Linux turns the orphaned group's EIO into ENOTTY here.)
+                check(self).map_err(|e| if e == Errno::EIO { Errno::ENOTTY } else { e })?;
                 let pgrp: i32 = t.mm.read_obj(arg)?;
                 if pgrp < 0 {
                     return Err(Errno::EINVAL);
@@ -1539,7 +1619,7 @@ impl Pty {
                     if arg != 1 || !tg.creds().capable(crate::kernel::creds::CAP_SYS_ADMIN) {
                         return Err(Errno::EPERM);
                     }
-                    self.disassociate(owner, false);
+                    self.disassociate(owner, Hangup::Quiet);
                 }
                 self.set_ctty(tg);
                 Ok(0)
@@ -1550,7 +1630,7 @@ impl Pty {
                     return Err(Errno::ENOTTY);
                 }
                 if tg.sid.load(Ordering::Relaxed) == tg.tgid {
-                    self.disassociate(tg.tgid, false);
+                    self.disassociate(tg.tgid, Hangup::Leader(tg.tgid, tg.creds().ruid));
                 } else {
                     *tg.ctty.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
@@ -1593,6 +1673,20 @@ impl Pty {
                 let limit = usize::try_from(t.tg().rlimit(7).cur).unwrap_or(usize::MAX);
                 let fd = t.fds.install(f, flags & O_CLOEXEC != 0, 0, limit.min(crate::vfs::NR_OPEN))?;
                 Ok(u64::try_from(fd).unwrap_or(0))
+            }
+            nr::TIOCPKT if master => {
+                let on: i32 = t.mm.read_obj(arg)?;
+                let mut st = self.lock();
+                if on != 0 && !st.ld.packet {
+                    st.ld.pkt_status = 0;
+                }
+                st.ld.packet = on != 0;
+                Ok(0)
+            }
+            nr::TIOCGPKT if master => {
+                let on = i32::from(self.lock().ld.packet);
+                t.mm.write_obj(arg, &on)?;
+                Ok(0)
             }
             nr::TIOCGETD => {
                 t.mm.write_obj(arg, &0i32)?;

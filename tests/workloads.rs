@@ -506,3 +506,202 @@ fn memory_overlay_keeps_writes_in_the_sandbox() {
         String::from_utf8_lossy(&s.stderr)
     );
 }
+
+/// The user's side of a host pseudo-terminal with a program behind it (in
+/// a session of its own, the terminal its controlling one).
+struct Terminal {
+    master: std::fs::File,
+    child: std::process::Child,
+    seen: Vec<u8>,
+    /// Where the next `expect` starts looking.
+    mark: usize,
+}
+
+fn check(r: libc::c_int, what: &str) -> libc::c_int {
+    assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());
+    r
+}
+
+impl Terminal {
+    fn spawn(cmd: &mut Command, rows: u16, cols: u16) -> Terminal {
+        use std::os::fd::FromRawFd;
+        // SAFETY: posix_openpt returns a new descriptor (checked) that the
+        // File below owns.
+        let m = check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }, "ptmx");
+        // SAFETY: as above.
+        let master = unsafe { std::fs::File::from_raw_fd(m) };
+        // SAFETY: grantpt/unlockpt on the master just opened.
+        check(unsafe { libc::grantpt(m) }, "grantpt");
+        // SAFETY: as above.
+        check(unsafe { libc::unlockpt(m) }, "unlockpt");
+        let mut name = [0 as libc::c_char; 64];
+        // SAFETY: ptsname_r writes at most `name.len()` bytes.
+        check(unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) }, "ptsname");
+        // SAFETY: ptsname_r wrote a NUL-terminated string.
+        let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+        let replica = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("open replica");
+        let t = Terminal { master, child: Self::start(cmd, &replica), seen: Vec::new(), mark: 0 };
+        t.resize(rows, cols);
+        t
+    }
+
+    fn start(cmd: &mut Command, replica: &std::fs::File) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let io = || Stdio::from(replica.try_clone().expect("dup replica"));
+        cmd.stdin(io()).stdout(io()).stderr(io());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().expect("spawn on the terminal")
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let w = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize.
+        check(unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &w) }, "TIOCSWINSZ");
+    }
+
+    fn send(&mut self, s: &str) {
+        use std::io::Write;
+        self.master.write_all(s.as_bytes()).expect("write to the terminal");
+    }
+
+    /// Reads until `want` appears after the mark (then moves the mark past
+    /// it) or `limit` passes.
+    fn expect(&mut self, want: &str, limit: std::time::Duration) -> Result<(), String> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let end = std::time::Instant::now() + limit;
+        loop {
+            if let Some(i) = find(&self.seen[self.mark..], want.as_bytes()) {
+                self.mark += i + want.len();
+                return Ok(());
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no {want:?} within {limit:?}; after the mark: {:?}",
+                    String::from_utf8_lossy(&self.seen[self.mark..])
+                ));
+            }
+            let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let ms = libc::c_int::try_from(left.as_millis().min(100)).unwrap_or(100);
+            // SAFETY: one pollfd.
+            if unsafe { libc::poll(&mut p, 1, ms) } > 0 {
+                let mut buf = [0u8; 4096];
+                match self.master.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        return Err(format!(
+                            "terminal closed before {want:?}; after the mark: {:?}",
+                            String::from_utf8_lossy(&self.seen[self.mark..])
+                        ))
+                    }
+                    Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The user's session of the issue: an interactive bash on a terminal
+/// echoes and edits a line, runs commands, is not killed by Ctrl-C (the
+/// running `sleep` is), stops and kills a job with Ctrl-Z, follows a
+/// window resize (`stty size`, and `$COLUMNS` via SIGWINCH), and exits with
+/// its status. The same script drives bash natively on a host pty and
+/// `rvisor do -t bash` (whose console bridges the host pty).
+fn terminal_session(mut cmd: Command) -> Result<(), String> {
+    use std::time::Duration;
+    let long = Duration::from_secs(30);
+    let mut t = Terminal::spawn(&mut cmd, 24, 80);
+    let prompt = "rv$ ";
+    t.expect(prompt, long)?;
+    // Readline edits: a typo erased with DEL.
+    t.send("echo helx\x7flo wor\x7f\x7frld\r");
+    t.expect("hello wrld\r\n", long)?;
+    t.expect(prompt, long)?;
+    // The line discipline edits (canonical read by `read`).
+    t.send("read -p say: v; echo got:$v.\r");
+    t.expect("say:", long)?;
+    t.send("ab\x7fc one\x17two\r");
+    t.expect("got:ac two.\r\n", long)?;
+    t.expect(prompt, long)?;
+    // Ctrl-C interrupts the foreground job, not the shell.
+    t.send("sleep 10; echo not-interrupted\r");
+    std::thread::sleep(Duration::from_millis(700));
+    let start = std::time::Instant::now();
+    t.send("\x03");
+    t.expect(prompt, long)?;
+    if start.elapsed() > Duration::from_secs(8) {
+        return Err(format!("Ctrl-C took {:?}", start.elapsed()));
+    }
+    t.send("echo status $?\r");
+    t.expect("status 130\r\n", long)?;
+    t.expect(prompt, long)?;
+    // Ctrl-Z stops the job; the shell takes the terminal back.
+    t.send("sleep 20\r");
+    std::thread::sleep(Duration::from_millis(700));
+    t.send("\x1a");
+    t.expect("Stopped", long)?;
+    t.expect(prompt, long)?;
+    t.send("kill -9 %1; sleep 0.3\r");
+    t.expect("Killed", long)?;
+    t.expect(prompt, long)?;
+    // A resize reaches the terminal's size and the shell (SIGWINCH).
+    t.resize(33, 101);
+    std::thread::sleep(Duration::from_millis(300));
+    t.send("stty size; echo cols=$COLUMNS\r");
+    t.expect("33 101\r\n", long)?;
+    t.expect("cols=101\r\n", long)?;
+    t.expect(prompt, long)?;
+    t.send("tty | sed 's/[0-9]*$/N/'; exit 7\r");
+    t.expect("/dev/pts/N\r\n", long)?;
+    let end = std::time::Instant::now() + long;
+    loop {
+        if let Some(st) = t.child.try_wait().map_err(|e| e.to_string())? {
+            return if st.code() == Some(7) { Ok(()) } else { Err(format!("exit status {st:?}, want 7")) };
+        }
+        if std::time::Instant::now() > end {
+            let _ = t.child.kill();
+            return Err("bash did not exit".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn interactive_bash_on_a_terminal_native_vs_rvisor() {
+    let bash_args = ["bash", "--norc", "--noprofile", "-i"];
+    let env = |c: &mut Command| {
+        test_env(c).env("PS1", "rv$ ").env("TERM", "dumb");
+    };
+    let mut native = Command::new("/bin/bash");
+    env(&mut native);
+    native.args(&bash_args[1..]);
+    let mut sandboxed = Command::new(rvisor_bin());
+    env(&mut sandboxed);
+    sandboxed.args(["do", "-t", "--"]).args(bash_args);
+    let n = terminal_session(native);
+    let s = terminal_session(sandboxed);
+    assert!(n.is_ok() && s.is_ok(), "native: {n:?}\nrvisor: {s:?}");
+}
+
+/// `-t` wants a terminal: with none, `rvisor do -t` says so and fails.
+#[test]
+fn tty_flag_needs_a_terminal() {
+    let mut c = Command::new(rvisor_bin());
+    test_env(&mut c).args(["do", "-t", "--", "/bin/true"]).stdin(Stdio::null());
+    let o = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
+    assert_eq!(shell_code(&o), 125, "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a terminal"), "{o:?}");
+}

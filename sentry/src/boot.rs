@@ -384,7 +384,13 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         }
         let writing = Arc::new(Mutex::new(()));
         bridge(&pty, input, output, writing.clone())?;
-        let f = File::new(pty.console_replica(), crate::vfs::file::O_RDWR);
+        // Opened at its /dev/pts path, so that fstat and stat agree
+        // (`ttyname`).
+        let at = format!("/dev/pts/{}", pty.index);
+        let f = match w.walk(ns.root(), at.as_bytes(), true) {
+            Ok(p) => File::with_path(pty.console_replica(), crate::vfs::file::O_RDWR, p),
+            Err(_) => File::new(pty.console_replica(), crate::vfs::file::O_RDWR),
+        };
         for n in 0..3 {
             let _ = fds.install_at(n, f.clone(), false, crate::vfs::NR_OPEN);
         }

@@ -218,6 +218,25 @@ fn more_entries(
     );
     vec![
         f("statm", 0o444, |_, _, v| statm(v)),
+        f("smaps", 0o444, |_, _, v| smaps(v)),
+        f("smaps_rollup", 0o444, |_, _, v| smaps_rollup(v)),
+        f("io", 0o400, |_, g, _| io_of(g)),
+        (b"auxv".to_vec(), {
+            let w = w.clone();
+            SynthFile::new(
+                owned(0o400),
+                Box::new(move || {
+                    with_view(&w, |_, v| {
+                        let a = v.mm.as_ref().map(|m| m.meta().args).unwrap_or_default();
+                        Ok(a.auxv[..a.auxv_len]
+                            .iter()
+                            .flat_map(|(k, v)| [k.to_le_bytes(), v.to_le_bytes()])
+                            .flatten()
+                            .collect())
+                    })
+                }),
+            ) as InodeRef
+        }),
         f("limits", 0o444, |_, g, _| limits(g)),
         f("cgroup", 0o444, |_, _, _| "0::/\n".into()),
         f("wchan", 0o444, |_, _, _| "0".into()),
@@ -246,8 +265,11 @@ fn statm(v: &ProcessView) -> String {
         .filter(|x| x.prot.contains(Prot::WRITE) && !x.flags.contains(VmaFlags::SHARED))
         .map(|x| x.end - x.start)
         .sum();
-    // Resident and shared pages are not counted per process.
-    format!("{} 0 0 {} 0 {} 0\n", pages(size), pages(text), pages(data))
+    let (rss, file) = m
+        .usage()
+        .iter()
+        .fold((0, 0), |(r, f), (_, u)| (r + u.rss, f + u.shared_clean + u.private_clean + u.shmem));
+    format!("{} {} {} {} 0 {} 0\n", pages(size), pages(rss), pages(file), pages(text), pages(data))
 }
 
 fn limits(g: &ThreadGroup) -> String {
@@ -482,6 +504,136 @@ fn maps(v: &ProcessView) -> Vec<u8> {
     let Some(mm) = &v.mm else { return Vec::new() };
     let mut out = String::new();
     for vma in mm.vmas() {
+        out.push_str(&map_line(&vma));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Sizes in smaps form: the name padded to 16 columns, the value to 8.
+fn kb_line(s: &mut String, name: &str, bytes: u64) {
+    let _ = writeln!(s, "{name:<16}{:>8} kB", bytes / 1024);
+}
+
+/// `VmFlags` of `/proc/PID/smaps`, in Linux's order.
+fn vm_flags(vma: &crate::mm::vma::Vma) -> String {
+    match vma.name {
+        VmaName::Vvar => return "rd mr pf io de dd ".into(),
+        VmaName::Vdso => return "rd ex mr mw me de ".into(),
+        _ => {}
+    }
+    let shared = vma.flags.contains(VmaFlags::SHARED);
+    let read_only_file = shared && vma.file.as_ref().is_some_and(|f| !f.file.writable);
+    let mut out = String::new();
+    let mut put = |on: bool, f: &str| {
+        if on {
+            out.push_str(f);
+            out.push(' ');
+        }
+    };
+    put(vma.prot.contains(Prot::READ), "rd");
+    put(vma.prot.contains(Prot::WRITE), "wr");
+    put(vma.prot.contains(Prot::EXEC), "ex");
+    put(shared && !read_only_file, "sh");
+    put(true, "mr");
+    put(!read_only_file, "mw");
+    put(true, "me");
+    put(shared, "ms");
+    put(vma.flags.contains(VmaFlags::GROWSDOWN), "gd");
+    put(vma.flags.contains(VmaFlags::DONTFORK), "dc");
+    put(vma.flags.contains(VmaFlags::ACCOUNT) && !shared, "ac");
+    put(vma.flags.contains(VmaFlags::WIPEONFORK), "wf");
+    out
+}
+
+/// The counts smaps and smaps_rollup share, from `u`.
+fn smaps_counts(s: &mut String, u: &crate::mm::VmaUsage, rollup: bool) {
+    let shared = u.shared_clean + u.shared_dirty;
+    // Shared pages count half (two owners, the common case).
+    let pss = u.rss - shared + shared / 2;
+    let pss_dirty = u.private_dirty + u.shared_dirty / 2;
+    kb_line(s, "Rss:", u.rss);
+    kb_line(s, "Pss:", pss);
+    kb_line(s, "Pss_Dirty:", pss_dirty);
+    if rollup {
+        kb_line(s, "Pss_Anon:", u.private_dirty + (u.shared_dirty - u.shmem.min(u.shared_dirty)) / 2);
+        kb_line(s, "Pss_File:", u.private_clean + u.shared_clean / 2);
+        kb_line(s, "Pss_Shmem:", u.shmem / 2);
+    }
+    kb_line(s, "Shared_Clean:", u.shared_clean);
+    kb_line(s, "Shared_Dirty:", u.shared_dirty);
+    kb_line(s, "Private_Clean:", u.private_clean);
+    kb_line(s, "Private_Dirty:", u.private_dirty);
+    kb_line(s, "Referenced:", u.rss);
+    kb_line(s, "Anonymous:", u.anon);
+    for k in [
+        "KSM:",
+        "LazyFree:",
+        "AnonHugePages:",
+        "ShmemPmdMapped:",
+        "FilePmdMapped:",
+        "Shared_Hugetlb:",
+        "Private_Hugetlb:",
+        "Swap:",
+        "SwapPss:",
+        "Locked:",
+    ] {
+        kb_line(s, k, 0);
+    }
+}
+
+fn smaps(v: &ProcessView) -> String {
+    let Some(mm) = &v.mm else { return String::new() };
+    let mut s = String::new();
+    for (vma, u) in mm.usage() {
+        s.push_str(&map_line(&vma));
+        s.push('\n');
+        kb_line(&mut s, "Size:", vma.end - vma.start);
+        kb_line(&mut s, "KernelPageSize:", crate::mm::PAGE);
+        kb_line(&mut s, "MMUPageSize:", crate::mm::PAGE);
+        smaps_counts(&mut s, &u, false);
+        let _ = writeln!(s, "THPeligible:    0\nVmFlags: {}", vm_flags(&vma));
+    }
+    s
+}
+
+fn smaps_rollup(v: &ProcessView) -> String {
+    let Some(mm) = &v.mm else { return String::new() };
+    let all = mm.usage();
+    let (Some(first), Some(last)) = (all.first(), all.last()) else { return String::new() };
+    let mut t = crate::mm::VmaUsage::default();
+    for (_, u) in &all {
+        t.rss += u.rss;
+        t.anon += u.anon;
+        t.shmem += u.shmem;
+        t.shared_clean += u.shared_clean;
+        t.shared_dirty += u.shared_dirty;
+        t.private_clean += u.private_clean;
+        t.private_dirty += u.private_dirty;
+    }
+    let mut s = format!("{:08x}-{:08x} ---p 00000000 00:00 0", first.0.start, last.0.end);
+    while s.len() < 73 {
+        s.push(' ');
+    }
+    s.push_str("[rollup]\n");
+    smaps_counts(&mut s, &t, true);
+    s
+}
+
+fn io_of(g: &ThreadGroup) -> String {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "rchar: {}\nwchar: {}\nsyscr: {}\nsyscw: {}\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n",
+        n(&g.io.rchar),
+        n(&g.io.wchar),
+        n(&g.io.syscr),
+        n(&g.io.syscw)
+    )
+}
+
+/// One line of `/proc/PID/maps` (without its newline).
+fn map_line(vma: &crate::mm::vma::Vma) -> String {
+    {
         let flag = |p: Prot, c: char| if vma.prot.contains(p) { c } else { '-' };
         let shared = if vma.flags.contains(VmaFlags::SHARED) { 's' } else { 'p' };
         let (off, dev, ino) = match &vma.file {
@@ -520,10 +672,10 @@ fn maps(v: &ProcessView) -> Vec<u8> {
             }
             line.push_str(&n);
         }
-        out.push_str(line.trim_end_matches(' '));
-        out.push('\n');
+        // Without a name the line ends with the space after the inode,
+        // as Linux's does.
+        line
     }
-    out.into_bytes()
 }
 
 fn sig_words(g: &ThreadGroup) -> (u64, u64) {
@@ -548,16 +700,21 @@ fn stat_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
     });
     let a = v.mm.as_ref().map(|m| m.meta().args).unwrap_or_default();
     let (ignored, caught) = sig_words(g);
+    let rss: u64 = v.mm.as_ref().map_or(0, |m| m.usage().iter().map(|(_, u)| u.rss).sum());
+    let task = g.tasks().into_iter().find(|t| t.tid == tid);
+    let (pending, blocked) = task.map_or((0, 0), |t| (t.pending_bits() | g.pending_bits(), t.blocked()));
     // CPU times in clock ticks (USER_HZ, 100).
     let cpu = g.cpu_times();
     let ticks = |d: std::time::Duration| d.as_millis() / 10;
     let s = format!(
         // The 52 fields of proc(5); those the sentry does not track are 0.
         "{pid} ({comm}) {state} {ppid} {pgrp} {sid} 0 -1 4194560 0 0 0 0 {utime} {stime} {cutime} {cstime} {prio} {nice} \
-         {threads} 0 {start} {vsize} 0 \
-         18446744073709551615 0 0 0 0 0 0 0 {ignored} {caught} 0 0 0 17 0 0 0 0 0 0 0 0 {start_brk} {arg_start} \
+         {threads} 0 {start} {vsize} {rss} \
+         18446744073709551615 0 0 0 0 0 {pending} {blocked} {ignored} {caught} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 {start_brk} {arg_start} \
          {arg_end} {env_start} {env_end} 0\n",
         pid = tid,
+        rss = rss / crate::mm::PAGE,
+        exit_signal = if tid == g.tgid { g.exit_signal } else { -1 },
         prio = 20 + g.nice.load(Ordering::Relaxed),
         nice = g.nice.load(Ordering::Relaxed),
         start = ticks(g.started),
@@ -579,33 +736,81 @@ fn stat_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
     s.into_bytes()
 }
 
+fn is_stack(x: &crate::mm::vma::Vma) -> bool {
+    x.name == VmaName::Stack || x.flags.contains(VmaFlags::GROWSDOWN)
+}
+
 fn status_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
     let c = g.creds();
     let mut s = String::new();
     let state = if g.tgid == crate::kernel::current() { "R (running)" } else { "S (sleeping)" };
     let _ = writeln!(s, "Name:\t{}", comm_of(v));
-    let _ = writeln!(s, "Umask:\t{:04o}", g.umask.load(std::sync::atomic::Ordering::Relaxed));
+    let _ = writeln!(s, "Umask:\t{:04o}", g.umask.load(Ordering::Relaxed));
     let _ = writeln!(s, "State:\t{state}");
     let _ = writeln!(s, "Tgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0", g.tgid, g.ppid());
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.ruid, c.euid, c.suid, c.fsuid);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.rgid, c.egid, c.sgid, c.fsgid);
     let fd_size = v.fds.as_ref().map_or(64, |f| f.list().last().map_or(64, |(n, _)| (n + 64) / 64 * 64));
     let _ = writeln!(s, "FDSize:\t{fd_size}");
-    let groups: Vec<String> = c.groups.iter().map(ToString::to_string).collect();
-    let _ = writeln!(s, "Groups:\t{}", groups.join(" "));
+    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
+    let _ = writeln!(s, "Groups:\t{groups}");
+    // One pid namespace: the ids in it are the ids.
+    let (pgid, sid) = (g.pgid.load(Ordering::Relaxed), g.sid.load(Ordering::Relaxed));
+    let _ = writeln!(s, "NStgid:\t{}\nNSpid:\t{tid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\nKthread:\t0", g.tgid);
     if let Some(m) = &v.mm {
-        let kb = |b: u64| b / 1024;
-        let vmas = m.vmas();
-        let size: u64 = vmas.iter().map(|x| x.end - x.start).sum();
-        let stack: u64 = vmas.iter().filter(|x| x.name == VmaName::Stack).map(|x| x.end - x.start).sum();
-        let data = m.current_brk().saturating_sub(m.brk_start());
-        let _ = writeln!(s, "VmPeak:\t{:8} kB\nVmSize:\t{:8} kB", kb(size), kb(size));
-        let _ = writeln!(s, "VmData:\t{:8} kB\nVmStk:\t{:8} kB", kb(data), kb(stack));
+        let line = |s: &mut String, k: &str, b: u64| {
+            let _ = writeln!(s, "{k}:\t{:8} kB", b / 1024);
+        };
+        let usage = m.usage();
+        let size: u64 = usage.iter().map(|(x, _)| x.end - x.start).sum();
+        let rss: u64 = usage.iter().map(|(_, u)| u.rss).sum();
+        let anon: u64 = usage.iter().map(|(_, u)| u.anon).sum();
+        let shmem: u64 = usage.iter().map(|(_, u)| u.shmem).sum();
+        let stack: u64 = usage.iter().filter(|(x, _)| is_stack(x)).map(|(x, _)| x.end - x.start).sum();
+        let data: u64 = usage
+            .iter()
+            .filter(|(x, _)| {
+                x.prot.contains(Prot::WRITE) && !x.flags.contains(VmaFlags::SHARED) && !is_stack(x)
+            })
+            .map(|(x, _)| x.end - x.start)
+            .sum();
+        let exe = m.meta().exe.map(|p| String::from_utf8_lossy(&show_path(&g.kernel, &p)).into_owned());
+        let code = |want_exe: bool| -> u64 {
+            usage
+                .iter()
+                .filter(|(x, _)| x.prot.contains(Prot::EXEC) && x.file.is_some())
+                .filter(
+                    |(x, _)| matches!(&x.name, VmaName::File(n) if (Some(n.to_string()) == exe) == want_exe),
+                )
+                .map(|(x, _)| x.end - x.start)
+                .sum()
+        };
+        line(&mut s, "VmPeak", size);
+        line(&mut s, "VmSize", size);
+        line(&mut s, "VmLck", 0);
+        line(&mut s, "VmPin", 0);
+        // No peak is kept: the high-water mark is the current size.
+        line(&mut s, "VmHWM", rss);
+        line(&mut s, "VmRSS", rss);
+        let _ = writeln!(s, "RssAnon:\t{:8} kB", anon / 1024);
+        let _ = writeln!(s, "RssFile:\t{:8} kB", (rss - anon - shmem) / 1024);
+        let _ = writeln!(s, "RssShmem:\t{:8} kB", shmem / 1024);
+        line(&mut s, "VmData", data);
+        line(&mut s, "VmStk", stack);
+        line(&mut s, "VmExe", code(true));
+        line(&mut s, "VmLib", code(false));
+        line(&mut s, "VmPTE", 0);
+        line(&mut s, "VmSwap", 0);
+        let _ = writeln!(s, "HugetlbPages:\t{:8} kB", 0);
     }
+    let _ = writeln!(s, "CoreDumping:\t0\nTHP_enabled:\t1");
     let _ = writeln!(s, "Threads:\t{}", g.task_count().max(1));
     let (ignored, caught) = sig_words(g);
+    let task = g.tasks().into_iter().find(|t| t.tid == tid);
+    let (pending, blocked) = task.map_or((0, 0), |t| (t.pending_bits(), t.blocked()));
     let _ = writeln!(s, "SigQ:\t0/{}", g.rlimit(11).cur);
-    let _ = writeln!(s, "SigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}", 0, 0, 0);
+    let _ =
+        writeln!(s, "SigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}", g.pending_bits());
     let _ = writeln!(s, "SigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}");
     let _ = writeln!(
         s,
@@ -613,9 +818,13 @@ fn status_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
         c.cap_inheritable, c.cap_permitted, c.cap_effective
     );
     let _ = writeln!(s, "CapBnd:\t{:016x}\nCapAmb:\t{:016x}", c.cap_bounding, 0);
-    let nnp = u8::from(g.no_new_privs.load(std::sync::atomic::Ordering::Relaxed));
+    let nnp = u8::from(g.no_new_privs.load(Ordering::Relaxed));
     let _ = writeln!(s, "NoNewPrivs:\t{nnp}\nSeccomp:\t0\nSeccomp_filters:\t0");
-    let cpus = g.kernel.cpus.max(1);
-    let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", cpus - 1);
+    let cpus = g.kernel.cpus.clamp(1, 64);
+    let mask = if cpus == 64 { u64::MAX } else { (1u64 << cpus) - 1 };
+    let list = if cpus == 1 { "0".to_string() } else { format!("0-{}", cpus - 1) };
+    let _ = writeln!(s, "Cpus_allowed:\t{mask:x}\nCpus_allowed_list:\t{list}");
+    let _ = writeln!(s, "Mems_allowed:\t1\nMems_allowed_list:\t0");
+    let _ = writeln!(s, "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0");
     s.into_bytes()
 }

@@ -1,6 +1,6 @@
 //! Thread groups (processes).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ pub struct ThreadGroup {
     pub pgid: AtomicI32,
     /// Session.
     pub sid: AtomicI32,
+    /// Read and write counts (`/proc/PID/io`).
+    pub io: IoCounters,
     /// The controlling terminal (inherited by `fork`, dropped by
     /// `setsid`).
     pub ctty: Mutex<Option<Arc<crate::fs::tty::Pty>>>,
@@ -109,6 +111,38 @@ pub struct ThreadGroup {
     /// Signals sent to the process.
     pending: signal::Pending,
     state: Mutex<TgState>,
+}
+
+/// What a process read and wrote through the read and write families
+/// (`/proc/PID/io`'s `rchar`, `wchar`, `syscr`, `syscw`).
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Bytes read.
+    pub rchar: AtomicU64,
+    /// Bytes written.
+    pub wchar: AtomicU64,
+    /// Read calls.
+    pub syscr: AtomicU64,
+    /// Write calls.
+    pub syscw: AtomicU64,
+}
+
+impl IoCounters {
+    /// A read call ended with `r`.
+    pub fn count_read(&self, r: &Result<u64, rvisor_syscalls::Errno>) {
+        self.syscr.fetch_add(1, Ordering::Relaxed);
+        if let Ok(n) = r {
+            self.rchar.fetch_add(*n, Ordering::Relaxed);
+        }
+    }
+
+    /// A write call ended with `r`.
+    pub fn count_write(&self, r: &Result<u64, rvisor_syscalls::Errno>) {
+        self.syscw.fetch_add(1, Ordering::Relaxed);
+        if let Ok(n) = r {
+            self.wchar.fetch_add(*n, Ordering::Relaxed);
+        }
+    }
 }
 
 /// CPU time a process has used (user: the application's own, in its
@@ -198,6 +232,7 @@ impl ThreadGroup {
             exit_signal,
             pgid: AtomicI32::new(tgid),
             sid: AtomicI32::new(tgid),
+            io: IoCounters::default(),
             ctty: Mutex::new(None),
             umask: AtomicU32::new(0o022),
             no_new_privs: AtomicBool::new(false),

@@ -58,7 +58,15 @@ pub struct ArgArea {
     pub env_start: u64,
     /// One past the last byte of envp's strings.
     pub env_end: u64,
+    /// The auxiliary vector the program was given, up to and with
+    /// `AT_NULL` (`/proc/PID/auxv`).
+    pub auxv: [(u64, u64); MAX_AUXV],
+    /// Entries of `auxv` in use.
+    pub auxv_len: usize,
 }
+
+/// Most auxiliary vector entries kept.
+pub const MAX_AUXV: usize = 32;
 
 /// Limits on `argv` + `envp`, as Linux: a quarter of the stack limit, at
 /// least 128 KiB, and at most 6 MiB (a quarter of 24 MiB: below `_STK_LIM`
@@ -369,7 +377,7 @@ fn build_stack(
         argv.push(push_str(&mut sp, s)?);
     }
     argv.reverse();
-    let area = ArgArea { arg_start: sp, arg_end, env_start, env_end };
+    let mut area = ArgArea { arg_start: sp, arg_end, env_start, env_end, ..ArgArea::default() };
     sp &= !15;
     let platform = push_str(&mut sp, b"x86_64")?;
     sp -= 16;
@@ -400,6 +408,10 @@ fn build_stack(
         (u64::from(at::AT_PLATFORM), platform),
         (u64::from(at::AT_NULL), 0),
     ]);
+    for (slot, e) in area.auxv.iter_mut().zip(&aux) {
+        *slot = *e;
+    }
+    area.auxv_len = aux.len().min(MAX_AUXV);
     let words = 1 + argv.len() + 1 + envp.len() + 1 + aux.len() * 2;
     let mut table: Vec<u64> = Vec::with_capacity(words);
     table.push(argv.len() as u64);

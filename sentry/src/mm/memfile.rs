@@ -387,6 +387,27 @@ impl MemoryFile {
         r == 0 && v & 1 == 1
     }
 
+    /// How many of the pages of `[off, off + len)` hold host memory.
+    pub fn resident_pages(&self, off: u64, len: u64) -> u64 {
+        const CHUNK: usize = 512;
+        let mut count = 0;
+        let mut at = off & !(PAGE - 1);
+        let end = off.saturating_add(len);
+        while at < end {
+            let n = (end - at).div_ceil(PAGE).min(CHUNK as u64);
+            let bytes = usize::try_from(n * PAGE).unwrap_or(0);
+            let o = self.check(at, bytes);
+            let mut v = [0u8; CHUNK];
+            // SAFETY: `n` pages of the mapping (checked), `n` bytes of output.
+            let r = unsafe { libc::mincore(self.base.as_ptr().add(o).cast(), bytes, v.as_mut_ptr()) };
+            if r == 0 {
+                count += v[..usize::try_from(n).unwrap_or(0)].iter().filter(|b| *b & 1 == 1).count() as u64;
+            }
+            at += n * PAGE;
+        }
+        count
+    }
+
     /// Bytes of host memory the file holds.
     pub fn committed(&self) -> u64 {
         rustix::fs::fstat(&self.fd).map(|s| u64::try_from(s.st_blocks).unwrap_or(0) * 512).unwrap_or(0)

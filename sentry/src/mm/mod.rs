@@ -209,6 +209,25 @@ pub struct MmMeta {
     pub args: crate::loader::ArgArea,
 }
 
+/// What one VMA holds in memory, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmaUsage {
+    /// Resident.
+    pub rss: u64,
+    /// Anonymous (private memory-file pages).
+    pub anon: u64,
+    /// Memory-file pages of a shared mapping.
+    pub shmem: u64,
+    /// File pages of a shared mapping.
+    pub shared_clean: u64,
+    /// Memory-file pages shared with another address space.
+    pub shared_dirty: u64,
+    /// File pages of a private mapping.
+    pub private_clean: u64,
+    /// Memory-file pages only this address space has.
+    pub private_dirty: u64,
+}
+
 /// An application address space.
 pub struct MemoryManager {
     aspace: Box<dyn AddressSpace>,
@@ -446,6 +465,9 @@ impl MemoryManager {
         if req.growsdown {
             flags |= VmaFlags::GROWSDOWN;
         }
+        if !req.shared && req.prot.contains(Prot::WRITE) {
+            flags |= VmaFlags::ACCOUNT;
+        }
         if req.fixed && !req.noreplace {
             self.unmap_locked(&mut st, start, start + len)?;
         }
@@ -611,6 +633,13 @@ impl MemoryManager {
         if !st.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
+        if prot.contains(Prot::WRITE) {
+            st.vmas.update(addr, end, |v| {
+                if !v.flags.contains(VmaFlags::SHARED) {
+                    v.flags |= VmaFlags::ACCOUNT;
+                }
+            });
+        }
         split_pma(&mut st.pmas, addr);
         split_pma(&mut st.pmas, end);
         let mut runs: Vec<(u64, u64, Prot)> = Vec::new();
@@ -658,7 +687,7 @@ impl MemoryManager {
                 start: old_end,
                 end: new_end,
                 prot: Prot::READ | Prot::WRITE,
-                flags: VmaFlags::empty(),
+                flags: VmaFlags::ACCOUNT,
                 name: VmaName::Heap,
                 file: None,
             });
@@ -1440,6 +1469,48 @@ impl MemoryManager {
             at = at.checked_add(n as u64).ok_or(Errno::EFAULT)?;
         }
         Err(Errno::ENAMETOOLONG)
+    }
+
+    /// The VMAs with what each holds in memory (`/proc/PID/smaps`):
+    /// touched pages of the memory file (anonymous or copied-on-write
+    /// memory; "shared" while a `fork` shares them copy-on-write or the
+    /// mapping is shared) and pages of a file mapped from the host.
+    pub fn usage(&self) -> Vec<(Vma, VmaUsage)> {
+        let st = self.lock();
+        st.vmas
+            .iter()
+            .map(|v| {
+                let mut u = VmaUsage::default();
+                let shared_map = v.flags.contains(VmaFlags::SHARED);
+                for (&k, p) in st.pmas.range(..v.end).rev().take_while(|(_, p)| p.end > v.start) {
+                    let (s, e) = (k.max(v.start), p.end.min(v.end));
+                    if p.file {
+                        let b = e - s;
+                        u.rss += b;
+                        if shared_map {
+                            u.shared_clean += b;
+                        } else {
+                            u.private_clean += b;
+                        }
+                    } else {
+                        let b = self.mf.resident_pages(p.off + (s - k), e - s) * PAGE;
+                        u.rss += b;
+                        if shared_map {
+                            u.shmem += b;
+                            u.shared_dirty += b;
+                        } else {
+                            u.anon += b;
+                            if p.cow {
+                                u.shared_dirty += b;
+                            } else {
+                                u.private_dirty += b;
+                            }
+                        }
+                    }
+                }
+                (v.clone(), u)
+            })
+            .collect()
     }
 
     /// The VMAs, for diagnostics and `/proc/PID/maps`.

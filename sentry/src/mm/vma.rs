@@ -22,6 +22,9 @@ bitflags::bitflags! {
         const DONTFORK = 8;
         /// `MADV_WIPEONFORK`: a forked child gets the area zeroed.
         const WIPEONFORK = 16;
+        /// A private mapping that has been writable (Linux's
+        /// `VM_ACCOUNT`: `ac` in `/proc/PID/smaps`).
+        const ACCOUNT = 32;
     }
 }
 

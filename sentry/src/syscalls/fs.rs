@@ -99,11 +99,11 @@ fn pipe_error(t: &mut Task, e: Errno) -> Errno {
     e
 }
 
-pub fn read(t: &mut Task, fd: Fd, buf: Addr, len: u64) -> SysResult {
+fn read_inner(t: &mut Task, fd: Fd, buf: Addr, len: u64) -> SysResult {
     do_read(t, fd, buf, len, None)
 }
 
-pub fn write(t: &mut Task, fd: Fd, buf: Addr, len: u64) -> SysResult {
+fn write_inner(t: &mut Task, fd: Fd, buf: Addr, len: u64) -> SysResult {
     do_write(t, fd, buf, len, None)
 }
 
@@ -111,11 +111,11 @@ fn offset(off: i64) -> Result<Option<u64>, Errno> {
     u64::try_from(off).map(Some).map_err(|_| Errno::EINVAL)
 }
 
-pub fn pread64(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: i64) -> SysResult {
+fn pread64_inner(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: i64) -> SysResult {
     do_read(t, fd, buf, len, offset(off)?)
 }
 
-pub fn pwrite64(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: i64) -> SysResult {
+fn pwrite64_inner(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: i64) -> SysResult {
     do_write(t, fd, buf, len, offset(off)?)
 }
 
@@ -143,7 +143,7 @@ fn read_iovecs(t: &Task, iov: Addr, cnt: i32) -> Result<Vec<Iovec>, Errno> {
     Ok(v)
 }
 
-pub fn writev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
+fn writev_inner(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
     let file = t.fds.get(fd.0)?;
     let vecs = read_iovecs(t, iov, cnt)?;
     let mut budget = MAX_RW_COUNT;
@@ -194,7 +194,7 @@ pub fn writev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
     Ok(done)
 }
 
-pub fn readv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
+fn readv_inner(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
     let file = t.fds.get(fd.0)?;
     let vecs = read_iovecs(t, iov, cnt)?;
     let total: u64 = vecs.iter().fold(0u64, |a, v| a.saturating_add(v.len)).min(MAX_RW_COUNT);
@@ -501,28 +501,28 @@ fn file_size(f: &crate::vfs::File) -> Result<i64, Errno> {
     }
 }
 
-pub fn preadv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
+fn preadv_inner(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
     if off < 0 {
         return Err(Errno::EINVAL);
     }
     preadv_common(t, fd, iov, cnt, off, 0)
 }
 
-pub fn pwritev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
+fn pwritev_inner(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
     if off < 0 {
         return Err(Errno::EINVAL);
     }
     pwritev_common(t, fd, iov, cnt, off, 0)
 }
 
-pub fn preadv2(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, _hi: i64, flags: i32) -> SysResult {
+fn preadv2_inner(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, _hi: i64, flags: i32) -> SysResult {
     if off < -1 {
         return Err(Errno::EINVAL);
     }
     preadv_common(t, fd, iov, cnt, off, flags)
 }
 
-pub fn pwritev2(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, _hi: i64, flags: i32) -> SysResult {
+fn pwritev2_inner(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, _hi: i64, flags: i32) -> SysResult {
     if off < -1 {
         return Err(Errno::EINVAL);
     }
@@ -819,4 +819,68 @@ fn record_lock(t: &mut Task, f: &crate::vfs::File, cmd: i32, arg: u64, owner: Lo
             Ok(0)
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The read and write families, counted for `/proc/PID/io` (calls always,
+// bytes when they moved).
+
+pub fn read(t: &mut Task, fd: Fd, buf: Addr, len: u64) -> SysResult {
+    let r = read_inner(t, fd, buf, len);
+    t.tg().io.count_read(&r);
+    r
+}
+
+pub fn pread64(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: i64) -> SysResult {
+    let r = pread64_inner(t, fd, buf, len, off);
+    t.tg().io.count_read(&r);
+    r
+}
+
+pub fn readv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
+    let r = readv_inner(t, fd, iov, cnt);
+    t.tg().io.count_read(&r);
+    r
+}
+
+pub fn preadv(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
+    let r = preadv_inner(t, fd, iov, cnt, off);
+    t.tg().io.count_read(&r);
+    r
+}
+
+pub fn preadv2(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, hi: i64, flags: i32) -> SysResult {
+    let r = preadv2_inner(t, fd, iov, cnt, off, hi, flags);
+    t.tg().io.count_read(&r);
+    r
+}
+
+pub fn write(t: &mut Task, fd: Fd, buf: Addr, len: u64) -> SysResult {
+    let r = write_inner(t, fd, buf, len);
+    t.tg().io.count_write(&r);
+    r
+}
+
+pub fn pwrite64(t: &mut Task, fd: Fd, buf: Addr, len: u64, off: i64) -> SysResult {
+    let r = pwrite64_inner(t, fd, buf, len, off);
+    t.tg().io.count_write(&r);
+    r
+}
+
+pub fn writev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32) -> SysResult {
+    let r = writev_inner(t, fd, iov, cnt);
+    t.tg().io.count_write(&r);
+    r
+}
+
+pub fn pwritev(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64) -> SysResult {
+    let r = pwritev_inner(t, fd, iov, cnt, off);
+    t.tg().io.count_write(&r);
+    r
+}
+
+pub fn pwritev2(t: &mut Task, fd: Fd, iov: Addr, cnt: i32, off: i64, hi: i64, flags: i32) -> SysResult {
+    let r = pwritev2_inner(t, fd, iov, cnt, off, hi, flags);
+    t.tg().io.count_write(&r);
+    r
 }

@@ -249,6 +249,7 @@ fn cases() -> Vec<Case> {
         case("eventfiles", &[]),
         case("memfd", &[]),
         case("pty", &[]),
+        case("procfmt", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

@@ -21,10 +21,16 @@
  * Linux details encoded here: /proc/PID/stat's signal fields (31-34) are
  * decimal and masked to signals 1-31 (real-time signals appear only in
  * status); Groups: ends with a space; an anonymous maps line ends with a
- * space after the inode, a named one pads the path to column 73; stat's
- * kstkesp, kstkeip, wchan, itrealvalue, nswap and cnswap are 0 for a live
- * task; statm's lib and dt are 0; fdinfo's flags carry O_LARGEFILE and
- * O_CLOEXEC. */
+ * space after the inode, a named one starts its path at offset 73 (the
+ * prefix padded to 72, then a space); stat's kstkesp, kstkeip, wchan,
+ * itrealvalue, nswap and cnswap are 0 for a live task; statm's lib and dt
+ * are 0; fdinfo's flags carry O_LARGEFILE and O_CLOEXEC; mountinfo lists
+ * mounts in mount order, not with the root first; RSS counters are
+ * per-CPU and read unsummed, so stat's rss and VmRSS may be 0 for a small
+ * process (only smaps, which walks the page tables, is exact).
+ *
+ * /proc must be the one of the program's pid namespace (natively a plain
+ * child, or `unshare --pid --fork --mount-proc`). */
 #include "compat.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -52,7 +58,7 @@
  * 32-34): whatever they do with them is not the program's to check. */
 #define LIBC_SIGS (BIT(32) | BIT(33) | BIT(34))
 
-static char buf[1 << 20];
+static char buf[1 << 20] __attribute__((aligned(16)));
 static char buf2[1 << 20];
 static char mapsbuf[1 << 20];
 static char smapsbuf[1 << 22];
@@ -62,6 +68,7 @@ static char **g_argv, **g_envp;
 static unsigned long ro_addr, rw_addr, file_addr;
 static char file_path[64], fd_path[64];
 static struct stat file_st;
+static unsigned long nofile_soft;
 static volatile pid_t tids[2];
 static int block_pipe[2], ready_pipe[2];
 
@@ -174,6 +181,18 @@ static int in_order(const struct kv *kv, int n, const char *const *keys, int nk,
 static long kb_value(const char *v, int tab) {
 	if (tab && *v++ != '\t')
 		return -1;
+	if (!tab) {
+		/* " %lu kB" after any padding. */
+		while (*v == ' ')
+			v++;
+		size_t l = strlen(v);
+		if (l < 4 || strcmp(v + l - 3, " kB") != 0)
+			return -1;
+		for (size_t i = 0; i < l - 3; i++)
+			if (v[i] < '0' || v[i] > '9')
+				return -1;
+		return strtol(v, NULL, 10);
+	}
 	size_t len = strlen(v);
 	if (len < 3 + 8 || strcmp(v + len - 3, " kB") != 0)
 		return -1;
@@ -272,6 +291,22 @@ static int parse_maps(const char *text) {
 	return bad;
 }
 
+/* A maps line for messages: its permissions, offset and device, and
+ * whether it names something (not its addresses, inode or path, which
+ * differ between runs). */
+static const char *noaddr(const char *line) {
+	static char out[4][80];
+	static int k;
+	char *o = out[k++ & 3], perms[8] = "", off[20] = "", dev[16] = "";
+	int used = 0;
+	sscanf(line, "%*s %7s %19s %15s %*s%n", perms, off, dev, &used);
+	const char *rest = used ? line + used : "";
+	int sp = rest[0] == ' ';
+	rest += strspn(rest, " ");
+	snprintf(o, 80, "%s %s %s %s", perms, off, dev, !*rest ? "(no name)" : sp ? "(named)" : "?");
+	return o;
+}
+
 static struct mapl *map_at(unsigned long start) {
 	for (int i = 0; i < nml; i++)
 		if (mls[i].start == start)
@@ -324,7 +359,7 @@ static unsigned long guarded(int prot) {
 static int setup(void) {
 	alarm(60);
 	for (int s = 1; s <= 64; s++) {
-		if (s == SIGKILL || s == SIGSTOP || s == SIGALRM || (BIT(s) & LIBC_SIGS))
+		if (s == SIGKILL || s == SIGSTOP || (BIT(s) & LIBC_SIGS))
 			continue;
 		signal(s, SIG_DFL);
 	}
@@ -350,6 +385,7 @@ static int setup(void) {
 	getrlimit(RLIMIT_NOFILE, &rl);
 	rl.rlim_cur = rl.rlim_max < NOFILE_SOFT ? rl.rlim_max : NOFILE_SOFT;
 	setrlimit(RLIMIT_NOFILE, &rl);
+	nofile_soft = (unsigned long)rl.rlim_cur;
 
 	/* A [heap]: the brk grown by a page (musl's sbrk grows nothing). */
 	long b = RAW1(SYS_brk, 0);
@@ -409,17 +445,17 @@ static void stat_cases(void) {
 	struct statf s;
 	long n = slurp("/proc/self/stat", buf, sizeof buf);
 	if (n <= 0 || parse_stat(buf, &s) < 0) {
-		FAIL("stat_parse", "read %ld: %.80s", n, n > 0 ? buf : "");
+		FAIL("stat_parse", "read %ld, does not parse", n);
 		return;
 	}
 	OK("stat_parse");
 	EXPECT("stat_52_fields", s.n, 52);
 	CHECK("stat_comm_parens", strcmp(s.f[2], COMM) == 0, "comm \"%s\"", s.f[2]);
-	EXPECT("stat_pid", fl(&s, 1), getpid());
+	CHECK("stat_pid", fl(&s, 1) == getpid(), "not getpid()");
 	CHECK("stat_state_running", strcmp(s.f[3], "R") == 0, "state %s", s.f[3]);
-	EXPECT("stat_ppid", fl(&s, 4), getppid());
-	EXPECT("stat_pgrp", fl(&s, 5), getpgrp());
-	EXPECT("stat_session", fl(&s, 6), getsid(0));
+	CHECK("stat_ppid", fl(&s, 4) == getppid(), "not getppid()");
+	CHECK("stat_pgrp", fl(&s, 5) == getpgrp(), "not getpgrp()");
+	CHECK("stat_session", fl(&s, 6) == getsid(0), "not getsid(0)");
 	int nums = 1;
 	for (int i = 3; i <= s.n; i++)
 		if (i != 3 && !is_num(s.f[i]) && !(s.f[i][0] == '-' && is_num(s.f[i] + 1)))
@@ -430,8 +466,10 @@ static void stat_cases(void) {
 	EXPECT("stat_num_threads", fl(&s, 20), 3);
 	CHECK("stat_itrealvalue_zero", strcmp(s.f[21], "0") == 0, "%s", s.f[21]);
 	CHECK("stat_starttime", is_num(s.f[22]), "%s", s.f[22]);
-	CHECK("stat_vsize_positive", is_num(s.f[23]) && fu(&s, 23) > 0, "%s", s.f[23]);
-	CHECK("stat_rss_positive", is_num(s.f[24]) && fu(&s, 24) > 0, "%s", s.f[24]);
+	CHECK("stat_vsize_positive", is_num(s.f[23]) && fu(&s, 23) > 0, "not a positive number");
+	/* Not > 0: Linux's RSS counters are per-CPU and read without
+	 * summing, so a small process may show 0. */
+	CHECK("stat_rss_number", is_num(s.f[24]), "%s", s.f[24]);
 	struct rlimit rl;
 	getrlimit(RLIMIT_RSS, &rl);
 	CHECK("stat_rsslim", fu(&s, 25) == (unsigned long)rl.rlim_cur, "differs from RLIMIT_RSS");
@@ -439,6 +477,8 @@ static void stat_cases(void) {
 	CHECK("stat_code_range", fu(&s, 26) <= m && m < fu(&s, 27), "code not between startcode and endcode");
 	CHECK("stat_startstack_argc", fu(&s, 28) == (unsigned long)(g_argv - 1), "not the address of argc");
 	CHECK("stat_kstk_zero", fu(&s, 29) == 0 && fu(&s, 30) == 0, "%s %s", s.f[29], s.f[30]);
+	/* Decimal, and only signals 1-31: Linux masks these four with
+	 * 0x7fffffff, so the real-time signals set up (40-42) do not show. */
 	EXPECT("stat_signal_pending", fu(&s, 31), 0);
 	EXPECT("stat_blocked", fu(&s, 32), BIT(SIGUSR1));
 	EXPECT("stat_sigignore", fu(&s, 33), BIT(SIGUSR2));
@@ -448,8 +488,8 @@ static void stat_cases(void) {
 	cpu_set_t cs;
 	CPU_ZERO(&cs);
 	sched_getaffinity(0, sizeof cs, &cs);
-	CHECK("stat_processor_allowed", fu(&s, 39) < CPU_SETSIZE && CPU_ISSET(fu(&s, 39), &cs), "cpu %s",
-	      s.f[39]);
+	CHECK("stat_processor_allowed", fu(&s, 39) < CPU_SETSIZE && CPU_ISSET(fu(&s, 39), &cs),
+	      "not a CPU of the affinity mask");
 	CHECK("stat_rt_priority_policy", fu(&s, 40) == 0 && fu(&s, 41) == 0, "%s %s", s.f[40], s.f[41]);
 	start_brk_field = fu(&s, 47);
 	unsigned long brk = (unsigned long)RAW1(SYS_brk, 0);
@@ -519,8 +559,8 @@ static void task_cases(void) {
 	r = slurp(path, buf, sizeof buf);
 	int k = r > 0 ? parse_kv(buf, NULL, kvs, 160) : 0;
 	const char *pid = kv_get(kvs, k, "Pid"), *tgid = kv_get(kvs, k, "Tgid");
-	CHECK("task_status_ids", pid && tgid && atoi(pid) == tids[1] && atoi(tgid) == getpid(), "Pid %s Tgid %s",
-	      pid ? pid : "-", tgid ? tgid : "-");
+	CHECK("task_status_ids", pid && tgid && atoi(pid) == tids[1] && atoi(tgid) == getpid(),
+	      "Pid not the thread's id or Tgid not getpid()");
 }
 
 /* ---- /proc/self/status ---- */
@@ -592,7 +632,7 @@ static void status_cases(void) {
 	CHECK("status_tgid_pid", atol(tv(kv_get(kvs, n, "Tgid"))) == getpid() &&
 				       atol(tv(kv_get(kvs, n, "Pid"))) == getpid(),
 	      "not getpid");
-	EXPECT("status_ppid", atol(tv(kv_get(kvs, n, "PPid"))), getppid());
+	CHECK("status_ppid", atol(tv(kv_get(kvs, n, "PPid"))) == getppid(), "not getppid()");
 	CHECK("status_tracerpid", strcmp(tv(kv_get(kvs, n, "TracerPid")), "0") == 0, "\"%s\"",
 	      tv(kv_get(kvs, n, "TracerPid")));
 	uid_t ru, eu, su;
@@ -626,14 +666,13 @@ static void status_cases(void) {
 	for (size_t i = 0; i < sizeof vm / sizeof vm[0]; i++)
 		if (kb_value(kv_get(kvs, n, vm[i]) ?: "", 1) < 0)
 			badvm = vm[i];
-	CHECK("status_vm_kb_format", !badvm, "%s: \"%s\"", badvm, badvm ? kv_get(kvs, n, badvm) ?: "" : "");
+	CHECK("status_vm_kb_format", !badvm, "%s is not \"\\t%%8lu kB\"", badvm);
 	CHECK("status_vmlck_vmpin_zero", kb_value(kv_get(kvs, n, "VmLck") ?: "", 1) == 0 &&
 					       kb_value(kv_get(kvs, n, "VmPin") ?: "", 1) == 0,
 	      "not 0 kB");
-	CHECK("status_vm_sizes", kb_value(kv_get(kvs, n, "VmPeak") ?: "", 1) >= kb_value(kv_get(kvs, n, "VmSize") ?: "", 1) &&
-					 kb_value(kv_get(kvs, n, "VmHWM") ?: "", 1) >= kb_value(kv_get(kvs, n, "VmRSS") ?: "", 1) &&
-					 kb_value(kv_get(kvs, n, "VmRSS") ?: "", 1) > 0,
-	      "VmPeak < VmSize, VmHWM < VmRSS or no VmRSS");
+	long peak = kb_value(kv_get(kvs, n, "VmPeak") ?: "", 1), size = kb_value(kv_get(kvs, n, "VmSize") ?: "", 1);
+	long hwm = kb_value(kv_get(kvs, n, "VmHWM") ?: "", 1), rss = kb_value(kv_get(kvs, n, "VmRSS") ?: "", 1);
+	CHECK("status_vm_sizes", peak >= size && size > 0 && hwm >= rss, "VmPeak < VmSize or VmHWM < VmRSS");
 	CHECK("status_threads", strcmp(tv(kv_get(kvs, n, "Threads")), "3") == 0, "\"%s\"",
 	      tv(kv_get(kvs, n, "Threads")));
 	struct rlimit rl;
@@ -642,7 +681,7 @@ static void status_cases(void) {
 	char tail = 0;
 	CHECK("status_sigq", sscanf(tv(kv_get(kvs, n, "SigQ")), "%lu/%lu%c", &q, &qmax, &tail) == 2 &&
 				    qmax == (unsigned long)rl.rlim_cur,
-	      "\"%s\"", tv(kv_get(kvs, n, "SigQ")));
+	      "not \"queued/RLIMIT_SIGPENDING\"");
 	static const char *const masks[] = {"SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
 					    "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
 	const char *badmask = NULL;
@@ -725,8 +764,8 @@ static void statm_cases(void) {
 			       &v[6], &nl)
 		      : 0;
 	CHECK("statm_7_numbers", k == 8 && nl == '\n' && buf[r - 1] == '\n' && strchr(buf, '\n') == buf + r - 1,
-	      "\"%s\"", r > 0 ? buf : "");
-	CHECK("statm_size_ge_resident", k == 8 && v[0] >= v[1] && v[1] > 0, "size < resident");
+	      "not 7 numbers on one line");
+	CHECK("statm_size_ge_resident", k == 8 && v[0] >= v[1] && v[0] > 0, "size < resident");
 	CHECK("statm_lib_dt_zero", k == 8 && v[4] == 0 && v[6] == 0, "lib %lu dt %lu", v[4], v[6]);
 	int n = r2 > 0 ? parse_kv(buf2, NULL, kvs, 160) : 0;
 	CHECK("statm_size_vmsize", k == 8 && (long)(v[0] * 4) == kb_value(kv_get(kvs, n, "VmSize") ?: "", 1),
@@ -746,7 +785,7 @@ static void maps_cases(void) {
 		render_map(line, sizeof line, m, m->path);
 		if (strcmp(line, m->raw) != 0 && fmt) {
 			fmt = 0;
-			FAIL("maps_line_format", "\"%s\"", m->raw);
+			FAIL("maps_line_format", "\"%s\"", noaddr(m->raw));
 		}
 		const char *p = m->perms;
 		if (!((p[0] == 'r' || p[0] == '-') && (p[1] == 'w' || p[1] == '-') && (p[2] == 'x' || p[2] == '-') &&
@@ -765,25 +804,27 @@ static void maps_cases(void) {
 	struct mapl *m = map_at(ro_addr);
 	CHECK("maps_anon_ro", m && m->end == ro_addr + 3 * PAGE && strcmp(m->perms, "r--p") == 0 && m->off == 0 &&
 				      m->maj == 0 && m->min == 0 && m->ino == 0 && !*m->path,
-	      "\"%s\"", m ? m->raw : "no line");
+	      "\"%s\"", m ? noaddr(m->raw) : "no line");
 	m = map_at(rw_addr);
 	CHECK("maps_anon_rw", m && m->end == rw_addr + 3 * PAGE && strcmp(m->perms, "rw-p") == 0 && m->off == 0 &&
 				      m->ino == 0 && !*m->path,
-	      "\"%s\"", m ? m->raw : "no line");
-	m = map_at(ro_addr - PAGE);
-	struct mapl *m2 = map_at(ro_addr + 3 * PAGE);
+	      "\"%s\"", m ? noaddr(m->raw) : "no line");
+	/* (A guard may merge with a neighbouring PROT_NONE mapping.) */
+	m = map_containing(ro_addr - PAGE);
+	struct mapl *m2 = map_containing(ro_addr + 3 * PAGE);
 	CHECK("maps_guards", m && m2 && m->end == ro_addr && strcmp(m->perms, "---p") == 0 &&
-				     m2->end == ro_addr + 4 * PAGE && strcmp(m2->perms, "---p") == 0,
+				     m2->start == ro_addr + 3 * PAGE && strcmp(m2->perms, "---p") == 0,
 	      "PROT_NONE guards not separate lines");
 	char anon[64];
 	snprintf(anon, sizeof anon, "%08lx-%08lx r--p 00000000 00:00 0 ", ro_addr, ro_addr + 3 * PAGE);
 	m = map_at(ro_addr);
-	CHECK("maps_anon_trailing_space", m && strcmp(m->raw, anon) == 0, "\"%s\"", m ? m->raw : "no line");
+	CHECK("maps_anon_trailing_space", m && strcmp(m->raw, anon) == 0, "\"%s\"",
+	      m ? noaddr(m->raw) : "no line");
 
 	m = map_at(file_addr);
 	CHECK("maps_file_shared", m && m->end == file_addr + PAGE && strcmp(m->perms, "rw-s") == 0 &&
 					  m->off == PAGE && strcmp(m->path, file_path) == 0,
-	      "\"%s\"", m ? m->raw : "no line");
+	      "\"%s\"", m ? noaddr(m->raw) : "no line");
 	CHECK("maps_file_inode", m && m->ino == (unsigned long)file_st.st_ino, "inode differs from st_ino");
 
 	char exe[512] = {0};
@@ -791,7 +832,8 @@ static void maps_cases(void) {
 	m = el > 0 ? map_named(exe) : NULL;
 	CHECK("maps_exe", m && m->off == 0 && m->ino > 0, "no mapping of %s at offset 0", exe);
 	m = map_containing((unsigned long)&stat_cases);
-	CHECK("maps_exe_code", m && strcmp(m->path, exe) == 0 && m->perms[2] == 'x', "code not in an x mapping of exe");
+	CHECK("maps_exe_code", m && strcmp(m->path, exe) == 0 && m->perms[2] == 'x',
+	      "code not in an x mapping of the executable");
 
 	int local = 0;
 	m = map_named("[stack]");
@@ -799,15 +841,27 @@ static void maps_cases(void) {
 				    strcmp(m->perms, "rw-p") == 0,
 	      "no [stack] around a local");
 	unsigned long brk = (unsigned long)RAW1(SYS_brk, 0);
-	m = map_named("[heap]");
-	CHECK("maps_heap", m && m->end == ((brk + PAGE - 1) & ~(PAGE - 1)) && m->start <= start_brk_field &&
-				   strcmp(m->perms, "rw-p") == 0,
-	      "no [heap] up to the brk");
+	/* [heap] names every mapping between the start of the brk and the
+	 * brk (musl's malloc puts PROT_NONE guards in it). */
+	unsigned long hlo = 0, hhi = 0;
+	int contiguous = 1;
+	for (int i = 0; i < nml; i++) {
+		if (strcmp(mls[i].path, "[heap]") != 0)
+			continue;
+		if (!hlo)
+			hlo = mls[i].start;
+		else if (mls[i].start != hhi)
+			contiguous = 0;
+		hhi = mls[i].end;
+	}
+	CHECK("maps_heap", hlo && contiguous && hhi == ((brk + PAGE - 1) & ~(PAGE - 1)) && hlo <= start_brk_field,
+	      "no [heap] from the start of the brk to the brk");
 	unsigned long eh = getauxval(AT_SYSINFO_EHDR);
 	m = map_named("[vdso]");
 	CHECK("maps_vdso", m && m->start == eh && strcmp(m->perms, "r-xp") == 0, "no [vdso] at AT_SYSINFO_EHDR");
 	m = map_named("[vvar]");
-	CHECK("maps_vvar", m && m->end <= eh && m->perms[0] == 'r' && m->perms[1] == '-', "no [vvar] below the vDSO");
+	CHECK("maps_vvar", m && m->end <= eh && m->perms[0] == 'r' && m->perms[1] == '-',
+	      "no [vvar] below the vDSO");
 }
 
 /* ---- /proc/self/smaps, smaps_rollup ---- */
@@ -906,7 +960,8 @@ static void smaps_cases(void) {
 	/* The read-only mapping, never touched. */
 	int n = smaps_block(ro_addr, hdr, sizeof hdr);
 	struct mapl *m = map_at(ro_addr);
-	CHECK("smaps_header_is_maps_line", n > 0 && m && strcmp(hdr, m->raw) == 0, "\"%s\"", n > 0 ? hdr : "none");
+	CHECK("smaps_header_is_maps_line", n > 0 && m && strcmp(hdr, m->raw) == 0, "\"%s\"",
+	      n > 0 ? noaddr(hdr) : "none");
 	n = drop_optional(n);
 	CHECK("smaps_keys", keys_exactly(n, smaps_keys, NSMAPS, why, sizeof why), "%s", why);
 	int fmt = 1;
@@ -916,7 +971,7 @@ static void smaps_cases(void) {
 		char want[80];
 		const char *v = kvs[i].val;
 		int pad = 16 - (int)strlen(kvs[i].key) - 1;
-		long num = strcmp(kvs[i].key, "THPeligible") == 0 ? strtol(v, NULL, 10) : kb_value(v + (pad > 0 ? 0 : 0), 0);
+		long num = strcmp(kvs[i].key, "THPeligible") == 0 ? strtol(v, NULL, 10) : kb_value(v, 0);
 		if (strcmp(kvs[i].key, "THPeligible") == 0)
 			snprintf(want, sizeof want, "%*s%8ld", pad, "", num);
 		else
@@ -955,7 +1010,7 @@ static void smaps_cases(void) {
 	/* The shared file mapping. */
 	n = drop_optional(smaps_block(file_addr, hdr, sizeof hdr));
 	m = map_at(file_addr);
-	CHECK("smaps_file_header", n > 0 && m && strcmp(hdr, m->raw) == 0, "\"%s\"", n > 0 ? hdr : "none");
+	CHECK("smaps_file_header", n > 0 && m && strcmp(hdr, m->raw) == 0, "\"%s\"", n > 0 ? noaddr(hdr) : "none");
 	vmflags(n, fl, sizeof fl);
 	CHECK("smaps_vmflags_shared", strcmp(fl, "rd wr sh mr mw me ms") == 0, "\"%s\"", fl);
 
@@ -987,8 +1042,9 @@ static void smaps_cases(void) {
 	struct mapl roll = {.start = lo, .end = hi, .perms = "---p"};
 	char want[200];
 	render_map(want, sizeof want, &roll, "[rollup]");
-	CHECK("smaps_rollup_header", strlen(want) == (size_t)(nl - buf) && strncmp(buf, want, (size_t)(nl - buf)) == 0,
-	      "\"%.*s\"", (int)(nl - buf), buf);
+	size_t hl = (size_t)(nl - buf);
+	CHECK("smaps_rollup_header", strlen(want) == hl && strncmp(buf, want, hl) == 0,
+	      "\"%s\"", noaddr(buf));
 	int last = nml - 1;
 	if (last > 0 && strcmp(mls[last].path, "[vsyscall]") == 0)
 		last--;
@@ -1005,10 +1061,12 @@ static void smaps_cases(void) {
 			fmt = 0;
 	}
 	CHECK("smaps_rollup_value_format", fmt, "a line is not \"Key:\" padded to 16 then %%8lu kB");
-	CHECK("smaps_rollup_rss", kbkey(n, "Rss") >= 8 && kbkey(n, "Anonymous") >= 8 && kbkey(n, "Rss") >= kbkey(n, "Pss"),
+	CHECK("smaps_rollup_rss",
+	      kbkey(n, "Rss") >= 8 && kbkey(n, "Anonymous") >= 8 && kbkey(n, "Rss") >= kbkey(n, "Pss"),
 	      "Rss %ld", kbkey(n, "Rss"));
-	CHECK("smaps_rollup_pss_split", kbkey(n, "Pss") >= kbkey(n, "Pss_Anon") + kbkey(n, "Pss_File") + kbkey(n, "Pss_Shmem") - 2 &&
-						kbkey(n, "Pss") <= kbkey(n, "Pss_Anon") + kbkey(n, "Pss_File") + kbkey(n, "Pss_Shmem") + 2,
+	/* Each is rounded down on its own, so the sum may fall short by 2. */
+	long sum = kbkey(n, "Pss_Anon") + kbkey(n, "Pss_File") + kbkey(n, "Pss_Shmem");
+	CHECK("smaps_rollup_pss_split", sum <= kbkey(n, "Pss") && kbkey(n, "Pss") <= sum + 2,
 	      "Pss not Pss_Anon + Pss_File + Pss_Shmem");
 }
 
@@ -1055,14 +1113,13 @@ static void auxv_cases(void) {
 	CHECK("auxv_random", have[AT_RANDOM] && v[AT_RANDOM] == getauxval(AT_RANDOM), "differs from getauxval");
 	CHECK("auxv_execfn", have[AT_EXECFN] && v[AT_EXECFN] == getauxval(AT_EXECFN), "differs from getauxval");
 	CHECK("auxv_sysinfo_ehdr", v[AT_SYSINFO_EHDR] == getauxval(AT_SYSINFO_EHDR), "differs from getauxval");
-	CHECK("auxv_hwcap", have[AT_HWCAP] && v[AT_HWCAP] == getauxval(AT_HWCAP), "differs from getauxval");
+	/* Not getauxval's: glibc's x86_64 getauxval(AT_HWCAP) is its own
+	 * HWCAP_X86_* bits, not the kernel's CPUID word. */
+	CHECK("auxv_hwcap", have[AT_HWCAP] && v[AT_HWCAP] != 0, "missing");
 	CHECK("auxv_clktck", have[AT_CLKTCK] && v[AT_CLKTCK] == 100, "%lu", v[AT_CLKTCK]);
 }
 
 /* ---- /proc/self/io ---- */
-
-static const char *const io_keys[] = {"rchar", "syscr", "syscw", "read_bytes", "write_bytes",
-				      "cancelled_write_bytes"};
 
 static int read_io(unsigned long *vals, int *format) {
 	long r = slurp("/proc/self/io", buf, sizeof buf);
@@ -1079,7 +1136,6 @@ static int read_io(unsigned long *vals, int *format) {
 }
 
 static void io_cases(void) {
-	(void)io_keys;
 	unsigned long a[7] = {0}, b[7] = {0};
 	int f1, f2;
 	read_io(a, &f1);
@@ -1097,7 +1153,8 @@ static void io_cases(void) {
 	read_io(b, &f2);
 	CHECK("io_counts_grow", w == 5000 && r == 5000 && f2 && b[0] >= a[0] + 5000 && b[1] >= a[1] + 5000 &&
 					b[2] >= a[2] + 1 && b[3] >= a[3] + 1,
-	      "rchar +%lu wchar +%lu syscr +%lu syscw +%lu", b[0] - a[0], b[1] - a[1], b[2] - a[2], b[3] - a[3]);
+	      "write %ld read %ld, rchar %s wchar %s syscr %s syscw %s", w, r, b[0] >= a[0] + 5000 ? "ok" : "short",
+	      b[1] >= a[1] + 5000 ? "ok" : "short", b[2] > a[2] ? "ok" : "short", b[3] > a[3] ? "ok" : "short");
 }
 
 /* ---- /proc/meminfo ---- */
@@ -1171,10 +1228,11 @@ static int mount_ids[1024], nmounts;
 static void mountinfo_cases(void) {
 	long r = slurp("/proc/self/mountinfo", buf, sizeof buf);
 	int fields = r > 0 && buf[r - 1] == '\n', root = 0, unique = 1, parents = 1;
-	int parent_ids[1024];
+	int parent_ids[1024], mount_is_root[1024];
 	nmounts = 0;
 	char *save = NULL;
-	for (char *l = strtok_r(r > 0 ? buf : NULL, "\n", &save); l && nmounts < 1024; l = strtok_r(NULL, "\n", &save)) {
+	char *l = r > 0 ? strtok_r(buf, "\n", &save) : NULL;
+	for (; l && nmounts < 1024; l = strtok_r(NULL, "\n", &save)) {
 		char *tok[64];
 		int nt = 0;
 		char *s2 = NULL;
@@ -1196,7 +1254,8 @@ static void mountinfo_cases(void) {
 		for (int i = 6; i < dash; i++)
 			if (!strchr(tok[i], ':') && strcmp(tok[i], "unbindable") != 0)
 				fields = 0;
-		if (strcmp(tok[4], "/") == 0)
+		mount_is_root[nmounts] = strcmp(tok[4], "/") == 0;
+		if (mount_is_root[nmounts])
 			root = 1;
 		int id = atoi(tok[0]);
 		for (int i = 0; i < nmounts; i++)
@@ -1205,8 +1264,8 @@ static void mountinfo_cases(void) {
 		parent_ids[nmounts] = atoi(tok[1]);
 		mount_ids[nmounts++] = id;
 	}
-	for (int i = 1; i < nmounts; i++) {
-		int found = 0;
+	for (int i = 0; i < nmounts; i++) {
+		int found = mount_is_root[i];
 		for (int j = 0; j < nmounts; j++)
 			if (mount_ids[j] == parent_ids[i])
 				found = 1;
@@ -1216,7 +1275,7 @@ static void mountinfo_cases(void) {
 	CHECK("mountinfo_fields", fields && nmounts > 0, "a line does not have Linux's fields");
 	CHECK("mountinfo_root", root, "no mount at /");
 	CHECK("mountinfo_ids_unique", unique, "a mount id repeats");
-	CHECK("mountinfo_parents", parents, "a parent id (past the first line) is not a mount id");
+	CHECK("mountinfo_parents", parents, "a parent id (but the root's) is not a mount id");
 }
 
 /* ---- /proc/self/limits ---- */
@@ -1264,7 +1323,8 @@ static void limits_cases(void) {
 	      (long)(diff - buf), diff);
 	const char *nf = strstr(buf, "Max open files");
 	unsigned long soft = 0;
-	CHECK("limits_nofile_soft", nf && sscanf(nf + 25, "%lu", &soft) == 1 && soft == NOFILE_SOFT, "soft %lu", soft);
+	CHECK("limits_nofile_soft", nf && sscanf(nf + 25, "%lu", &soft) == 1 && soft == nofile_soft, "soft %lu",
+	      soft);
 }
 
 /* ---- cmdline, environ, comm ---- */
@@ -1322,7 +1382,7 @@ static void fdinfo_cases(void) {
 	for (int i = 0; i < nmounts; i++)
 		if (mount_ids[i] == id)
 			found = 1;
-	CHECK("fdinfo_mnt_id", found, "mnt_id \"%s\" not in mountinfo", mid);
+	CHECK("fdinfo_mnt_id", found, "mnt_id not a mount id of mountinfo");
 	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd2);
 	r = slurp(path, buf, sizeof buf);
 	n = r > 0 ? parse_kv(buf, NULL, kvs, 160) : 0;

@@ -183,6 +183,15 @@ impl FileOps for HostFile {
         })
     }
 
+    fn reopen(&self) -> Option<Result<Box<dyn FileOps>, Errno>> {
+        // The same host file (a pipe or terminal the sandbox was given).
+        Some(
+            rustix::io::fcntl_dupfd_cloexec(&self.fd, 3)
+                .map(|fd| Box::new(HostFile::new(fd)) as Box<dyn FileOps>)
+                .map_err(errno),
+        )
+    }
+
     fn ioctl(&self, t: &Task, cmd: u32, arg: u64) -> Result<u64, Errno> {
         if !self.tty {
             return Err(Errno::ENOTTY);

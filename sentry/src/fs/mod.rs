@@ -11,6 +11,7 @@ pub mod overlay;
 pub mod pipe;
 pub mod proc;
 pub mod procinfo;
+pub mod reopen;
 pub mod signalfd;
 pub mod synth;
 pub mod sys;

@@ -99,7 +99,9 @@ impl Pipe {
 
     /// An end: a file description reading, writing or (FIFOs opened
     /// `O_RDWR`) both.
-    fn end(self: &Arc<Self>, acc: u32, flags: u32, path: Option<crate::vfs::Path>) -> Arc<File> {
+    /// A new end of the pipe opened with access `acc` (`flags`: status
+    /// flags), as a FIFO open or `/proc/PID/fd/N` makes.
+    pub fn end(self: &Arc<Self>, acc: u32, flags: u32, path: Option<crate::vfs::Path>) -> Arc<File> {
         {
             let mut st = self.lock();
             if acc == O_RDONLY || acc == O_RDWR {

@@ -16,6 +16,7 @@ use crate::kernel::thread_group::ProcessView;
 use crate::kernel::{Kernel, ThreadGroup};
 use crate::mm::vma::{VmaFlags, VmaName};
 use crate::vfs::inode::InodeRef;
+use crate::vfs::inode::Jump;
 use crate::vfs::{path_string, Path};
 
 /// `statfs` type of procfs.
@@ -91,6 +92,18 @@ fn comm_of(v: &ProcessView) -> String {
     String::from_utf8_lossy(&v.comm[..n]).into_owned()
 }
 
+/// The name of thread `tid` of `g` (the process's when it is gone).
+fn thread_comm(g: &ThreadGroup, v: &ProcessView, tid: i32) -> String {
+    match g.tasks().into_iter().find(|t| t.tid == tid) {
+        Some(t) => {
+            let c = *t.comm.lock().unwrap_or_else(|p| p.into_inner());
+            let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+            String::from_utf8_lossy(&c[..n]).into_owned()
+        }
+        None => comm_of(v),
+    }
+}
+
 fn pid_dir(k: &Weak<Kernel>, g: &Arc<ThreadGroup>) -> InodeRef {
     let c = g.creds();
     let owned = |m: u32| meta(m).owned(c.euid, c.egid);
@@ -98,8 +111,21 @@ fn pid_dir(k: &Weak<Kernel>, g: &Arc<ThreadGroup>) -> InodeRef {
     let file = |name: &str, mode: u32, gen: Box<dyn Fn() -> Result<Vec<u8>, Errno> + Send + Sync>| {
         (name.as_bytes().to_vec(), SynthFile::new(owned(mode), gen) as InodeRef)
     };
+    // `exe`, `cwd` and `root` lead to the file itself when followed.
     let link = |name: &str, target: Box<dyn Fn() -> Result<Vec<u8>, Errno> + Send + Sync>| {
-        (name.as_bytes().to_vec(), SynthLink::new(owned(0), target, false) as InodeRef)
+        let w = w.clone();
+        let which = name.to_string();
+        let jump = move || -> Result<Jump, Errno> {
+            with_view(&w, |_, v| {
+                let p = match which.as_str() {
+                    "exe" => v.mm.and_then(|m| m.meta().exe),
+                    "cwd" => v.fs.map(|f| f.lock().unwrap_or_else(|p| p.into_inner()).cwd.clone()),
+                    _ => v.fs.map(|f| f.lock().unwrap_or_else(|p| p.into_inner()).root.clone()),
+                };
+                p.map(Jump::Path).ok_or(Errno::ENOENT)
+            })
+        };
+        (name.as_bytes().to_vec(), SynthLink::magic(owned(0), target, Box::new(jump)) as InodeRef)
     };
     let (w1, w2, w3, w4, w5, w6, w7, w8, w9, w10) = (
         w.clone(),
@@ -301,7 +327,9 @@ fn limits(g: &ThreadGroup) -> String {
     let mut s = format!("{:<26}{:<21}{:<21}{:<10}\n", "Limit", "Soft Limit", "Hard Limit", "Units");
     for (name, unit, r) in ROWS {
         let l = g.rlimit(r);
-        let _ = writeln!(s, "{name:<26}{:<21}{:<21}{unit:<10}", show(l.cur), show(l.max));
+        // Linux pads the units only where there are some.
+        let unit = if unit.is_empty() { String::new() } else { format!("{unit:<10}") };
+        let _ = writeln!(s, "{name:<26}{:<21}{:<21}{unit}", show(l.cur), show(l.max));
     }
     s
 }
@@ -387,7 +415,7 @@ fn task_dir(g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
             let entries = vec![
                 file("stat", stat_of),
                 file("status", status_of),
-                file("comm", |_, v, _| format!("{}\n", comm_of(v)).into_bytes()),
+                file("comm", |g, v, tid| format!("{}\n", thread_comm(g, v, tid)).into_bytes()),
             ];
             out.push((
                 tid.to_string().into_bytes(),
@@ -474,6 +502,7 @@ fn fd_dir(k: &Weak<Kernel>, g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
             let k = k.clone();
             // Weak: a link looked up and held must not keep the file open.
             let file = Arc::downgrade(&file);
+            let file2 = file.clone();
             let target = move || -> Result<Vec<u8>, Errno> {
                 let k = k.upgrade().ok_or(Errno::ENOENT)?;
                 let file = file.upgrade().ok_or(Errno::ENOENT)?;
@@ -484,7 +513,17 @@ fn fd_dir(k: &Weak<Kernel>, g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
                     (None, None) => format!("host:[{n}]").into_bytes(),
                 })
             };
-            out.push((n.to_string().into_bytes(), SynthLink::new(m, Box::new(target), false) as InodeRef));
+            let jump = move || -> Result<Jump, Errno> {
+                let file = file2.upgrade().ok_or(Errno::ENOENT)?;
+                Ok(match file.path() {
+                    Some(p) => Jump::Path(p.clone()),
+                    None => Jump::Inode(super::reopen::ReopenNode::node(&file)),
+                })
+            };
+            out.push((
+                n.to_string().into_bytes(),
+                SynthLink::magic(m, Box::new(target), Box::new(jump)) as InodeRef,
+            ));
         }
         out
     };
@@ -504,7 +543,7 @@ fn maps(v: &ProcessView) -> Vec<u8> {
     let Some(mm) = &v.mm else { return Vec::new() };
     let mut out = String::new();
     for vma in mm.vmas() {
-        out.push_str(&map_line(&vma));
+        out.push_str(&map_line(&vma, heap_of(mm)));
         out.push('\n');
     }
     out.into_bytes()
@@ -586,13 +625,13 @@ fn smaps(v: &ProcessView) -> String {
     let Some(mm) = &v.mm else { return String::new() };
     let mut s = String::new();
     for (vma, u) in mm.usage() {
-        s.push_str(&map_line(&vma));
+        s.push_str(&map_line(&vma, heap_of(mm)));
         s.push('\n');
         kb_line(&mut s, "Size:", vma.end - vma.start);
         kb_line(&mut s, "KernelPageSize:", crate::mm::PAGE);
         kb_line(&mut s, "MMUPageSize:", crate::mm::PAGE);
         smaps_counts(&mut s, &u, false);
-        let _ = writeln!(s, "THPeligible:    0\nVmFlags: {}", vm_flags(&vma));
+        let _ = writeln!(s, "{:<16}{:>8}\nVmFlags: {}", "THPeligible:", 0, vm_flags(&vma));
     }
     s
 }
@@ -632,7 +671,13 @@ fn io_of(g: &ThreadGroup) -> String {
 }
 
 /// One line of `/proc/PID/maps` (without its newline).
-fn map_line(vma: &crate::mm::vma::Vma) -> String {
+/// The brk area (`[start, end)`): an anonymous mapping in it is
+/// `[heap]`, however it was made, as on Linux.
+fn heap_of(mm: &crate::mm::MemoryManager) -> (u64, u64) {
+    (mm.brk_start(), mm.current_brk())
+}
+
+fn map_line(vma: &crate::mm::vma::Vma, heap: (u64, u64)) -> String {
     {
         let flag = |p: Prot, c: char| if vma.prot.contains(p) { c } else { '-' };
         let shared = if vma.flags.contains(VmaFlags::SHARED) { 's' } else { 'p' };
@@ -658,6 +703,11 @@ fn map_line(vma: &crate::mm::vma::Vma) -> String {
             ino
         );
         let name = match &vma.name {
+            VmaName::None
+                if vma.file.is_none() && vma.start <= heap.1 && vma.end >= heap.0 && heap.1 > heap.0 =>
+            {
+                Some("[heap]".to_string())
+            }
             VmaName::None => None,
             VmaName::Heap => Some("[heap]".to_string()),
             VmaName::Stack => Some("[stack]".to_string()),
@@ -703,6 +753,18 @@ fn stat_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
     let rss: u64 = v.mm.as_ref().map_or(0, |m| m.usage().iter().map(|(_, u)| u.rss).sum());
     let task = g.tasks().into_iter().find(|t| t.tid == tid);
     let (pending, blocked) = task.map_or((0, 0), |t| (t.pending_bits() | g.pending_bits(), t.blocked()));
+    // Linux's stat shows the first 31 signals only.
+    let low = |m: u64| m & 0x7fff_ffff;
+    let (pending, blocked, ignored, caught) = (low(pending), low(blocked), low(ignored), low(caught));
+    // The program's code: its executable mappings.
+    let (start_code, end_code) = v.mm.as_ref().map_or((0, 0), |m| {
+        let exe = m.meta().exe.map(|p| String::from_utf8_lossy(&show_path(&g.kernel, &p)).into_owned());
+        m.vmas()
+            .iter()
+            .filter(|x| x.prot.contains(Prot::EXEC))
+            .filter(|x| matches!(&x.name, VmaName::File(n) if Some(n.to_string()) == exe))
+            .fold((0, 0), |(s, e), x| (if s == 0 { x.start } else { s.min(x.start) }, e.max(x.end)))
+    });
     // CPU times in clock ticks (USER_HZ, 100).
     let cpu = g.cpu_times();
     let ticks = |d: std::time::Duration| d.as_millis() / 10;
@@ -710,15 +772,16 @@ fn stat_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
         // The 52 fields of proc(5); those the sentry does not track are 0.
         "{pid} ({comm}) {state} {ppid} {pgrp} {sid} 0 -1 4194560 0 0 0 0 {utime} {stime} {cutime} {cstime} {prio} {nice} \
          {threads} 0 {start} {vsize} {rss} \
-         18446744073709551615 0 0 0 0 0 {pending} {blocked} {ignored} {caught} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 {start_brk} {arg_start} \
+         18446744073709551615 {start_code} {end_code} {start_stack} 0 0 {pending} {blocked} {ignored} {caught} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 {start_brk} {arg_start} \
          {arg_end} {env_start} {env_end} 0\n",
         pid = tid,
+        start_stack = a.start_stack,
         rss = rss / crate::mm::PAGE,
         exit_signal = if tid == g.tgid { g.exit_signal } else { -1 },
         prio = 20 + g.nice.load(Ordering::Relaxed),
         nice = g.nice.load(Ordering::Relaxed),
         start = ticks(g.started),
-        comm = comm_of(v),
+        comm = thread_comm(g, v, tid),
         ppid = g.ppid(),
         pgrp = g.pgid.load(std::sync::atomic::Ordering::Relaxed),
         sid = g.sid.load(std::sync::atomic::Ordering::Relaxed),
@@ -744,7 +807,7 @@ fn status_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
     let c = g.creds();
     let mut s = String::new();
     let state = if g.tgid == crate::kernel::current() { "R (running)" } else { "S (sleeping)" };
-    let _ = writeln!(s, "Name:\t{}", comm_of(v));
+    let _ = writeln!(s, "Name:\t{}", thread_comm(g, v, tid));
     let _ = writeln!(s, "Umask:\t{:04o}", g.umask.load(Ordering::Relaxed));
     let _ = writeln!(s, "State:\t{state}");
     let _ = writeln!(s, "Tgid:\t{}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0", g.tgid, g.ppid());
@@ -752,7 +815,10 @@ fn status_of(g: &ThreadGroup, v: &ProcessView, tid: i32) -> Vec<u8> {
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.rgid, c.egid, c.sgid, c.fsgid);
     let fd_size = v.fds.as_ref().map_or(64, |f| f.list().last().map_or(64, |(n, _)| (n + 64) / 64 * 64));
     let _ = writeln!(s, "FDSize:\t{fd_size}");
-    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
+    let mut groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
+    if groups.is_empty() {
+        groups.push(' ');
+    }
     let _ = writeln!(s, "Groups:\t{groups}");
     // One pid namespace: the ids in it are the ids.
     let (pgid, sid) = (g.pgid.load(Ordering::Relaxed), g.sid.load(Ordering::Relaxed));

@@ -298,17 +298,37 @@ impl FileOps for BufferFile {
 /// Computes a link's target.
 pub type Target = Box<dyn Fn() -> Result<Vec<u8>, Errno> + Send + Sync>;
 
+/// Where a magic link leads, computed when followed.
+pub type JumpTarget = Box<dyn Fn() -> Result<crate::vfs::inode::Jump, Errno> + Send + Sync>;
+
 /// A symbolic link whose target is computed when read.
 pub struct SynthLink {
     meta: Meta,
     target: Target,
     cacheable: bool,
+    jump: Option<JumpTarget>,
 }
 
 impl SynthLink {
     /// A link.
     pub fn new(meta: Meta, target: Target, cacheable: bool) -> Arc<SynthLink> {
-        Arc::new(SynthLink { meta: Meta { mode: mode::S_IFLNK | 0o777, ..meta }, target, cacheable })
+        Arc::new(SynthLink {
+            meta: Meta { mode: mode::S_IFLNK | 0o777, ..meta },
+            target,
+            cacheable,
+            jump: None,
+        })
+    }
+
+    /// A magic link: `readlink` shows `target`, following it leads to
+    /// what `jump` says.
+    pub fn magic(meta: Meta, target: Target, jump: JumpTarget) -> Arc<SynthLink> {
+        Arc::new(SynthLink {
+            meta: Meta { mode: mode::S_IFLNK | 0o777, ..meta },
+            target,
+            cacheable: false,
+            jump: Some(jump),
+        })
     }
 }
 
@@ -321,6 +341,10 @@ impl Inode for SynthLink {
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         (self.target)()
+    }
+
+    fn jump(&self) -> Option<Result<crate::vfs::inode::Jump, Errno>> {
+        self.jump.as_ref().map(|j| j())
     }
 
     fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {

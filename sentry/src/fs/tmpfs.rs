@@ -165,6 +165,16 @@ pub struct Node {
     ino: u64,
     meta: Mutex<Meta>,
     kind: Kind,
+    /// An `O_TMPFILE` file `linkat` may still give a first name.
+    linkable: std::sync::atomic::AtomicBool,
+}
+
+/// The host memfd holding a regular file's contents.
+fn new_memfd() -> Result<std::os::fd::OwnedFd, Errno> {
+    rustix::fs::memfd_create("rvisor-tmpfs", rustix::fs::MemfdFlags::CLOEXEC).map_err(|e| match host(e) {
+        Errno::EMFILE | Errno::ENFILE => Errno::ENOSPC,
+        e => e,
+    })
 }
 
 impl Drop for Node {
@@ -231,6 +241,7 @@ impl Node {
                 xattrs: BTreeMap::new(),
             }),
             kind,
+            linkable: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -365,6 +376,29 @@ impl Inode for Node {
         }
     }
 
+    fn tmpfile(
+        &self,
+        m: u32,
+        owner: Owner,
+        flags: u32,
+        linkable: bool,
+    ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
+        drop(self.dir()?);
+        let fd = new_memfd()?;
+        let fd = Arc::new(fd);
+        let append = Arc::new(Mutex::new(()));
+        let n = Node::make(
+            &self.fs,
+            mode::S_IFREG | (m & 0o7777),
+            owner,
+            0,
+            Kind::Reg(fd.clone(), append.clone()),
+        )?;
+        n.linkable.store(linkable, Ordering::Relaxed);
+        let f = n.regular_file(&fd, &append, flags & !O_TRUNC)?;
+        Ok((n, f))
+    }
+
     fn create(
         &self,
         name: &[u8],
@@ -373,13 +407,7 @@ impl Inode for Node {
         flags: u32,
     ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
         let me = self.self_arc()?;
-        let fd =
-            rustix::fs::memfd_create("rvisor-tmpfs", rustix::fs::MemfdFlags::CLOEXEC).map_err(
-                |e| match host(e) {
-                    Errno::EMFILE | Errno::ENFILE => Errno::ENOSPC,
-                    e => e,
-                },
-            )?;
+        let fd = new_memfd()?;
         let fd = Arc::new(fd);
         let append = Arc::new(Mutex::new(()));
         let n = Node::make(
@@ -430,7 +458,9 @@ impl Inode for Node {
         if t.is_dir() {
             return Err(Errno::EPERM);
         }
-        if lock(&t.meta).nlink == 0 {
+        // A removed file has no name to come back to, an O_TMPFILE one
+        // may get its first.
+        if lock(&t.meta).nlink == 0 && !t.linkable.swap(false, Ordering::Relaxed) {
             return Err(Errno::ENOENT);
         }
         let t = t.self_arc()?;

@@ -24,6 +24,8 @@ pub struct TaskShared {
     pub tg: Arc<ThreadGroup>,
     /// Wakes the task from host waits (an eventfd).
     wake: OwnedFd,
+    /// The thread's name (`PR_SET_NAME`; `/proc/PID/task/TID/comm`).
+    pub comm: Mutex<[u8; 16]>,
     /// Interrupts the task's platform context while it runs.
     interrupt: Mutex<Option<InterruptHandle>>,
     /// The host thread serving it (its CPU clock is the task's system
@@ -76,6 +78,7 @@ impl TaskShared {
             blocked: AtomicU64::new(0),
             real_blocked: AtomicU64::new(0),
             stub_cpu: Mutex::new(StubCpu::default()),
+            comm: Mutex::new([0; 16]),
         });
         t.tg.kernel.register_task(&t);
         Ok(t)
@@ -203,6 +206,9 @@ pub enum RestartBlock {
 pub struct Task {
     /// Shared state.
     pub shared: Arc<TaskShared>,
+    /// Where the last fault that found its page mapped as its VMA allows
+    /// was retried ([`SegvCode::Stale`]).
+    stale_fault: Option<u64>,
     /// The kernel.
     pub kernel: Arc<Kernel>,
     /// Registers and FP state.
@@ -285,7 +291,9 @@ impl Task {
         let mut c = [0u8; 16];
         let n = comm.len().min(15);
         c[..n].copy_from_slice(&comm[..n]);
+        *shared.comm.lock().unwrap_or_else(|p| p.into_inner()) = c;
         Task {
+            stale_fault: None,
             kernel: shared.tg.kernel.clone(),
             shared,
             arch,
@@ -396,13 +404,32 @@ impl Task {
                     tracing::debug!(tid = self.tid(), addr, "bus error");
                     self.force_signal(Siginfo::fault(sig::SIGBUS, signal::code::BUS_ADRERR, addr));
                 }
-                Event::Fault { addr, .. } => {
-                    if let Err(code) = self.mm.handle_fault(addr) {
+                Event::Fault { addr, code: host_code, .. } => {
+                    let not_mapped = host_code == signal::code::SEGV_MAPERR;
+                    let r = match self.mm.handle_host_fault(addr, not_mapped) {
+                        // Retried once: a second fault at the same place
+                        // with nothing changed is a real protection error.
+                        Err(SegvCode::Stale) if self.stale_fault != Some(addr) => {
+                            self.stale_fault = Some(addr);
+                            Ok(())
+                        }
+                        Err(SegvCode::Stale) => {
+                            self.stale_fault = None;
+                            Err(SegvCode::AccErr)
+                        }
+                        r => {
+                            self.stale_fault = None;
+                            r
+                        }
+                    };
+                    if let Err(code) = r {
                         tracing::debug!(tid = self.tid(), addr, ?code, "fault");
                         let info = match code {
                             SegvCode::Bus => Siginfo::fault(sig::SIGBUS, signal::code::BUS_ADRERR, addr),
                             SegvCode::MapErr => Siginfo::fault(sig::SIGSEGV, signal::code::SEGV_MAPERR, addr),
-                            SegvCode::AccErr => Siginfo::fault(sig::SIGSEGV, signal::code::SEGV_ACCERR, addr),
+                            SegvCode::AccErr | SegvCode::Stale => {
+                                Siginfo::fault(sig::SIGSEGV, signal::code::SEGV_ACCERR, addr)
+                            }
                         };
                         self.force_signal(info);
                     }

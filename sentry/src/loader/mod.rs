@@ -63,6 +63,8 @@ pub struct ArgArea {
     pub auxv: [(u64, u64); MAX_AUXV],
     /// Entries of `auxv` in use.
     pub auxv_len: usize,
+    /// The initial stack pointer (the address of `argc`).
+    pub start_stack: u64,
 }
 
 /// Most auxiliary vector entries kept.
@@ -430,6 +432,7 @@ fn build_stack(
     }
     let bytes: Vec<u8> = table.iter().flat_map(|w| w.to_le_bytes()).collect();
     mm.copy_out(sp, &bytes)?;
+    area.start_stack = sp;
     Ok((sp, area))
 }
 

@@ -67,6 +67,12 @@ pub enum SegvCode {
     AccErr,
     /// A file page wholly past the end of the file (`SIGBUS`).
     Bus,
+    /// The page is mapped with everything its VMA allows: either the
+    /// access is forbidden (`AccErr`) or the fault is stale (another
+    /// thread changed the mapping between the host's fault and this
+    /// handling: a copy-on-write broken, a page made writable). The
+    /// faulting thread retries once to tell.
+    Stale,
 }
 
 /// Memory behind a range of a VMA: memory-file pages (anonymous memory,
@@ -476,7 +482,7 @@ impl MemoryManager {
             // A hint: map the first part ahead; the rest faults in.
             let end = start + len.min(MAX_POPULATE);
             let mut at = start;
-            while at < end && self.fault_locked(&mut st, at).is_ok() {
+            while at < end && self.fault_locked(&mut st, at, false).is_ok() {
                 at = (page_down(at) & !(HUGE_PAGE - 1)) + HUGE_PAGE;
             }
         }
@@ -832,11 +838,20 @@ impl MemoryManager {
     /// Handles an application fault at `addr`: maps the memory if the VMA
     /// allows some access, or says which `SIGSEGV` the application gets.
     pub fn handle_fault(&self, addr: u64) -> Result<(), SegvCode> {
-        let mut st = self.lock();
-        self.fault_locked(&mut st, addr)
+        self.handle_host_fault(addr, false)
+            .map_err(|c| if c == SegvCode::Stale { SegvCode::AccErr } else { c })
     }
 
-    fn fault_locked(&self, st: &mut MmState, addr: u64) -> Result<(), SegvCode> {
+    /// A fault the host reported, `not_mapped` when the host had no
+    /// mapping at `addr` (`SEGV_MAPERR`). Another thread may have mapped
+    /// the page since: such a fault is not a protection error, the page
+    /// is mapped (again) and the access retried.
+    pub fn handle_host_fault(&self, addr: u64, not_mapped: bool) -> Result<(), SegvCode> {
+        let mut st = self.lock();
+        self.fault_locked(&mut st, addr, not_mapped)
+    }
+
+    fn fault_locked(&self, st: &mut MmState, addr: u64, not_mapped: bool) -> Result<(), SegvCode> {
         if !st.prefault.is_empty() {
             let hints = std::mem::take(&mut st.prefault);
             self.prefault(st, &hints);
@@ -849,6 +864,17 @@ impl MemoryManager {
         let vma = st.vmas.find(addr).cloned().ok_or(SegvCode::MapErr)?;
         if vma.prot.is_empty() {
             return Err(SegvCode::AccErr);
+        }
+        if not_mapped {
+            // The host had nothing there: whatever the records say, the
+            // page is mapped again below (usually another thread mapped it
+            // meanwhile; the fault is stale, not a protection error).
+            let page = page_down(addr);
+            split_pma(&mut st.pmas, page);
+            split_pma(&mut st.pmas, page + PAGE);
+            if let Some(p) = st.pmas.get_mut(&page) {
+                p.mapped = None;
+            }
         }
         let private_file = vma.file.is_some() && !vma.flags.contains(VmaFlags::SHARED);
         if let Some((_, p)) = st.pmas.range(..=addr).next_back().filter(|(_, p)| p.end > addr) {
@@ -868,7 +894,7 @@ impl MemoryManager {
                 }
                 // Mapped with everything the VMA allows: the access itself
                 // is what is forbidden (a write to read-only memory…).
-                return Err(SegvCode::AccErr);
+                return Err(SegvCode::Stale);
             }
         }
         let win = page_down(addr) & !(HUGE_PAGE - 1);

@@ -120,6 +120,7 @@ pub fn execveat(t: &mut Task, dirfd: Fd, path: Addr, argv: Addr, envp: Addr, fla
     let n = image.comm.len().min(15);
     comm[..n].copy_from_slice(&image.comm[..n]);
     t.comm = comm;
+    *t.shared.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
     {
         let mut v = t.tg().view.lock().unwrap_or_else(|p| p.into_inner());
         v.mm = Some(image.mm.clone());

@@ -112,6 +112,11 @@ pub fn may_create(t: &Task, dir: &Path) -> Result<(), Errno> {
 
 /// Opens the existing file at `p`.
 pub fn open_path(t: &Task, p: Path, flags: u32) -> Result<Arc<File>, Errno> {
+    if flags & O_PATH == 0 {
+        if let Some(f) = crate::fs::reopen::open(t, &p, flags) {
+            return f;
+        }
+    }
     let a = p.attr()?;
     if flags & O_PATH != 0 {
         if flags & O_DIRECTORY != 0 && !a.is_dir() {
@@ -194,11 +199,10 @@ fn check_flags(flags: u32) -> Result<u32, Errno> {
     let flags = flags & VALID;
     if flags & O_TMPFILE == O_TMPFILE {
         let acc = flags & O_ACCMODE;
-        if acc != O_WRONLY && acc != O_RDWR {
+        if acc != O_WRONLY && acc != O_RDWR || flags & O_CREAT != 0 {
             return Err(Errno::EINVAL);
         }
-        // Anonymous files in a directory come with tmpfs.
-        return Err(Errno::EOPNOTSUPP);
+        return Ok(flags);
     }
     if flags & O_CREAT != 0 && flags & O_DIRECTORY != 0 {
         return Err(Errno::EINVAL);
@@ -247,6 +251,29 @@ fn is_beneath(root: &Path, p: &Path) -> bool {
     false
 }
 
+/// `O_TMPFILE` in directory `dir`: a regular file with no name, which
+/// `linkat` may name unless `O_EXCL`.
+fn open_tmpfile(t: &Task, dir: &Path, flags: u32, mode_bits: u32) -> Result<Arc<File>, Errno> {
+    if !dir.attr()?.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    may_create(t, dir)?;
+    let umask = t.tg().umask.load(std::sync::atomic::Ordering::Relaxed);
+    let perm_bits = strip_sgid(t, dir, mode_bits & 0o7777 & !umask)?;
+    let owner = new_owner(t, dir)?;
+    let host_flags = flags & (O_ACCMODE | O_APPEND | O_NOATIME);
+    let (inode, ops) =
+        dir.inode().tmpfile(mode::S_IFREG | perm_bits, owner, host_flags, flags & O_EXCL == 0)?;
+    let ino = inode.attr()?.ino;
+    let p = Path { mount: dir.mount.clone(), dentry: crate::vfs::Dentry::anonymous(&dir.dentry, ino, inode) };
+    let status = flags & !(O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    let a = p.attr()?;
+    Ok(match textbusy::get_write((a.dev, a.ino)) {
+        Some(w) => File::writing(ops, status, p, w),
+        None => File::with_path(ops, status, p),
+    })
+}
+
 /// The one open routine.
 pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32, how: u64) -> SysResult {
     let flags = check_flags(flags)?;
@@ -266,6 +293,11 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
     }
     if how & resolve::BENEATH != 0 {
         w.beneath = Some(start.clone());
+    }
+    if flags & O_TMPFILE == O_TMPFILE {
+        let dir = lookup(t, &w, start, path, flags, how)?;
+        let f = open_tmpfile(t, &dir, flags, mode_bits)?;
+        return install(t, f, flags);
     }
     if flags & O_CREAT == 0 || flags & O_PATH != 0 {
         let p = lookup(t, &w, start, path, flags, how)?;

@@ -464,6 +464,7 @@ pub fn prctl(t: &mut Task, option: i32, a2: u64, a3: u64, a4: u64, a5: u64) -> S
             };
             name[..s.len()].copy_from_slice(&s);
             t.comm = name;
+            *t.shared.comm.lock().unwrap_or_else(|p| p.into_inner()) = name;
             if t.tid() == t.tgid() {
                 t.tg().view.lock().unwrap_or_else(|p| p.into_inner()).comm = name;
             }

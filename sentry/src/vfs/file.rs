@@ -89,6 +89,11 @@ pub trait FileOps: Send + Sync {
     fn write_at(&self, _data: &[u8], _off: u64) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
+    /// A new open of the same file (`/proc/PID/fd/N` followed), for
+    /// files outside the VFS that can be opened again (host stdio).
+    fn reopen(&self) -> Option<Result<Box<dyn FileOps>, Errno>> {
+        None
+    }
     /// The status flags changed (`F_SETFL`); `flags` are the new ones.
     fn status_changed(&self, _flags: u32) {}
     /// The host descriptor `mmap` maps, for files that have one.

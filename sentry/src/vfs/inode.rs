@@ -24,6 +24,15 @@ pub mod mode {
     pub const S_ISVTX: u32 = 0o1000;
 }
 
+/// Where a magic link leads.
+pub enum Jump {
+    /// A file in the VFS.
+    Path(super::Path),
+    /// An open file outside the VFS (a pipe, host stdio): a node that
+    /// opens it again.
+    Inode(InodeRef),
+}
+
 /// Attributes of an inode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -183,6 +192,17 @@ pub trait Inode: Send + Sync + Any {
         Err(Errno::EPERM)
     }
     /// Creates directory `name`.
+    /// `O_TMPFILE`: a regular file in this directory's file system with
+    /// no name (`linkable`: `linkat` may give it one), and its open file.
+    fn tmpfile(
+        &self,
+        _mode: u32,
+        _owner: Owner,
+        _flags: u32,
+        _linkable: bool,
+    ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
     fn mkdir(&self, _name: &[u8], _mode: u32, _owner: Owner) -> Result<InodeRef, Errno> {
         Err(Errno::EPERM)
     }
@@ -245,6 +265,12 @@ pub trait Inode: Send + Sync + Any {
     /// (`false` for files that come and go on their own: `/proc`).
     fn cacheable(&self) -> bool {
         true
+    }
+    /// For a magic link (`/proc/PID/fd/N`, `exe`, `cwd`, `root`): where
+    /// following it leads, the file itself rather than the text `readlink`
+    /// shows.
+    fn jump(&self) -> Option<Result<Jump, Errno>> {
+        None
     }
     /// For downcasting within a file system (links, renames).
     fn as_any(&self) -> &dyn Any;

@@ -136,6 +136,14 @@ impl Dentry {
         })
     }
 
+    /// A dentry of an inode with no name yet (`O_TMPFILE`): `/#INO`
+    /// below `parent`, already unlinked.
+    pub fn anonymous(parent: &Arc<Dentry>, ino: u64, inode: InodeRef) -> Arc<Dentry> {
+        let d = Self::uncached(parent, format!("#{ino}").as_bytes(), inode);
+        d.mark_unlinked();
+        d
+    }
+
     fn child(parent: &Arc<Dentry>, name: &[u8], inode: InodeRef) -> Arc<Dentry> {
         let d = Arc::new(Dentry {
             link: Mutex::new(Some((parent.clone(), name.to_vec()))),

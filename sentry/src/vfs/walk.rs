@@ -142,6 +142,23 @@ impl Walker<'_> {
                 if links > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
                 }
+                if let Some(j) = child.inode().jump() {
+                    // A magic link: to the file itself.
+                    if self.beneath.is_some() {
+                        return Err(Errno::EXDEV);
+                    }
+                    cur = match j? {
+                        crate::vfs::inode::Jump::Path(p) => p,
+                        crate::vfs::inode::Jump::Inode(inode) => {
+                            let ino = inode.attr()?.ino;
+                            Path {
+                                mount: child.mount.clone(),
+                                dentry: super::Dentry::anonymous(&child.dentry, ino, inode),
+                            }
+                        }
+                    };
+                    continue;
+                }
                 let target = child.inode().readlink()?;
                 if target.is_empty() {
                     return Err(Errno::ENOENT);

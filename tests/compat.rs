@@ -250,6 +250,8 @@ fn cases() -> Vec<Case> {
         case("memfd", &[]),
         case("pty", &[]),
         case("procfmt", &[]),
+        case("reopen", &[]),
+        case("cow_threads", &[]),
     ];
     for code in [&["0"][..], &["7"], &["255"], &["256"], &["9", "exit"], &["3", "return"]] {
         v.push(case("exit", code));

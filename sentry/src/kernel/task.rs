@@ -208,7 +208,9 @@ pub struct Task {
     pub shared: Arc<TaskShared>,
     /// Where the last fault that found its page mapped as its VMA allows
     /// was retried ([`SegvCode::Stale`]).
-    stale_fault: Option<u64>,
+    /// (address, the address space's changes then): a fault there again
+    /// with no change since is a real protection error.
+    stale_fault: Option<(u64, u64)>,
     /// The kernel.
     pub kernel: Arc<Kernel>,
     /// Registers and FP state.
@@ -409,8 +411,8 @@ impl Task {
                     let r = match self.mm.handle_host_fault(addr, not_mapped) {
                         // Retried once: a second fault at the same place
                         // with nothing changed is a real protection error.
-                        Err(SegvCode::Stale) if self.stale_fault != Some(addr) => {
-                            self.stale_fault = Some(addr);
+                        Err(SegvCode::Stale) if self.stale_fault != Some((addr, self.mm.changes())) => {
+                            self.stale_fault = Some((addr, self.mm.changes()));
                             Ok(())
                         }
                         Err(SegvCode::Stale) => {

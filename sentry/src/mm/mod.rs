@@ -244,6 +244,8 @@ pub struct MemoryManager {
     meta: Mutex<MmMeta>,
     /// The executable may not be written while this runs it.
     exe_deny: Mutex<Option<crate::vfs::textbusy::DenyWrite>>,
+    /// See [`MemoryManager::changes`].
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryManager {
@@ -267,6 +269,7 @@ impl MemoryManager {
             state: Mutex::new(MmState::default()),
             meta: Mutex::new(MmMeta::default()),
             exe_deny: Mutex::new(None),
+            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -639,6 +642,7 @@ impl MemoryManager {
         if !st.vmas.protect(addr, end, prot) {
             return Err(Errno::ENOMEM);
         }
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if prot.contains(Prot::WRITE) {
             st.vmas.update(addr, end, |v| {
                 if !v.flags.contains(VmaFlags::SHARED) {
@@ -848,7 +852,17 @@ impl MemoryManager {
     /// is mapped (again) and the access retried.
     pub fn handle_host_fault(&self, addr: u64, not_mapped: bool) -> Result<(), SegvCode> {
         let mut st = self.lock();
-        self.fault_locked(&mut st, addr, not_mapped)
+        let r = self.fault_locked(&mut st, addr, not_mapped);
+        if r.is_ok() {
+            self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Counts the faults handled and protections changed: a thread whose
+    /// fault was [`SegvCode::Stale`] retries while this moves.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn fault_locked(&self, st: &mut MmState, addr: u64, not_mapped: bool) -> Result<(), SegvCode> {

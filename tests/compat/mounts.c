@@ -54,6 +54,24 @@ int main(int argc, char **argv) {
 	int fd = open(at("rw/rootdir/f"), O_CREAT | O_WRONLY, 0644);
 	CHECK("tmpfs_create", fd >= 0, "errno %d", errno);
 	close(fd);
+	/* size= is enforced: a write past it is short, then ENOSPC; freeing
+	 * (truncation, removal) gives the space back. */
+	fd = open(at("rw/rootdir/big"), O_CREAT | O_WRONLY, 0644);
+	static char chunk[768 << 10];
+	memset(chunk, 'x', sizeof chunk);
+	EXPECT("tmpfs_size_first_write", write(fd, chunk, sizeof chunk), sizeof chunk);
+	EXPECT("tmpfs_size_short_write", write(fd, chunk, sizeof chunk), (1 << 20) - sizeof chunk);
+	EXPECT("tmpfs_size_enospc", rc(write(fd, chunk, 1)), -ENOSPC);
+	statfs(dir, &sf);
+	EXPECT("tmpfs_size_statfs_full", sf.f_bfree, 0);
+	EXPECT("tmpfs_size_truncate_frees", rc(ftruncate(fd, 4096)), 0);
+	statfs(dir, &sf);
+	EXPECT("tmpfs_size_statfs_after_truncate", sf.f_bfree, 255);
+	EXPECT("tmpfs_size_write_after_truncate", rc(pwrite(fd, chunk, 8192, 4096)), 8192);
+	close(fd);
+	EXPECT("tmpfs_size_unlink", rc(unlink(at("rw/rootdir/big"))), 0);
+	statfs(dir, &sf);
+	EXPECT("tmpfs_size_statfs_after_unlink", sf.f_bfree, 256);
 	EXPECT("umount_busy_cwd_free", rc(umount2(dir, 0)), 0);
 	EXPECT("tmpfs_gone_after_umount", mounted_at(dir), 0);
 	EXPECT("tmpfs_file_gone", rc(stat(at("rw/rootdir/f"), &st)), -ENOENT);

@@ -259,6 +259,7 @@ impl GoferInode {
             attr: self.attr.clone(),
             append: self.append.clone(),
             on_change: None,
+            space: None,
         })
     }
 
@@ -541,6 +542,106 @@ pub(crate) struct HostBackedFile {
     /// Told after each change of the contents or size (tmpfs keeps the
     /// times itself).
     on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The file's share of its file system's space (tmpfs `size=`).
+    space: Option<Arc<FileSpace>>,
+}
+
+/// A file system's space (tmpfs `size=`), in pages.
+#[derive(Debug)]
+pub(crate) struct SpacePool {
+    used: std::sync::atomic::AtomicU64,
+    limit: u64,
+}
+
+const SPACE_PAGE: u64 = 4096;
+
+fn pages(bytes: u64) -> u64 {
+    bytes.div_ceil(SPACE_PAGE)
+}
+
+impl SpacePool {
+    /// A pool of `bytes` (0: unlimited, as tmpfs's `size=0`).
+    pub(crate) fn new(bytes: u64) -> Arc<SpacePool> {
+        let limit = if bytes == 0 { u64::MAX } else { bytes / SPACE_PAGE };
+        Arc::new(SpacePool { used: std::sync::atomic::AtomicU64::new(0), limit })
+    }
+
+    /// Pages in use.
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Up to `want` pages; how many were granted.
+    fn take(&self, want: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut cur = self.used.load(Relaxed);
+        loop {
+            let got = want.min(self.limit.saturating_sub(cur));
+            match self.used.compare_exchange_weak(cur, cur + got, Relaxed, Relaxed) {
+                Ok(_) => return got,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    fn give(&self, n: u64) {
+        let _ = self.used.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |u| Some(u.saturating_sub(n)),
+        );
+    }
+}
+
+/// One file's charge against its [`SpacePool`]: the extent written so far
+/// (holes below it count: an approximation of Linux's per-page charge).
+#[derive(Debug)]
+pub(crate) struct FileSpace {
+    pool: Arc<SpacePool>,
+    charged: Mutex<u64>,
+}
+
+impl FileSpace {
+    /// A file with nothing charged yet.
+    pub(crate) fn new(pool: &Arc<SpacePool>) -> Arc<FileSpace> {
+        Arc::new(FileSpace { pool: pool.clone(), charged: Mutex::new(0) })
+    }
+
+    /// Before writing `len` bytes at `off`: how many of them fit
+    /// (`ENOSPC` if none).
+    fn reserve(&self, off: u64, len: usize) -> Result<usize, Errno> {
+        let end = off.saturating_add(len as u64);
+        let mut c = self.charged.lock().unwrap_or_else(|p| p.into_inner());
+        if end <= *c || len == 0 {
+            return Ok(len);
+        }
+        let have = pages(*c);
+        let need = pages(end) - have;
+        let got = self.pool.take(need);
+        let new_end = if got == need { end } else { (have + got) * SPACE_PAGE };
+        if new_end <= off {
+            self.pool.give(got);
+            return Err(Errno::ENOSPC);
+        }
+        *c = new_end.max(*c);
+        Ok(usize::try_from(new_end - off).unwrap_or(len).min(len))
+    }
+
+    /// The file was truncated to `len`.
+    pub(crate) fn truncate(&self, len: u64) {
+        let mut c = self.charged.lock().unwrap_or_else(|p| p.into_inner());
+        if len < *c {
+            self.pool.give(pages(*c) - pages(len));
+            *c = len;
+        }
+    }
+}
+
+impl Drop for FileSpace {
+    fn drop(&mut self) {
+        let c = *self.charged.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.pool.give(pages(c));
+    }
 }
 
 pub(crate) fn host(e: rustix::io::Errno) -> Errno {
@@ -566,6 +667,7 @@ impl HostBackedFile {
             attr: Arc::default(),
             append: Arc::default(),
             on_change: None,
+            space: None,
         }
     }
 
@@ -577,6 +679,19 @@ impl HostBackedFile {
         on_change: Arc<dyn Fn() + Send + Sync>,
     ) -> HostBackedFile {
         HostBackedFile { append, on_change: Some(on_change), ..HostBackedFile::new(fd) }
+    }
+
+    /// Charges what the file's writes add against `space`.
+    pub(crate) fn with_space(self, space: Arc<FileSpace>) -> HostBackedFile {
+        HostBackedFile { space: Some(space), ..self }
+    }
+
+    /// How much of `len` bytes at `off` may be written.
+    fn fits(&self, off: u64, len: usize) -> Result<usize, Errno> {
+        match &self.space {
+            Some(s) => s.reserve(off, len),
+            None => Ok(len),
+        }
     }
 
     fn changed(&self) {
@@ -617,6 +732,7 @@ impl FileOps for HostBackedFile {
             let _one_appender = self.append.lock().unwrap_or_else(|p| p.into_inner());
             let mut pos = self.pos();
             let end = self.size()?;
+            let data = &data[..self.fits(end, data.len())?];
             let n = retry(|| rustix::io::pwrite(&*self.fd, data, end))?;
             if off.is_none() {
                 *pos = end + n as u64;
@@ -624,9 +740,13 @@ impl FileOps for HostBackedFile {
             n
         } else {
             match off {
-                Some(o) => retry(|| rustix::io::pwrite(&*self.fd, data, o))?,
+                Some(o) => {
+                    let data = &data[..self.fits(o, data.len())?];
+                    retry(|| rustix::io::pwrite(&*self.fd, data, o))?
+                }
                 None => {
                     let mut pos = self.pos();
+                    let data = &data[..self.fits(*pos, data.len())?];
                     let n = retry(|| rustix::io::pwrite(&*self.fd, data, *pos))?;
                     *pos += n as u64;
                     n
@@ -673,6 +793,7 @@ impl FileOps for HostBackedFile {
     }
 
     fn write_at(&self, data: &[u8], off: u64) -> Result<usize, Errno> {
+        let data = &data[..self.fits(off, data.len())?];
         let n = retry(|| rustix::io::pwrite(&*self.fd, data, off))?;
         self.changed();
         Ok(n)
@@ -701,6 +822,11 @@ impl FileOps for HostBackedFile {
 
     fn truncate(&self, len: u64) -> Result<(), Errno> {
         let r = rustix::fs::ftruncate(&*self.fd, len).map_err(host);
+        if r.is_ok() {
+            if let Some(s) = &self.space {
+                s.truncate(len);
+            }
+        }
         self.changed();
         r
     }
@@ -711,6 +837,13 @@ impl FileOps for HostBackedFile {
 
     fn allocate(&self, m: u32, off: u64, len: u64) -> Result<(), Errno> {
         let flags = rustix::fs::FallocateFlags::from_bits(m).ok_or(Errno::EOPNOTSUPP)?;
+        let grows = !flags.intersects(rustix::fs::FallocateFlags::PUNCH_HOLE);
+        if grows
+            && self.fits(off, usize::try_from(len).unwrap_or(usize::MAX))?
+                < usize::try_from(len).unwrap_or(usize::MAX)
+        {
+            return Err(Errno::ENOSPC);
+        }
         let r = rustix::fs::fallocate(&*self.fd, flags, off, len).map_err(host);
         self.changed();
         r

@@ -95,6 +95,8 @@ pub struct Tmpfs {
     max_inodes: u64,
     /// Size `statfs` reports, in 4 KiB blocks.
     blocks: u64,
+    /// The space regular files take (`size=`, enforced).
+    space: Arc<super::gofer::SpacePool>,
     /// Serialises renames (two directories are locked in address order
     /// under it).
     rename: Mutex<()>,
@@ -104,7 +106,7 @@ enum Kind {
     Dir(Mutex<Dir>),
     /// The contents, and the lock that keeps `O_APPEND` writes of every
     /// open whole.
-    Reg(Arc<OwnedFd>, Arc<Mutex<()>>),
+    Reg(Arc<OwnedFd>, Arc<Mutex<()>>, Arc<super::gofer::FileSpace>),
     Symlink(Vec<u8>),
     /// FIFO or socket node (the VFS finds their objects by device and
     /// inode number).
@@ -200,6 +202,7 @@ pub fn new(bytes: u64, perm: u32, owner: Owner) -> InodeRef {
         // Linux's default: half the memory's pages.
         max_inodes: (bytes / 8192).max(1024),
         blocks: bytes / 4096,
+        space: super::gofer::SpacePool::new(bytes),
         rename: Mutex::new(()),
     });
     fs.inodes.fetch_add(1, Ordering::Relaxed);
@@ -305,10 +308,12 @@ impl Node {
         &self,
         fd: &Arc<OwnedFd>,
         append: &Arc<Mutex<()>>,
+        space: &Arc<super::gofer::FileSpace>,
         flags: u32,
     ) -> Result<Box<dyn FileOps>, Errno> {
         if flags & O_TRUNC != 0 {
             rustix::fs::ftruncate(&**fd, 0).map_err(host)?;
+            space.truncate(0);
             self.touch_dir();
         }
         // Writes and truncations through the file change its times.
@@ -318,7 +323,7 @@ impl Node {
                 n.touch_dir();
             }
         });
-        Ok(Box::new(HostBackedFile::with_hook(fd.clone(), append.clone(), hook)))
+        Ok(Box::new(HostBackedFile::with_hook(fd.clone(), append.clone(), hook).with_space(space.clone())))
     }
 
     fn of(i: &InodeRef) -> Option<&Node> {
@@ -347,7 +352,7 @@ impl Inode for Node {
         match &self.kind {
             Kind::Dir(d) => a.size = (lock(d).children.len() as u64 + 2) * BOGO_DIRENT_SIZE,
             Kind::Symlink(t) => a.size = t.len() as u64,
-            Kind::Reg(fd, _) => {
+            Kind::Reg(fd, ..) => {
                 let h = rustix::fs::fstat(&**fd).map_err(host)?;
                 a.size = h.st_size.cast_unsigned();
                 a.blocks = h.st_blocks.cast_unsigned();
@@ -371,7 +376,7 @@ impl Inode for Node {
 
     fn open(&self, flags: u32) -> Result<Box<dyn FileOps>, Errno> {
         match &self.kind {
-            Kind::Reg(fd, append) => self.regular_file(fd, append, flags),
+            Kind::Reg(fd, append, space) => self.regular_file(fd, append, space, flags),
             _ => Err(Errno::ENXIO),
         }
     }
@@ -387,15 +392,16 @@ impl Inode for Node {
         let fd = new_memfd()?;
         let fd = Arc::new(fd);
         let append = Arc::new(Mutex::new(()));
+        let space = super::gofer::FileSpace::new(&self.fs.space);
         let n = Node::make(
             &self.fs,
             mode::S_IFREG | (m & 0o7777),
             owner,
             0,
-            Kind::Reg(fd.clone(), append.clone()),
+            Kind::Reg(fd.clone(), append.clone(), space.clone()),
         )?;
         n.linkable.store(linkable, Ordering::Relaxed);
-        let f = n.regular_file(&fd, &append, flags & !O_TRUNC)?;
+        let f = n.regular_file(&fd, &append, &space, flags & !O_TRUNC)?;
         Ok((n, f))
     }
 
@@ -410,15 +416,16 @@ impl Inode for Node {
         let fd = new_memfd()?;
         let fd = Arc::new(fd);
         let append = Arc::new(Mutex::new(()));
+        let space = super::gofer::FileSpace::new(&self.fs.space);
         let n = Node::make(
             &self.fs,
             mode::S_IFREG | (m & 0o7777),
             owner,
             1,
-            Kind::Reg(fd.clone(), append.clone()),
+            Kind::Reg(fd.clone(), append.clone(), space.clone()),
         )?;
         me.add_child(name, &n)?;
-        let f = n.regular_file(&fd, &append, flags & !O_TRUNC)?;
+        let f = n.regular_file(&fd, &append, &space, flags & !O_TRUNC)?;
         Ok((n, f))
     }
 
@@ -628,8 +635,9 @@ impl Inode for Node {
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         if let Some(size) = a.size {
             match &self.kind {
-                Kind::Reg(fd, _) => {
+                Kind::Reg(fd, _, space) => {
                     rustix::fs::ftruncate(&**fd, size).map_err(host)?;
+                    space.truncate(size);
                     self.touch_dir();
                 }
                 Kind::Dir(_) => return Err(Errno::EISDIR),
@@ -664,8 +672,8 @@ impl Inode for Node {
             fs_type: TMPFS_MAGIC,
             bsize: 4096,
             blocks: self.fs.blocks,
-            bfree: self.fs.blocks,
-            bavail: self.fs.blocks,
+            bfree: self.fs.blocks.saturating_sub(self.fs.space.used()),
+            bavail: self.fs.blocks.saturating_sub(self.fs.space.used()),
             files: self.fs.max_inodes,
             ffree: self.fs.max_inodes.saturating_sub(used),
             namelen: NAME_MAX as u64,

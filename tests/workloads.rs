@@ -631,8 +631,9 @@ fn terminal_session(mut cmd: Command) -> Result<(), String> {
     t.expect("hello wrld\r\n", long)?;
     t.expect(prompt, long)?;
     // The line discipline edits (canonical read by `read`).
-    t.send("read -p say: v; echo got:$v.\r");
-    t.expect("say:", long)?;
+    // (The prompt is not in the echoed command line: "say2:".)
+    t.send("read -p say$((1+1)): v; echo got:$v.\r");
+    t.expect("say2:", long)?;
     t.send("ab\x7fc one\x17two\r");
     t.expect("got:ac two.\r\n", long)?;
     t.expect(prompt, long)?;

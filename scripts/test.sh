@@ -17,6 +17,8 @@ command -v musl-gcc >/dev/null || need+=(musl-tools)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v hostname >/dev/null || need+=(hostname)
+# The OCI lifecycle tests run every case against runc too.
+command -v runc >/dev/null || need+=(runc)
 # The workload tests' real programs.
 command -v make >/dev/null || need+=(make)
 [ -x /usr/bin/python3 ] || need+=(python3)

@@ -57,9 +57,10 @@ pub struct Global {
     /// Directory for structured debug logs (one file per process).
     #[arg(long = "debug-log", global = true)]
     pub debug_log: Option<PathBuf>,
-    /// Root file system overlay: memory or none.
-    #[arg(long, global = true, default_value = "memory")]
-    pub overlay: String,
+    /// Root file system overlay: memory or none (default: memory for
+    /// `do`, none for containers, whose root is written through the gofer).
+    #[arg(long, global = true)]
+    pub overlay: Option<String>,
     /// Map no vDSO into the sandbox's programs: their clock reads trap
     /// like any other system call (for debugging and measurement).
     #[arg(long = "no-vdso", global = true)]
@@ -77,18 +78,129 @@ pub enum Command {
     /// Internal: the file server of a sandbox (started by the other verbs).
     #[command(hide = true)]
     Gofer(GoferArgs),
-    /// Create a container (not implemented yet).
-    Create,
-    /// Start a created container (not implemented yet).
-    Start,
-    /// Create and start a container (not implemented yet).
-    Run,
-    /// Print a container's state (not implemented yet).
-    State,
-    /// Signal a container (not implemented yet).
-    Kill,
-    /// Delete a container (not implemented yet).
-    Delete,
+    /// Create a container from a bundle; its program waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start(IdArgs),
+    /// Create and start a container (and wait for it unless --detach).
+    Run(RunArgs),
+    /// Print a container's state (OCI state JSON).
+    State(IdArgs),
+    /// Send a signal to a container's init.
+    Kill(KillArgs),
+    /// Delete a container.
+    Delete(DeleteArgs),
+    /// List containers.
+    List(ListArgs),
+    /// Write a starting config.json.
+    Spec(SpecArgs),
+    /// Print the OCI features document.
+    Features,
+}
+
+/// A container id.
+#[derive(Clone, Debug, Args)]
+pub struct IdArgs {
+    /// The container.
+    pub id: String,
+}
+
+/// `rvisor create`.
+#[derive(Clone, Debug, Args)]
+pub struct CreateArgs {
+    /// The bundle (holds config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container's pid here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the console's master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (the sentry never pivots the host).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Descriptors beyond stdio to pass (only 0 so far).
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container.
+    pub id: String,
+}
+
+/// `rvisor run`.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// The bundle (holds config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container's pid here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the console's master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once started.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Descriptors beyond stdio to pass (only 0 so far).
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container.
+    pub id: String,
+}
+
+/// `rvisor kill`.
+#[derive(Clone, Debug, Args)]
+pub struct KillArgs {
+    /// Signal every process of the container (the init alone so far:
+    /// the others end with the sandbox when it is SIGKILL).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// The container.
+    pub id: String,
+    /// The signal, by name or number (default SIGTERM).
+    pub signal: Option<String>,
+}
+
+/// `rvisor delete`.
+#[derive(Clone, Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill a running container first.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// The container.
+    pub id: String,
+}
+
+/// `rvisor list`.
+#[derive(Clone, Debug, Args)]
+pub struct ListArgs {
+    /// table or json.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    /// Ids only.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `rvisor spec`.
+#[derive(Clone, Debug, Args)]
+pub struct SpecArgs {
+    /// Where to write config.json.
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Accepted for runc compatibility (the spec is rootless-agnostic).
+    #[arg(long)]
+    pub rootless: bool,
 }
 
 impl Command {
@@ -98,12 +210,15 @@ impl Command {
             Command::Do(_) => "do",
             Command::Boot(_) => "boot",
             Command::Gofer(_) => "gofer",
-            Command::Create => "create",
-            Command::Start => "start",
-            Command::Run => "run",
-            Command::State => "state",
-            Command::Kill => "kill",
-            Command::Delete => "delete",
+            Command::Create(_) => "create",
+            Command::Start(_) => "start",
+            Command::Run(_) => "run",
+            Command::State(_) => "state",
+            Command::Kill(_) => "kill",
+            Command::Delete(_) => "delete",
+            Command::List(_) => "list",
+            Command::Spec(_) => "spec",
+            Command::Features => "features",
         }
     }
 }
@@ -161,6 +276,17 @@ pub struct BootArgs {
     /// Die with the parent process (`rvisor do`).
     #[arg(long = "parent-death-kill")]
     pub parent_death_kill: bool,
+    /// Write "ok" here once the program is loaded (or why it is not).
+    #[arg(long = "ready-fd")]
+    pub ready_fd: Option<i32>,
+    /// Hold the program before its first instruction until a byte
+    /// arrives on this FIFO (`create` … `start`).
+    #[arg(long = "start-fifo")]
+    pub start_fifo: Option<PathBuf>,
+    /// An OCI container (not `do`): every catchable signal is forwarded
+    /// to its init.
+    #[arg(long)]
+    pub container: bool,
 }
 
 /// `rvisor gofer` (internal).

@@ -23,7 +23,14 @@ pub fn init(g: &Global, role: &str) {
             return;
         }
     }
-    let level = if g.debug { "debug" } else { "error" };
+    // The CLI prints its one error itself; the sentry and gofer log theirs.
+    let level = if g.debug {
+        "debug"
+    } else if role == "cli" {
+        "off"
+    } else {
+        "error"
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::new(level))

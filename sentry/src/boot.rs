@@ -71,6 +71,25 @@ pub struct BootConfig {
     /// The root is a memory overlay on the gofer's: writable, its changes
     /// kept in the sandbox's memory (`--overlay=memory`).
     pub overlay: bool,
+    /// Hold the program before its first instruction until this
+    /// descriptor (a FIFO's read end) gives a byte (`create`, `start`).
+    pub start_gate: Option<OwnedFd>,
+}
+
+/// Waits until `gate` gives a byte (`start` wrote it).
+fn wait_for_start(gate: &OwnedFd) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut b = [0u8; 1];
+    loop {
+        let mut fds = [PollFd::new(gate, PollFlags::IN)];
+        let _ = poll(&mut fds, None);
+        match rustix::io::read(gate, &mut b) {
+            Ok(1..) => return,
+            // No writer yet, or one that closed without writing.
+            Ok(0) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
 }
 
 /// A running sandbox.
@@ -241,9 +260,10 @@ const GOFER_SOURCE: MountSource = MountSource { fs_type: "gofer", source: "none"
 fn mounts(
     spec: &Spec,
     client: &Arc<GoferClient>,
-    memory: u64,
+    kernel: &Arc<Kernel>,
     overlay: bool,
 ) -> Result<Arc<MountNamespace>, BootError> {
+    let memory = kernel.mem_total();
     let err = |what: String| move |errno| BootError::Mount { what: what.clone(), errno };
     let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
     let root = client.attach(0).map_err(err("attach the root".into()))?;
@@ -256,12 +276,40 @@ fn mounts(
     } else {
         MountNamespace::new(root, if root_ro { mflags::RDONLY } else { 0 }, GOFER_SOURCE)
     };
+    // The sentry's own /dev, /proc and /sys first: a spec's mounts may go
+    // on them (a tmpfs on /dev/shm).
+    synthetic_mounts(&ns, kernel);
     let admin = Credentials::new(0, 0, vec![]);
     let mut binds = 0u32;
     for m in spec.mounts().clone().unwrap_or_default() {
         let dest = m.destination().to_string_lossy().into_owned();
         let opts = m.options().clone().unwrap_or_default();
+        let served = |d: &str| dest.trim_end_matches('/') == d;
         let (fs, flags, source) = match m.typ().as_deref() {
+            // What the sentry serves already where Linux's are mounted.
+            Some("proc") if served("/proc") => continue,
+            Some("sysfs") if served("/sys") => continue,
+            Some("devpts") if served("/dev/pts") => continue,
+            Some("tmpfs") if served("/dev") => continue,
+            Some("proc") => (
+                crate::fs::proc::new(kernel),
+                mflags::NOSUID | mflags::NODEV | mflags::NOEXEC,
+                MountSource::named("proc"),
+            ),
+            Some("sysfs") => (
+                crate::fs::sys::new(kernel),
+                mflags::RDONLY | mflags::NOSUID | mflags::NODEV | mflags::NOEXEC,
+                MountSource::named("sysfs"),
+            ),
+            Some("devpts") => {
+                (kernel.devpts.root(), mflags::NOSUID | mflags::NOEXEC, MountSource::named("devpts"))
+            }
+            // No POSIX message queues and no cgroup file system yet: the
+            // directories stay as they are (/sys/fs/cgroup is empty).
+            Some("mqueue" | "cgroup" | "cgroup2") => {
+                tracing::debug!("mount of type {:?} on {dest}: not served yet", m.typ());
+                continue;
+            }
             Some("bind") => {
                 binds += 1;
                 let ro = opts.iter().any(|x| x == "ro");
@@ -274,8 +322,7 @@ fn mounts(
                 (crate::fs::tmpfs::new(t.bytes, t.mode, t.owner), t.flags, MountSource::named("tmpfs"))
             }
             other => {
-                tracing::warn!("mount of type {other:?} on {dest}: not supported yet, skipped");
-                continue;
+                return Err(BootError::Spec(format!("mount of type {other:?} on {dest}: not supported")));
             }
         };
         let w = Walker { ns: &ns, root: ns.root(), creds: &admin, no_symlinks: false, beneath: None };
@@ -323,8 +370,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         return Err(BootError::Spec("process.args is empty".into()));
     }
     let client = GoferClient::new(cfg.gofer);
-    let ns = mounts(&cfg.spec, &client, kernel.mem_total(), cfg.overlay)?;
-    synthetic_mounts(&ns, &kernel);
+    let ns = mounts(&cfg.spec, &client, &kernel, cfg.overlay)?;
     let container = Container::new(&cfg.id, ns.clone());
     kernel.add_container(container.clone());
     let user = process.user();
@@ -416,9 +462,13 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         comm: view_comm,
     });
     let platform = cfg.platform.clone();
+    let gate = cfg.start_gate;
     std::thread::Builder::new()
         .name(format!("task-{tgid}"))
         .spawn(move || {
+            if let Some(g) = gate {
+                wait_for_start(&g);
+            }
             let ctx = match platform.new_context() {
                 Ok(c) => c,
                 Err(e) => {

@@ -3,7 +3,9 @@
 //! the container's status (dying by the same signal if its init was
 //! killed by one).
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -41,16 +43,21 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     }
     // Before any thread exists: signals for the sandbox are read from a
     // signalfd; SIGPIPE stays blocked so host writes fail with EPIPE.
+    let forwarded: Vec<Signal> = if a.container {
+        super::FORWARDED.iter().chain(super::CONTAINER_FORWARDED.iter()).copied().collect()
+    } else {
+        super::FORWARDED.to_vec()
+    };
     let mut mask = SigSet::empty();
-    for s in super::FORWARDED {
-        mask.add(s);
+    for s in &forwarded {
+        mask.add(*s);
     }
     mask.add(Signal::SIGPIPE);
     mask.add(Signal::SIGWINCH);
     mask.thread_block()?;
     let mut fwd = SigSet::empty();
-    for s in super::FORWARDED {
-        fwd.add(s);
+    for s in &forwarded {
+        fwd.add(*s);
     }
     fwd.add(Signal::SIGWINCH);
     let sigfd = SignalFd::new(&fwd)?;
@@ -60,6 +67,18 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let spec: Spec = serde_json::from_str(&spec_json).context("spec")?;
     let gofer = adopt_fds(&a.gofer_fds)?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    let mut ready = a.ready_fd.map(adopt_fd).transpose()?.map(std::fs::File::from);
+    // The start FIFO is opened now: the sentry opens no path later.
+    let start_gate = match &a.start_fifo {
+        Some(p) => Some(OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(p)
+                .with_context(|| format!("{}", p.display()))?,
+        )),
+        None => None,
+    };
     // Everything from the host's file system is read now: then the root
     // becomes an empty directory, before any thread exists.
     rvisor_platform::ptrace::prepare().context("ptrace platform")?;
@@ -90,7 +109,8 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
         platform,
         options,
         memory_size: MEMORY_FILE_SIZE,
-        overlay: match g.overlay.as_str() {
+        start_gate,
+        overlay: match g.overlay.as_deref().unwrap_or("memory") {
             "memory" => true,
             "none" => false,
             o => anyhow::bail!("--overlay must be memory or none, got {o}"),
@@ -99,11 +119,22 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let sandbox = match boot(cfg) {
         Ok(s) => Arc::new(s),
         Err(BootError::Exec { path, errno }) => {
+            if let Some(r) = &mut ready {
+                let _ = writeln!(r, "exec {path}: {}", errno.description());
+            }
             eprintln!("rvisor: {path}: {}", errno.description());
             return Ok(if errno == Errno::ENOENT { 127 } else { 126 });
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            if let Some(r) = &mut ready {
+                let _ = writeln!(r, "{e}");
+            }
+            return Err(e.into());
+        }
     };
+    if let Some(mut r) = ready.take() {
+        let _ = r.write_all(b"ok\n");
+    }
     let s = sandbox.clone();
     std::thread::Builder::new().name("host-signals".into()).spawn(move || {
         while let Ok(Some(info)) = sigfd.read_signal() {

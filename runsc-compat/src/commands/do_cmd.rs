@@ -226,8 +226,9 @@ pub fn spawn_gofer(g: &Global, spec: &Spec, ends: &[OwnedFd]) -> anyhow::Result<
     Ok(child)
 }
 
-/// Global flags the sentry needs too.
-pub fn sentry_flags(g: &Global) -> Vec<String> {
+/// Global flags the sentry needs too (`overlay`: the overlay unless
+/// `--overlay` says otherwise).
+pub fn sentry_flags(g: &Global, overlay: &str) -> Vec<String> {
     let mut v = vec![format!("--platform={}", "ptrace")];
     if g.strace {
         v.push("--strace".into());
@@ -238,7 +239,7 @@ pub fn sentry_flags(g: &Global) -> Vec<String> {
     if g.no_vdso {
         v.push("--no-vdso".into());
     }
-    v.push(format!("--overlay={}", g.overlay));
+    v.push(format!("--overlay={}", g.overlay.as_deref().unwrap_or(overlay)));
     if let Some(d) = &g.debug_log {
         v.push(format!("--debug-log={}", d.display()));
     }
@@ -334,7 +335,7 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
     }
     let self_exe = std::env::current_exe().context("current_exe")?;
     let mut cmd = Command::new(self_exe);
-    cmd.args(sentry_flags(g))
+    cmd.args(sentry_flags(g, "memory"))
         .arg("boot")
         .arg(format!("--spec-fd={}", spec_fd.as_raw_fd()))
         .arg(format!("--gofer-fds={}", fd_list(&sentry_ends)))

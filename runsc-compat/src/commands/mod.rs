@@ -4,6 +4,7 @@ pub mod boot;
 pub mod confine;
 pub mod do_cmd;
 pub mod gofer;
+pub mod oci;
 
 use std::os::fd::OwnedFd;
 
@@ -12,6 +13,17 @@ use std::os::fd::OwnedFd;
 pub const FORWARDED: [nix::sys::signal::Signal; 6] = {
     use nix::sys::signal::Signal::*;
     [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
+};
+
+/// Signals an OCI container's init gets besides [`FORWARDED`] (`kill`
+/// sends them to the sentry; `SIGKILL` and `SIGSTOP` act on the sentry
+/// itself, the fault signals stay the sentry's own).
+pub const CONTAINER_FORWARDED: [nix::sys::signal::Signal; 13] = {
+    use nix::sys::signal::Signal::*;
+    [
+        SIGALRM, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,
+        SIGPWR, SIGSTKFLT,
+    ]
 };
 
 /// Takes ownership of the comma-separated descriptors in `list`.

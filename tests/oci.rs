@@ -1,0 +1,269 @@
+//! The OCI lifecycle (issue 11) on bundles made from busybox: every case
+//! runs against runc and against rvisor with the same expectations.
+//! Each runtime gets its own `--root` under a scratch directory; after the
+//! suite no container process or state directory is left.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rvisor_tests::{is_root, rvisor_bin, shell_code};
+use serde_json::Value;
+
+struct Runtime {
+    name: &'static str,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+impl Runtime {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        rvisor_tests::output_within(&mut self.cmd(args), rvisor_tests::RUN_LIMIT)
+    }
+
+    /// For verbs whose container outlives them (`create`, `run
+    /// --detach`): its output goes to a file (a pipe would stay open as
+    /// long as the container), and only the exit status is kept.
+    fn run_detached(&self, args: &[&str], log: &Path) -> Output {
+        let out = std::fs::File::create(log).expect("log");
+        let err = out.try_clone().expect("log");
+        let mut child = self.cmd(args).stdout(out).stderr(err).spawn().expect("spawn");
+        let end = Instant::now() + rvisor_tests::RUN_LIMIT;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                break child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output { status, stdout: Vec::new(), stderr: std::fs::read(log).unwrap_or_default() }
+    }
+
+    fn state(&self, id: &str) -> Option<Value> {
+        let o = self.run(&["state", id]);
+        o.status.success().then(|| serde_json::from_slice(&o.stdout).ok()).flatten()
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.state(id).and_then(|v| v["status"].as_str().map(str::to_string)).unwrap_or_else(|| "gone".into())
+    }
+
+    /// Waits (at most 10 s) for `id` to reach `want`.
+    fn wait_status(&self, id: &str, want: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.status(id);
+            if s == want || Instant::now() > end {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A bundle whose rootfs is busybox and its applets, with `args` as the
+/// process and the spec `runc spec` writes otherwise (read-only root).
+fn bundle(dir: &Path, args: &[&str], edit: impl Fn(&mut Value)) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("rootfs");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox");
+    for a in ["sh", "echo", "sleep", "cat", "ls", "touch", "kill", "true"] {
+        std::os::unix::fs::symlink("busybox", bin.join(a)).expect("applet");
+    }
+    let o = Command::new("runc").arg("spec").current_dir(dir).output().expect("runc spec");
+    assert!(o.status.success(), "runc spec: {o:?}");
+    let path = dir.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).expect("config")).expect("json");
+    v["process"]["terminal"] = Value::Bool(false);
+    v["process"]["args"] = args.iter().map(|a| Value::String((*a).into())).collect();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).expect("json")).expect("write config");
+    dir.to_path_buf()
+}
+
+fn runtimes(scratch: &Path) -> Vec<Runtime> {
+    vec![
+        Runtime { name: "runc", bin: "runc".into(), root: scratch.join("root-runc") },
+        Runtime { name: "rvisor", bin: rvisor_bin(), root: scratch.join("root-rvisor") },
+    ]
+}
+
+fn check(failures: &mut Vec<String>, rt: &Runtime, what: &str, ok: bool, detail: impl std::fmt::Debug) {
+    if !ok {
+        failures.push(format!("{}: {what}: {detail:?}", rt.name));
+    }
+}
+
+fn pid_alive(pid: i64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[test]
+fn lifecycle_runc_vs_rvisor() {
+    if !is_root() || Command::new("runc").arg("--version").output().is_err() {
+        println!("skip: needs root and runc");
+        return;
+    }
+    let scratch = std::env::temp_dir().join(format!("rvisor-oci-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let mut failures = Vec::new();
+    let mut pids = Vec::new();
+    for rt in runtimes(&scratch) {
+        let b = bundle(
+            &scratch.join(format!("b-{}", rt.name)),
+            &["sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo started; while true; do sleep 0.1; done"],
+            |_| {},
+        );
+        let bs = b.to_str().expect("utf-8");
+        let pid_file = scratch.join(format!("{}.pid", rt.name));
+        // create: created, the pid file names the state's pid; start.
+        let log = scratch.join(format!("{}.log", rt.name));
+        let o = rt.run_detached(
+            &["create", "--bundle", bs, "--pid-file", pid_file.to_str().expect("utf-8"), "c1"],
+            &log,
+        );
+        check(&mut failures, &rt, "create", o.status.success(), &o);
+        let st = rt.state("c1").unwrap_or_default();
+        check(&mut failures, &rt, "state after create", st["status"] == "created", &st);
+        check(
+            &mut failures,
+            &rt,
+            "state fields",
+            st["id"] == "c1" && st["bundle"] == bs && st["ociVersion"].is_string(),
+            &st,
+        );
+        let pid = std::fs::read_to_string(&pid_file).unwrap_or_default().trim().parse::<i64>().unwrap_or(-1);
+        check(&mut failures, &rt, "pid file", pid > 0 && st["pid"].as_i64() == Some(pid), (pid, &st["pid"]));
+        pids.push(pid);
+        let o = rt.run_detached(&["create", "--bundle", bs, "c1"], &log);
+        check(&mut failures, &rt, "create of an existing id fails", !o.status.success(), &o);
+        let o = rt.run(&["start", "c1"]);
+        check(&mut failures, &rt, "start", o.status.success(), &o);
+        check(&mut failures, &rt, "running", rt.status("c1") == "running", rt.status("c1"));
+        let o = rt.run(&["start", "c1"]);
+        check(&mut failures, &rt, "start twice fails", !o.status.success(), &o);
+        let o = rt.run(&["delete", "c1"]);
+        check(&mut failures, &rt, "delete of a running container fails", !o.status.success(), &o);
+        let l = rt.run(&["list", "-q"]);
+        check(&mut failures, &rt, "list -q", String::from_utf8_lossy(&l.stdout).trim() == "c1", &l);
+        // kill: the signal reaches the init, which exits.
+        std::thread::sleep(Duration::from_millis(300));
+        let o = rt.run(&["kill", "c1", "TERM"]);
+        check(&mut failures, &rt, "kill", o.status.success(), &o);
+        let s = rt.wait_status("c1", "stopped");
+        check(&mut failures, &rt, "stopped after kill", s == "stopped", s);
+        let o = rt.run(&["kill", "c1", "KILL"]);
+        check(&mut failures, &rt, "kill of a stopped container fails", !o.status.success(), &o);
+        let o = rt.run(&["delete", "c1"]);
+        check(&mut failures, &rt, "delete", o.status.success(), &o);
+        check(&mut failures, &rt, "gone after delete", rt.state("c1").is_none(), "state still answers");
+        let o = rt.run(&["state", "nosuch"]);
+        check(&mut failures, &rt, "state of an unknown id fails", !o.status.success(), &o);
+
+        // delete --force of a running container leaves no process.
+        rt.run_detached(&["run", "--detach", "--bundle", bs, "c2"], &log);
+        let pid2 = rt.state("c2").and_then(|v| v["pid"].as_i64()).unwrap_or(-1);
+        pids.push(pid2);
+        check(&mut failures, &rt, "run --detach", rt.status("c2") == "running", rt.status("c2"));
+        let o = rt.run(&["delete", "--force", "c2"]);
+        check(&mut failures, &rt, "delete --force", o.status.success() && rt.state("c2").is_none(), &o);
+
+        // run: exit codes and death by a signal.
+        let b = bundle(&scratch.join(format!("e-{}", rt.name)), &["sh", "-c", "echo out; exit 3"], |_| {});
+        let o = rt.run(&["run", "--bundle", b.to_str().expect("utf-8"), "c3"]);
+        check(&mut failures, &rt, "run exit 3", shell_code(&o) == 3 && o.stdout == b"out\n", &o);
+        // (The container's init is not killed by its own SIGKILL on Linux:
+        // a child of it is.)
+        let b = bundle(
+            &scratch.join(format!("k-{}", rt.name)),
+            &["sh", "-c", "sh -c 'kill -9 $$'; exit $?"],
+            |_| {},
+        );
+        let o = rt.run(&["run", "--bundle", b.to_str().expect("utf-8"), "c4"]);
+        check(&mut failures, &rt, "run: a child killed by SIGKILL: 137", shell_code(&o) == 137, &o);
+        check(
+            &mut failures,
+            &rt,
+            "run leaves no state",
+            rt.state("c3").is_none() && rt.state("c4").is_none(),
+            "",
+        );
+
+        // A read-only root, a read-write bind mount and a tmpfs.
+        let data = scratch.join(format!("data-{}", rt.name));
+        std::fs::create_dir_all(&data).expect("data");
+        let ds = data.to_str().expect("utf-8").to_string();
+        let b = bundle(
+            &scratch.join(format!("m-{}", rt.name)),
+            &["sh", "-c", "touch /ro 2>/dev/null && echo root-writable; echo hi > /data/f && echo bind-ok; echo t > /scratch/t && cat /scratch/t"],
+            |v| {
+                let mounts = v["mounts"].as_array_mut().expect("mounts");
+                mounts.push(serde_json::json!({"destination": "/data", "type": "bind", "source": ds, "options": ["rbind", "rw"]}));
+                mounts.push(serde_json::json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
+            },
+        );
+        let o = rt.run(&["run", "--bundle", b.to_str().expect("utf-8"), "c5"]);
+        check(&mut failures, &rt, "mounts", o.stdout == b"bind-ok\nt\n" && shell_code(&o) == 0, &o);
+        check(
+            &mut failures,
+            &rt,
+            "bind write reaches the host",
+            std::fs::read(data.join("f")).unwrap_or_default() == b"hi\n",
+            "",
+        );
+
+        // A malformed config.json.
+        let bad = scratch.join(format!("bad-{}", rt.name));
+        std::fs::create_dir_all(&bad).expect("bad");
+        std::fs::write(bad.join("config.json"), "{ not json").expect("write");
+        let o = rt.run_detached(&["create", "--bundle", bad.to_str().expect("utf-8"), "c6"], &log);
+        check(
+            &mut failures,
+            &rt,
+            "malformed config.json fails",
+            !o.status.success() && rt.state("c6").is_none(),
+            &o,
+        );
+
+        // features parses.
+        let o = rt.run(&["features"]);
+        let f: Option<Value> = serde_json::from_slice(&o.stdout).ok();
+        check(&mut failures, &rt, "features", f.is_some_and(|f| f["ociVersionMax"].is_string()), &o);
+
+        // Nothing is left in the state directory.
+        let left: Vec<_> = std::fs::read_dir(&rt.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        check(&mut failures, &rt, "no state left", left.is_empty(), left);
+    }
+    // `spec` writes a config.json rvisor can boot.
+    let sdir = scratch.join("spec");
+    std::fs::create_dir_all(&sdir).expect("spec dir");
+    let o = Command::new(rvisor_bin()).args(["spec", "--bundle"]).arg(&sdir).output().expect("spec");
+    let ok = o.status.success()
+        && serde_json::from_slice::<Value>(&std::fs::read(sdir.join("config.json")).unwrap_or_default())
+            .is_ok_and(|v| v["process"]["args"].is_array() && v["root"]["path"] == "rootfs");
+    if !ok {
+        failures.push(format!("rvisor spec: {o:?}"));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for p in pids {
+        if p > 0 && pid_alive(p) {
+            failures.push(format!("container process {p} still alive"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

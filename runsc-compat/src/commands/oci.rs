@@ -241,7 +241,11 @@ fn launch(
     }
     std::fs::create_dir_all(&g.root).with_context(|| format!("--root {}", g.root.display()))?;
     match std::fs::create_dir(&dir) {
-        Ok(()) => {}
+        Ok(()) => {
+            use std::os::unix::fs::PermissionsExt;
+            // Only the runtime's user may start or inspect it (runc: 0711).
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!("container with id exists: {id}"),
         Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
     }

@@ -120,6 +120,7 @@ fn lifecycle_runc_vs_rvisor() {
     std::fs::create_dir_all(&scratch).expect("scratch");
     let mut failures = Vec::new();
     let mut pids = Vec::new();
+    let mut hooks_seen = Vec::new();
     for rt in runtimes(&scratch) {
         let b = bundle(
             &scratch.join(format!("b-{}", rt.name)),
@@ -237,6 +238,44 @@ fn lifecycle_runc_vs_rvisor() {
             &o,
         );
 
+        // Hooks run in order, on the host, with the state on stdin.
+        let hook_log = scratch.join(format!("hooks-{}", rt.name));
+        let hl = hook_log.to_str().expect("utf-8").to_string();
+        let b = bundle(&scratch.join(format!("h-{}", rt.name)), &["true"], |v| {
+            let hook = |name: &str| {
+                serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
+                    format!("s=$(cat); case \"$s\" in *'\"id\":\"h1\"'*) id=ok;; *) id=bad;; esac; \
+                     st=$(printf '%s' \"$s\" | sed 's/.*\"status\":\"\\([a-z]*\\)\".*/\\1/'); echo {name} $id $st >> {hl}")],
+                    "timeout": 10})
+            };
+            v["hooks"] = serde_json::json!({
+                "prestart": [hook("prestart")],
+                "createRuntime": [hook("createRuntime")],
+                "createContainer": [hook("createContainer")],
+                "startContainer": [hook("startContainer")],
+                "poststart": [hook("poststart")],
+                "poststop": [hook("poststop")],
+            });
+        });
+        let bs = b.to_str().expect("utf-8");
+        rt.run_detached(&["create", "--bundle", bs, "h1"], &log);
+        rt.run(&["start", "h1"]);
+        rt.wait_status("h1", "stopped");
+        rt.run(&["delete", "h1"]);
+        hooks_seen.push((rt.name, std::fs::read_to_string(&hook_log).unwrap_or_default()));
+        // A failing create hook fails create and leaves nothing.
+        let b = bundle(&scratch.join(format!("hf-{}", rt.name)), &["true"], |v| {
+            v["hooks"] = serde_json::json!({"createRuntime": [{"path": "/bin/false", "args": ["false"]}]});
+        });
+        let o = rt.run_detached(&["create", "--bundle", b.to_str().expect("utf-8"), "h2"], &log);
+        check(
+            &mut failures,
+            &rt,
+            "failing hook fails create",
+            !o.status.success() && rt.state("h2").is_none(),
+            &o,
+        );
+
         // features parses.
         let o = rt.run(&["features"]);
         let f: Option<Value> = serde_json::from_slice(&o.stdout).ok();
@@ -247,6 +286,20 @@ fn lifecycle_runc_vs_rvisor() {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         check(&mut failures, &rt, "no state left", left.is_empty(), left);
+    }
+    println!("hooks: {hooks_seen:?}");
+    // startContainer runs in the container's namespaces under runc (its
+    // log line lands in the container) and on the host under rvisor.
+    let host_side =
+        |h: &str| h.lines().filter(|l| !l.starts_with("startContainer")).collect::<Vec<_>>().join("\n");
+    if hooks_seen.len() == 2 && host_side(&hooks_seen[0].1) != host_side(&hooks_seen[1].1) {
+        failures.push(format!("hooks differ: {hooks_seen:?}"));
+    }
+    if hooks_seen.get(1).is_some_and(|(_, h)| !h.contains("startContainer ok created")) {
+        failures.push(format!("rvisor's startContainer hook: {hooks_seen:?}"));
+    }
+    if hooks_seen.first().is_some_and(|(_, h)| h.lines().count() != 5) {
+        failures.push(format!("runc ran {:?}", hooks_seen[0]));
     }
     // `spec` writes a config.json rvisor can boot.
     let sdir = scratch.join("spec");

@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use oci_spec::runtime::Spec;
@@ -112,6 +113,77 @@ impl Saved {
             "owner": "",
         })
     }
+}
+
+/// Which hooks.
+#[derive(Clone, Copy, Debug)]
+enum HookKind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+/// Runs the spec's hooks of `kind` in order, on the host, each with the
+/// container's state on its standard input (with `status`) and killed
+/// after its timeout; the first failure is the error.
+fn run_hooks(spec: &Spec, kind: HookKind, state: &Value, status: &str) -> anyhow::Result<()> {
+    let Some(h) = spec.hooks() else { return Ok(()) };
+    let list = match kind {
+        HookKind::Prestart => h.prestart(),
+        HookKind::CreateRuntime => h.create_runtime(),
+        HookKind::CreateContainer => h.create_container(),
+        HookKind::StartContainer => h.start_container(),
+        HookKind::Poststart => h.poststart(),
+        HookKind::Poststop => h.poststop(),
+    };
+    let mut state = state.clone();
+    state["status"] = Value::String(status.into());
+    let input = serde_json::to_vec(&state)?;
+    for hook in list.iter().flatten() {
+        let path = hook.path();
+        let args = hook.args().clone().unwrap_or_default();
+        let mut cmd = Command::new(path);
+        if let Some(a0) = args.first() {
+            cmd.arg0(a0);
+        }
+        cmd.args(args.iter().skip(1)).env_clear();
+        for e in hook.env().iter().flatten() {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().with_context(|| format!("{kind:?} hook {}", path.display()))?;
+        if let Some(mut i) = child.stdin.take() {
+            // A hook that does not read its input may close it: no error.
+            let _ = i.write_all(&input);
+        }
+        let limit = hook.timeout().filter(|&t| t > 0).map(|t| Duration::from_secs(t.unsigned_abs()));
+        let end = limit.map(|l| Instant::now() + l);
+        let status = loop {
+            if let Some(s) = child.try_wait()? {
+                break s;
+            }
+            if end.is_some_and(|e| Instant::now() > e) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{kind:?} hook {}: timed out", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if !status.success() {
+            bail!("{kind:?} hook {}: {status}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The spec `create` saved in the container's directory.
+fn saved_spec(dir: &Path) -> Option<Spec> {
+    Spec::load(dir.join("config.json")).ok()
 }
 
 fn load(g: &Global, id: &str) -> anyhow::Result<(PathBuf, Saved)> {
@@ -324,6 +396,21 @@ fn launch(
         annotations: spec.annotations().as_ref().map_or(json!({}), |a| json!(a)),
     };
     saved.save(&dir).map_err(cleanup)?;
+    let _ = std::fs::write(dir.join("config.json"), serde_json::to_vec(&spec).unwrap_or_default());
+    // The create hooks, on the host: the sandbox exists, its program has
+    // not run. A failure destroys the container.
+    let st = saved.state();
+    for (kind, status) in [
+        (HookKind::Prestart, "creating"),
+        (HookKind::CreateRuntime, "creating"),
+        (HookKind::CreateContainer, "creating"),
+    ] {
+        if let Err(e) = run_hooks(&spec, kind, &st, status) {
+            kill_and_wait(&saved);
+            let _ = gofer.kill();
+            return Err(cleanup(e));
+        }
+    }
     if let Some(p) = pid_file {
         // Written whole or not at all, as runc does.
         let tmp = p.with_extension("rvisor-tmp");
@@ -351,6 +438,10 @@ fn do_start(dir: &Path, s: &mut Saved) -> anyhow::Result<()> {
         "running" => bail!("cannot start an already running container"),
         _ => bail!("cannot start a container that has stopped"),
     }
+    let spec = saved_spec(dir);
+    if let Some(spec) = &spec {
+        run_hooks(spec, HookKind::StartContainer, &s.state(), "created")?;
+    }
     let f = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -359,6 +450,13 @@ fn do_start(dir: &Path, s: &mut Saved) -> anyhow::Result<()> {
     (&f).write_all(b"s").context("start.fifo")?;
     s.started = true;
     s.save(dir)?;
+    if let Some(spec) = &spec {
+        // A poststart failure is reported; the container keeps running.
+        // (runc hands poststart hooks a "created" state.)
+        if let Err(e) = run_hooks(spec, HookKind::Poststart, &s.state(), "created") {
+            eprintln!("rvisor: {e:#}");
+        }
+    }
     Ok(())
 }
 
@@ -425,7 +523,13 @@ pub fn delete(g: &Global, a: &DeleteArgs) -> anyhow::Result<i32> {
         "stopped" => {}
         _ => kill_and_wait(&s),
     }
+    let spec = saved_spec(&dir);
     std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    if let Some(spec) = spec {
+        if let Err(e) = run_hooks(&spec, HookKind::Poststop, &s.state(), "stopped") {
+            eprintln!("rvisor: {e:#}");
+        }
+    }
     Ok(0)
 }
 
@@ -441,9 +545,34 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         std::mem::forget(l.child);
         return Ok(0);
     }
-    let mut l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), false)?;
+    let mut l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), true)?;
+    // Signals sent to `run` go to the container's init, as runc forwards
+    // them.
+    use nix::sys::signal::{SigSet, Signal};
+    let mut mask = SigSet::empty();
+    for sig in super::FORWARDED.iter().chain(super::CONTAINER_FORWARDED.iter()) {
+        mask.add(*sig);
+    }
+    mask.thread_block()?;
+    let sigfd = nix::sys::signalfd::SignalFd::new(&mask)?;
+    let pid = nix::unistd::Pid::from_raw(l.saved.pid);
+    std::thread::spawn(move || {
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            if let Ok(sig) = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+        }
+    });
+    // Started as `start` starts it (its hooks run), then waited for.
+    do_start(&l.dir, &mut l.saved)?;
     let status = l.child.wait()?;
+    let spec = saved_spec(&l.dir);
     let _ = std::fs::remove_dir_all(&l.dir);
+    if let Some(spec) = spec {
+        if let Err(e) = run_hooks(&spec, HookKind::Poststop, &l.saved.state(), "stopped") {
+            eprintln!("rvisor: {e:#}");
+        }
+    }
     use std::os::unix::process::ExitStatusExt;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

@@ -225,6 +225,62 @@ fn lifecycle_runc_vs_rvisor() {
             "",
         );
 
+        // Memory and pids limits in the host cgroup (rvisor's with headroom
+        // for the sentry's threads and stubs), gone after delete.
+        let cg = format!("rvisor-oci-test-{}/{}", std::process::id(), rt.name);
+        let cgs = format!("/{cg}");
+        let b = bundle(&scratch.join(format!("cg-{}", rt.name)), &["sleep", "30"], |v| {
+            v["linux"]["cgroupsPath"] = Value::String(cgs.clone());
+            v["linux"]["resources"]["memory"] = serde_json::json!({"limit": 67_108_864});
+            v["linux"]["resources"]["pids"] = serde_json::json!({"limit": 20});
+        });
+        let o = rt.run_detached(&["create", "--bundle", b.to_str().expect("utf-8"), "g1"], &log);
+        check(&mut failures, &rt, "create with limits", o.status.success(), &o);
+        // cgroup v1 (one tree per controller) or v2 (one tree).
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let dir_of = |ctrl: &str| {
+            if v2 {
+                format!("/sys/fs/cgroup/{cg}")
+            } else {
+                format!("/sys/fs/cgroup/{ctrl}/{cg}")
+            }
+        };
+        let read = |ctrl: &str, file: &str| {
+            std::fs::read_to_string(format!("{}/{file}", dir_of(ctrl))).unwrap_or_default().trim().to_string()
+        };
+        let mem = read("memory", if v2 { "memory.max" } else { "memory.limit_in_bytes" });
+        let pids = read("pids", "pids.max");
+        let want = if rt.name == "runc" { ("67108864", "20") } else { ("134217728", "104") };
+        check(
+            &mut failures,
+            &rt,
+            "limits in the host cgroup",
+            (mem.as_str(), pids.as_str()) == want,
+            (&mem, &pids),
+        );
+        let procs = read("pids", "cgroup.procs");
+        check(&mut failures, &rt, "the container's processes are in it", !procs.is_empty(), &procs);
+        rt.run(&["delete", "--force", "g1"]);
+        let gone = !Path::new(&dir_of("memory")).exists() && !Path::new(&dir_of("pids")).exists();
+        check(&mut failures, &rt, "cgroup gone after delete", gone, &cg);
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/rvisor-oci-test-{}", std::process::id()));
+        for c in [
+            "memory",
+            "pids",
+            "cpu",
+            "cpuacct",
+            "freezer",
+            "devices",
+            "blkio",
+            "cpuset",
+            "systemd",
+            "net_cls",
+            "perf_event",
+            "hugetlb",
+        ] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/rvisor-oci-test-{}", std::process::id()));
+        }
+
         // A malformed config.json.
         let bad = scratch.join(format!("bad-{}", rt.name));
         std::fs::create_dir_all(&bad).expect("bad");

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod boot;
+pub mod cgroup;
 pub mod confine;
 pub mod do_cmd;
 pub mod gofer;

@@ -48,6 +48,8 @@ struct Saved {
     /// The sentry's start time (`/proc/PID/stat` field 22): a recycled pid
     /// is not the container.
     pid_start: u64,
+    /// The sandbox's host cgroup (relative to each hierarchy's root).
+    cgroup: String,
     created: String,
     started: bool,
     annotations: Value,
@@ -61,6 +63,7 @@ impl Saved {
             "rootfs": self.rootfs,
             "pid": self.pid,
             "pid_start": self.pid_start,
+            "cgroup": self.cgroup,
             "created": self.created,
             "started": self.started,
             "annotations": self.annotations,
@@ -74,6 +77,7 @@ impl Saved {
             rootfs: PathBuf::from(v["rootfs"].as_str()?),
             pid: i32::try_from(v["pid"].as_i64()?).ok()?,
             pid_start: v["pid_start"].as_u64()?,
+            cgroup: v["cgroup"].as_str().unwrap_or_default().to_string(),
             created: v["created"].as_str()?.to_string(),
             started: v["started"].as_bool()?,
             annotations: v["annotations"].clone(),
@@ -321,10 +325,15 @@ fn launch(
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!("container with id exists: {id}"),
         Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
     }
+    let cg = super::cgroup::path_of(&spec, id);
     let cleanup = |e: anyhow::Error| {
         let _ = std::fs::remove_dir_all(&dir);
+        super::cgroup::remove(&cg);
         e
     };
+    super::cgroup::create(&spec, &cg).map_err(cleanup)?;
+    // The gofer, the sentry and its stubs are born in the cgroup.
+    let back_out = Leave(super::cgroup::enter(&cg).map_err(cleanup)?);
     let fifo = dir.join("start.fifo");
     if hold {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -371,6 +380,7 @@ fn launch(
         }
     };
     drop((spec_fd, ready_w, sentry_ends));
+    drop(back_out);
     // The sentry says "ok" once the program is loaded, or why it is not.
     let mut msg = String::new();
     let _ = std::fs::File::from(ready_r).read_to_string(&mut msg);
@@ -391,6 +401,7 @@ fn launch(
         rootfs,
         pid,
         pid_start: proc_start(pid).unwrap_or(0),
+        cgroup: cg.clone(),
         created: now_rfc3339(),
         started: !hold,
         annotations: spec.annotations().as_ref().map_or(json!({}), |a| json!(a)),
@@ -419,6 +430,15 @@ fn launch(
             .map_err(|e| cleanup(e.into()))?;
     }
     Ok(Launched { child, saved, dir })
+}
+
+/// Moves this process back out of the container's cgroup when dropped.
+struct Leave(Vec<(PathBuf, String)>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        super::cgroup::leave(&self.0);
+    }
 }
 
 /// `rvisor create`.
@@ -525,6 +545,9 @@ pub fn delete(g: &Global, a: &DeleteArgs) -> anyhow::Result<i32> {
     }
     let spec = saved_spec(&dir);
     std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    if !s.cgroup.is_empty() {
+        super::cgroup::remove(&s.cgroup);
+    }
     if let Some(spec) = spec {
         if let Err(e) = run_hooks(&spec, HookKind::Poststop, &s.state(), "stopped") {
             eprintln!("rvisor: {e:#}");
@@ -568,6 +591,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
     let status = l.child.wait()?;
     let spec = saved_spec(&l.dir);
     let _ = std::fs::remove_dir_all(&l.dir);
+    super::cgroup::remove(&l.saved.cgroup);
     if let Some(spec) = spec {
         if let Err(e) = run_hooks(&spec, HookKind::Poststop, &l.saved.state(), "stopped") {
             eprintln!("rvisor: {e:#}");

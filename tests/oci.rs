@@ -373,6 +373,23 @@ fn lifecycle_runc_vs_rvisor() {
             failures.push(format!("container process {p} still alive"));
         }
     }
+    // The test's cgroup parents (runc leaves its own in every hierarchy).
+    let parent = format!("rvisor-oci-test-{}", std::process::id());
+    for _ in 0..50 {
+        let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|d| d.flatten().map(|e| e.path().join(&parent)).filter(|p| p.exists()).collect())
+            .unwrap_or_default();
+        if left.is_empty() {
+            break;
+        }
+        for p in left {
+            for child in ["runc", "rvisor"] {
+                let _ = std::fs::remove_dir(p.join(child));
+            }
+            let _ = std::fs::remove_dir(&p);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

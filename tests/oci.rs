@@ -159,6 +159,40 @@ fn lifecycle_runc_vs_rvisor() {
         check(&mut failures, &rt, "delete of a running container fails", !o.status.success(), &o);
         let l = rt.run(&["list", "-q"]);
         check(&mut failures, &rt, "list -q", String::from_utf8_lossy(&l.stdout).trim() == "c1", &l);
+        // pause and resume; ps; events --stats; update.
+        let o = rt.run(&["pause", "c1"]);
+        check(
+            &mut failures,
+            &rt,
+            "pause",
+            o.status.success() && rt.status("c1") == "paused",
+            (&o, rt.status("c1")),
+        );
+        let o = rt.run(&["resume", "c1"]);
+        check(
+            &mut failures,
+            &rt,
+            "resume",
+            o.status.success() && rt.status("c1") == "running",
+            (&o, rt.status("c1")),
+        );
+        let o = rt.run(&["ps", "--format", "json", "c1"]);
+        let ps: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        check(&mut failures, &rt, "ps --format json has the init", ps.contains(&pid), (&ps, pid));
+        let o = rt.run(&["events", "--stats", "c1"]);
+        let ev: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        check(
+            &mut failures,
+            &rt,
+            "events --stats",
+            ev["type"] == "stats"
+                && ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0
+                && ev["data"]["pids"]["current"].as_u64().unwrap_or(0) > 0,
+            &ev,
+        );
+        let o = rt.run(&["update", "--pids-limit", "50", "c1"]);
+        check(&mut failures, &rt, "update", o.status.success(), &o);
+
         // kill: the signal reaches the init, which exits.
         std::thread::sleep(Duration::from_millis(300));
         let o = rt.run(&["kill", "c1", "TERM"]);

@@ -96,6 +96,67 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the OCI features document.
     Features,
+    /// Freeze a container.
+    Pause(IdArgs),
+    /// Thaw a paused container.
+    Resume(IdArgs),
+    /// List a container's host processes.
+    Ps(PsArgs),
+    /// Print a container's resource usage.
+    Events(EventsArgs),
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
+}
+
+/// `rvisor ps`.
+#[derive(Clone, Debug, Args)]
+pub struct PsArgs {
+    /// table or json.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    /// The container.
+    pub id: String,
+    /// `ps` options (accepted; the table is `ps -ef`'s).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `rvisor events`.
+#[derive(Clone, Debug, Args)]
+pub struct EventsArgs {
+    /// Print the stats once.
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print them.
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// The container.
+    pub id: String,
+}
+
+/// `rvisor update`.
+#[derive(Clone, Debug, Args)]
+pub struct UpdateArgs {
+    /// A LinuxResources JSON file, or - for standard input.
+    #[arg(long, short = 'r')]
+    pub resources: Option<String>,
+    /// Memory limit in bytes.
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// Most tasks.
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// CPU quota per period (µs).
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU period (µs).
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU shares.
+    #[arg(long = "cpu-share")]
+    pub cpu_shares: Option<u64>,
+    /// The container.
+    pub id: String,
 }
 
 /// A container id.
@@ -219,6 +280,11 @@ impl Command {
             Command::List(_) => "list",
             Command::Spec(_) => "spec",
             Command::Features => "features",
+            Command::Pause(_) => "pause",
+            Command::Resume(_) => "resume",
+            Command::Ps(_) => "ps",
+            Command::Events(_) => "events",
+            Command::Update(_) => "update",
         }
     }
 }

@@ -43,6 +43,11 @@ pub fn run(cli: cli::Cli) -> i32 {
         cli::Command::List(a) => commands::oci::list(&cli.global, a),
         cli::Command::Spec(a) => commands::oci::spec(&cli.global, a),
         cli::Command::Features => commands::oci::features(&cli.global),
+        cli::Command::Pause(a) => commands::oci::pause(&cli.global, a),
+        cli::Command::Resume(a) => commands::oci::resume(&cli.global, a),
+        cli::Command::Ps(a) => commands::oci::ps(&cli.global, a),
+        cli::Command::Events(a) => commands::oci::events(&cli.global, a),
+        cli::Command::Update(a) => commands::oci::update(&cli.global, a),
     };
     match r {
         Ok(code) => code,

@@ -174,3 +174,107 @@ pub fn remove(rel: &str) {
         }
     }
 }
+
+/// The directory of cgroup `rel` for controller `ctrl` (v1), or the one
+/// tree's (v2).
+fn dir_for(rel: &str, ctrl: &str) -> PathBuf {
+    let rel = rel.trim_start_matches('/');
+    if unified() {
+        Path::new(ROOT).join(rel)
+    } else {
+        Path::new(ROOT).join(ctrl).join(rel)
+    }
+}
+
+fn read_num(d: &Path, file: &str) -> Option<u64> {
+    std::fs::read_to_string(d.join(file)).ok()?.trim().parse().ok()
+}
+
+/// Freezes or thaws the sandbox (`pause`, `resume`).
+pub fn freeze(rel: &str, on: bool) -> anyhow::Result<()> {
+    if unified() {
+        write(&dir_for(rel, ""), "cgroup.freeze", if on { "1" } else { "0" })
+    } else {
+        let d = dir_for(rel, "freezer");
+        write(&d, "freezer.state", if on { "FROZEN" } else { "THAWED" })?;
+        // Freezing completes asynchronously.
+        for _ in 0..500 {
+            let s = std::fs::read_to_string(d.join("freezer.state")).unwrap_or_default();
+            if s.trim() == if on { "FROZEN" } else { "THAWED" } {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the sandbox is frozen.
+pub fn frozen(rel: &str) -> bool {
+    if unified() {
+        std::fs::read_to_string(dir_for(rel, "").join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    } else {
+        std::fs::read_to_string(dir_for(rel, "freezer").join("freezer.state"))
+            .is_ok_and(|s| s.trim() == "FROZEN")
+    }
+}
+
+/// The host processes of the sandbox (`ps`).
+pub fn pids(rel: &str) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_to_string(dir_for(rel, "pids").join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// runc's stats document (`events --stats`) for the sandbox's cgroup.
+pub fn stats(rel: &str) -> serde_json::Value {
+    let v2 = unified();
+    let mem = dir_for(rel, "memory");
+    let pid = dir_for(rel, "pids");
+    let cpu = dir_for(rel, "cpuacct");
+    let limit = |n: Option<u64>| n.unwrap_or(0);
+    let (usage, mem_limit, max) = if v2 {
+        (read_num(&mem, "memory.current"), read_num(&mem, "memory.max"), read_num(&mem, "memory.peak"))
+    } else {
+        (
+            read_num(&mem, "memory.usage_in_bytes"),
+            read_num(&mem, "memory.limit_in_bytes"),
+            read_num(&mem, "memory.max_usage_in_bytes"),
+        )
+    };
+    let cpu_total = if v2 {
+        std::fs::read_to_string(dir_for(rel, "").join("cpu.stat"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse::<u64>().ok()))
+            .map(|us| us * 1000)
+    } else {
+        read_num(&cpu, "cpuacct.usage")
+    };
+    serde_json::json!({
+        "cpu": {"usage": {"total": limit(cpu_total), "kernel": 0, "user": 0}, "throttling": {}},
+        "memory": {
+            "usage": {"usage": limit(usage), "max": limit(max), "limit": limit(mem_limit), "failcnt": 0},
+            "swap": {"usage": 0, "limit": 0},
+            "kernel": {"usage": 0, "limit": 0},
+            "raw": {}
+        },
+        "pids": {"current": limit(read_num(&pid, "pids.current")), "limit": read_num(&pid, "pids.max").unwrap_or(0)},
+        "blkio": {},
+        "hugetlb": {},
+        "intel_rdt": {},
+        "network_interfaces": null
+    })
+}
+
+/// New limits (`update`), with the same headroom as at creation.
+pub fn update(rel: &str, res: &oci_spec::runtime::LinuxResources) -> anyhow::Result<()> {
+    let mut spec = Spec::default();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_resources(Some(res.clone()));
+    spec.set_linux(Some(linux));
+    create(&spec, rel)
+}

@@ -21,7 +21,10 @@ use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use super::do_cmd::{fd_list, gofer_channels, sentry_flags, spawn_gofer};
-use crate::cli::{CreateArgs, DeleteArgs, Global, IdArgs, KillArgs, ListArgs, RunArgs, SpecArgs};
+use crate::cli::{
+    CreateArgs, DeleteArgs, EventsArgs, Global, IdArgs, KillArgs, ListArgs, PsArgs, RunArgs, SpecArgs,
+    UpdateArgs,
+};
 
 /// The OCI runtime-spec version the state and features report.
 const OCI_VERSION: &str = "1.0.2";
@@ -95,6 +98,8 @@ impl Saved {
     fn status(&self) -> &'static str {
         if proc_start(self.pid) != Some(self.pid_start) {
             "stopped"
+        } else if self.started && !self.cgroup.is_empty() && super::cgroup::frozen(&self.cgroup) {
+            "paused"
         } else if self.started {
             "running"
         } else {
@@ -637,7 +642,8 @@ pub fn spec(_g: &Global, a: &SpecArgs) -> anyhow::Result<i32> {
     if path.exists() {
         bail!("File {} exists. Remove it first", path.display());
     }
-    let spec = Spec::default();
+    let mut spec = Spec::default();
+    spec.set_hostname(Some("rvisor".into()));
     std::fs::write(&path, serde_json::to_string_pretty(&spec)?)
         .with_context(|| format!("{}", path.display()))?;
     Ok(0)
@@ -661,5 +667,121 @@ pub fn features(_g: &Global) -> anyhow::Result<i32> {
         "annotations": {"org.opencontainers.runtime-spec.features.runtime": "rvisor"}
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
+}
+
+/// `rvisor pause`: the sandbox's host cgroup is frozen (sentry, gofer and
+/// stubs: the application stops wherever it is).
+pub fn pause(g: &Global, a: &IdArgs) -> anyhow::Result<i32> {
+    let (_, s) = load(g, &a.id)?;
+    if s.status() != "running" {
+        bail!("container not running");
+    }
+    super::cgroup::freeze(&s.cgroup, true)?;
+    Ok(0)
+}
+
+/// `rvisor resume`.
+pub fn resume(g: &Global, a: &IdArgs) -> anyhow::Result<i32> {
+    let (_, s) = load(g, &a.id)?;
+    if s.status() != "paused" {
+        bail!("container not paused");
+    }
+    super::cgroup::freeze(&s.cgroup, false)?;
+    Ok(0)
+}
+
+/// `rvisor ps`: the sandbox's host processes (the sentry, its gofer and
+/// stubs), as runc prints the container's.
+pub fn ps(g: &Global, a: &PsArgs) -> anyhow::Result<i32> {
+    let (_, s) = load(g, &a.id)?;
+    if s.status() == "stopped" {
+        bail!("container not running");
+    }
+    let pids = super::cgroup::pids(&s.cgroup);
+    if a.format == "json" {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(0);
+    }
+    let out = Command::new("ps").arg("-ef").output().context("ps -ef")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    if let Some(h) = lines.next() {
+        println!("{h}");
+    }
+    for l in lines {
+        let pid = l.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
+        }
+    }
+    Ok(0)
+}
+
+/// `rvisor events`: runc's stats document, once (`--stats`) or every
+/// `--interval` until the container stops.
+pub fn events(g: &Global, a: &EventsArgs) -> anyhow::Result<i32> {
+    let (_, s) = load(g, &a.id)?;
+    let interval = parse_duration(&a.interval)?;
+    loop {
+        if s.status() == "stopped" {
+            bail!("container not running");
+        }
+        let v = json!({"type": "stats", "id": s.id, "data": super::cgroup::stats(&s.cgroup)});
+        println!("{v}");
+        if a.stats {
+            return Ok(0);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// `5s`, `100ms`, `1m`, or seconds.
+fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let (n, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = n.parse().with_context(|| format!("invalid duration {s}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("invalid duration {s}"),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| anyhow::anyhow!("invalid duration {s}"))
+}
+
+/// `rvisor update`: new limits for the sandbox's cgroup.
+pub fn update(g: &Global, a: &UpdateArgs) -> anyhow::Result<i32> {
+    let (_, s) = load(g, &a.id)?;
+    if s.status() == "stopped" {
+        bail!("container not running");
+    }
+    let mut res: oci_spec::runtime::LinuxResources = match a.resources.as_deref() {
+        Some("-") => serde_json::from_reader(std::io::stdin()).context("resources from stdin")?,
+        Some(f) => {
+            serde_json::from_slice(&std::fs::read(f).with_context(|| f.to_string())?).context("resources")?
+        }
+        None => oci_spec::runtime::LinuxResources::default(),
+    };
+    if let Some(m) = a.memory {
+        let mut mem = res.memory().clone().unwrap_or_default();
+        mem.set_limit(Some(m));
+        res.set_memory(Some(mem));
+    }
+    if let Some(p) = a.pids_limit {
+        res.set_pids(Some(oci_spec::runtime::LinuxPidsBuilder::default().limit(p).build()?));
+    }
+    if a.cpu_quota.is_some() || a.cpu_period.is_some() || a.cpu_shares.is_some() {
+        let mut cpu = res.cpu().clone().unwrap_or_default();
+        if a.cpu_quota.is_some() {
+            cpu.set_quota(a.cpu_quota);
+        }
+        cpu.set_period(a.cpu_period.or(cpu.period()).or(Some(100_000)));
+        if a.cpu_shares.is_some() {
+            cpu.set_shares(a.cpu_shares);
+        }
+        res.set_cpu(Some(cpu));
+    }
+    super::cgroup::update(&s.cgroup, &res)?;
     Ok(0)
 }

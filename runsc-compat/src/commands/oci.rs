@@ -764,7 +764,7 @@ pub fn update(g: &Global, a: &UpdateArgs) -> anyhow::Result<i32> {
         None => oci_spec::runtime::LinuxResources::default(),
     };
     if let Some(m) = a.memory {
-        let mut mem = res.memory().clone().unwrap_or_default();
+        let mut mem = res.memory().unwrap_or_default();
         mem.set_limit(Some(m));
         res.set_memory(Some(mem));
     }

@@ -77,7 +77,7 @@ fn bundle(dir: &Path, args: &[&str], edit: impl Fn(&mut Value)) -> PathBuf {
     let bin = dir.join("rootfs/bin");
     std::fs::create_dir_all(&bin).expect("rootfs");
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox");
-    for a in ["sh", "echo", "sleep", "cat", "ls", "touch", "kill", "true"] {
+    for a in ["sh", "echo", "sleep", "cat", "ls", "touch", "kill", "true", "grep", "mount", "mkdir"] {
         std::os::unix::fs::symlink("busybox", bin.join(a)).expect("applet");
     }
     let o = Command::new("runc").arg("spec").current_dir(dir).output().expect("runc spec");
@@ -121,6 +121,7 @@ fn lifecycle_runc_vs_rvisor() {
     let mut failures = Vec::new();
     let mut pids = Vec::new();
     let mut hooks_seen = Vec::new();
+    let mut creds_seen = Vec::new();
     for rt in runtimes(&scratch) {
         let b = bundle(
             &scratch.join(format!("b-{}", rt.name)),
@@ -315,6 +316,19 @@ fn lifecycle_runc_vs_rvisor() {
             let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/rvisor-oci-test-{}", std::process::id()));
         }
 
+        // The spec's capabilities, no_new_privs, umask and oom score:
+        // runc's spec gives root three capabilities, so mounting fails.
+        let b = bundle(
+            &scratch.join(format!("p-{}", rt.name)),
+            &["sh", "-c", "grep -E '^(Cap(Inh|Prm|Eff|Bnd)|NoNewPrivs|Umask)' /proc/self/status; cat /proc/self/oom_score_adj; mkdir -p /tmp/m 2>/dev/null; mount -t tmpfs t /proc 2>/dev/null || echo mount refused"],
+            |v| {
+                v["process"]["oomScoreAdj"] = serde_json::json!(123);
+                v["process"]["user"]["umask"] = serde_json::json!(0o27);
+            },
+        );
+        let o = rt.run(&["run", "--bundle", b.to_str().expect("utf-8"), "p1"]);
+        creds_seen.push((rt.name, String::from_utf8_lossy(&o.stdout).into_owned()));
+
         // A malformed config.json.
         let bad = scratch.join(format!("bad-{}", rt.name));
         std::fs::create_dir_all(&bad).expect("bad");
@@ -378,6 +392,12 @@ fn lifecycle_runc_vs_rvisor() {
         check(&mut failures, &rt, "no state left", left.is_empty(), left);
     }
     println!("hooks: {hooks_seen:?}");
+    println!("credentials: {creds_seen:?}");
+    if creds_seen.len() == 2
+        && (creds_seen[0].1 != creds_seen[1].1 || !creds_seen[0].1.contains("mount refused"))
+    {
+        failures.push(format!("credentials differ: {creds_seen:?}"));
+    }
     // startContainer runs in the container's namespaces under runc (its
     // log line lands in the container) and on the host under rvisor.
     let host_side =

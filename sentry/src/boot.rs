@@ -230,6 +230,58 @@ fn rlimits(spec: &Spec) -> [Rlimit; RLIM_NLIMITS] {
     l
 }
 
+/// Linux's capability names, by number.
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The bit of a capability of the spec (unknown ones: none).
+fn cap_bit(cap: &oci_spec::runtime::Capability) -> Option<u64> {
+    let name = serde_json::to_value(cap).ok()?;
+    let i = CAP_NAMES.iter().position(|n| Some(*n) == name.as_str())?;
+    Some(1u64 << i)
+}
+
 fn stdio_file(fd: OwnedFd) -> Arc<File> {
     let acc = rustix::fs::fcntl_getfl(&fd).map(|f| f.bits() & O_ACCMODE).unwrap_or(crate::vfs::file::O_RDWR);
     File::new(Box::new(HostFile::new(fd)), acc)
@@ -374,7 +426,19 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
     let container = Container::new(&cfg.id, ns.clone());
     kernel.add_container(container.clone());
     let user = process.user();
-    let creds = Credentials::new(user.uid(), user.gid(), user.additional_gids().clone().unwrap_or_default());
+    let mut creds =
+        Credentials::new(user.uid(), user.gid(), user.additional_gids().clone().unwrap_or_default());
+    if let Some(c) = process.capabilities() {
+        // The spec's sets replace the defaults (runc's spec gives root only
+        // a few): the application's capabilities inside the sandbox.
+        let bits = |set: &Option<oci_spec::runtime::Capabilities>| -> u64 {
+            set.iter().flatten().filter_map(|cap| cap_bit(cap)).fold(0, |a, b| a | b)
+        };
+        creds.cap_bounding = bits(c.bounding());
+        creds.cap_effective = bits(c.effective());
+        creds.cap_permitted = bits(c.permitted());
+        creds.cap_inheritable = bits(c.inheritable());
+    }
     let cwd_path = process.cwd().to_string_lossy().into_owned();
     let w = Walker { ns: &ns, root: ns.root(), creds: &creds, no_symlinks: false, beneath: None };
     let cwd = w
@@ -385,6 +449,15 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
 
     let tgid = kernel.alloc_tid().ok_or_else(|| BootError::Spec("no pid".into()))?;
     let init = ThreadGroup::new(&kernel, container.clone(), tgid, creds.clone(), rlimits(&cfg.spec));
+    if process.no_new_privileges() == Some(true) {
+        init.no_new_privs.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(m) = user.umask() {
+        init.umask.store(m & 0o777, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(a) = process.oom_score_adj() {
+        init.oom_score_adj.store(a.clamp(-1000, 1000), std::sync::atomic::Ordering::Relaxed);
+    }
     *container.init.lock().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::downgrade(&init);
     let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
 

@@ -381,6 +381,30 @@ fn mounts(
         let at = w.walk(ns.root(), dest.as_bytes(), true).map_err(err(format!("mount point {dest}")))?;
         ns.mount(&at, fs, flags, source).map_err(err(format!("mount {dest}")))?;
     }
+    // maskedPaths: an empty read-only directory over each directory there
+    // (files there are not masked yet); readonlyPaths: a read-only view of
+    // each directory. Paths the sandbox does not have are skipped, as runc
+    // skips them.
+    let linux = spec.linux().clone().unwrap_or_default();
+    let w = Walker { ns: &ns, root: ns.root(), creds: &admin, no_symlinks: true, beneath: None };
+    for p in linux.masked_paths().clone().unwrap_or_default() {
+        if let Ok(at) = w.walk(ns.root(), p.as_bytes(), false) {
+            if at.attr().is_ok_and(|a| a.is_dir()) {
+                let empty = crate::fs::tmpfs::new(4096, 0o555, Owner { uid: 0, gid: 0 });
+                ns.mount(&at, empty, mflags::RDONLY, MountSource::named("tmpfs"))
+                    .map_err(err(format!("mask {p}")))?;
+            }
+        }
+    }
+    for p in linux.readonly_paths().clone().unwrap_or_default() {
+        if let Ok(at) = w.walk(ns.root(), p.as_bytes(), false) {
+            if at.attr().is_ok_and(|a| a.is_dir()) {
+                let inode = at.inode().clone();
+                ns.mount(&at, inode, mflags::RDONLY, MountSource::named("bind"))
+                    .map_err(err(format!("read-only {p}")))?;
+            }
+        }
+    }
     Ok(ns)
 }
 

@@ -456,7 +456,7 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         // The spec's sets replace the defaults (runc's spec gives root only
         // a few): the application's capabilities inside the sandbox.
         let bits = |set: &Option<oci_spec::runtime::Capabilities>| -> u64 {
-            set.iter().flatten().filter_map(|cap| cap_bit(cap)).fold(0, |a, b| a | b)
+            set.iter().flatten().filter_map(cap_bit).fold(0, |a, b| a | b)
         };
         creds.cap_bounding = bits(c.bounding());
         creds.cap_effective = bits(c.effective());

@@ -194,29 +194,12 @@ pub struct CreateArgs {
 /// `rvisor run`.
 #[derive(Clone, Debug, Args)]
 pub struct RunArgs {
-    /// The bundle (holds config.json).
-    #[arg(long, short = 'b', default_value = ".")]
-    pub bundle: PathBuf,
-    /// Write the container's pid here.
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// Unix socket to send the console's master to.
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
     /// Return once started.
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Accepted for runc compatibility.
-    #[arg(long = "no-pivot")]
-    pub no_pivot: bool,
-    /// Accepted for runc compatibility.
-    #[arg(long = "no-new-keyring")]
-    pub no_new_keyring: bool,
-    /// Descriptors beyond stdio to pass (only 0 so far).
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
-    /// The container.
-    pub id: String,
+    /// What `create` takes.
+    #[command(flatten)]
+    pub create: CreateArgs,
 }
 
 /// `rvisor kill`.

@@ -119,6 +119,10 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
         .terminal(a.tty)
         .build()?;
     let mut process = process;
+    // The caller's capabilities, not oci-spec's default container set:
+    // root in a `do` sandbox has every capability (inside it), as the
+    // caller has on the host.
+    process.set_capabilities(None);
     if a.tty {
         let w = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).context("window size")?;
         process.set_console_size(Some(

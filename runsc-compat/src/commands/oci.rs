@@ -564,16 +564,16 @@ pub fn delete(g: &Global, a: &DeleteArgs) -> anyhow::Result<i32> {
 /// `rvisor run`: create, start, and (without `--detach`) wait for the
 /// container and delete it, exiting with its status.
 pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
-    if a.console_socket.is_some() {
+    if a.create.console_socket.is_some() {
         bail!("--console-socket: terminals for OCI containers come with the Docker issue (12)");
     }
     if a.detach {
-        let mut l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), true)?;
+        let mut l = launch(g, &a.create.id, &a.create.bundle, a.create.pid_file.as_deref(), true)?;
         do_start(&l.dir, &mut l.saved)?;
         std::mem::forget(l.child);
         return Ok(0);
     }
-    let mut l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), true)?;
+    let mut l = launch(g, &a.create.id, &a.create.bundle, a.create.pid_file.as_deref(), true)?;
     // Signals sent to `run` go to the container's init, as runc forwards
     // them.
     use nix::sys::signal::{SigSet, Signal};

@@ -27,23 +27,7 @@ impl ReopenNode {
 
 impl Inode for ReopenNode {
     fn attr(&self) -> Result<InodeAttr, Errno> {
-        let s = self.file.upgrade().ok_or(Errno::ENOENT)?.stat()?;
-        let ts = |sec: i64, nsec: i64| rvisor_syscalls::abi::Timespec { tv_sec: sec, tv_nsec: nsec };
-        Ok(InodeAttr {
-            ino: s.ino,
-            dev: s.dev,
-            mode: s.mode,
-            nlink: s.nlink,
-            uid: s.uid,
-            gid: s.gid,
-            rdev: s.rdev,
-            size: u64::try_from(s.size).unwrap_or(0),
-            blksize: u64::try_from(s.blksize).unwrap_or(4096),
-            blocks: u64::try_from(s.blocks).unwrap_or(0),
-            atime: ts(s.atime, s.atime_nsec),
-            mtime: ts(s.mtime, s.mtime_nsec),
-            ctime: ts(s.ctime, s.ctime_nsec),
-        })
+        Ok(InodeAttr::from_stat(&self.file.upgrade().ok_or(Errno::ENOENT)?.stat()?))
     }
 
     fn open(&self, _flags: u32) -> Result<Box<dyn FileOps>, Errno> {

@@ -326,6 +326,24 @@ impl Node {
         Ok(Box::new(HostBackedFile::with_hook(fd.clone(), append.clone(), hook).with_space(space.clone())))
     }
 
+    /// A new regular file of this file system (`nlink` 0 or 1) and its
+    /// open file.
+    fn new_regular(
+        &self,
+        m: u32,
+        owner: Owner,
+        nlink: u64,
+        flags: u32,
+    ) -> Result<(Arc<Node>, Box<dyn FileOps>), Errno> {
+        let fd = Arc::new(new_memfd()?);
+        let append = Arc::new(Mutex::new(()));
+        let space = super::gofer::FileSpace::new(&self.fs.space);
+        let kind = Kind::Reg(fd.clone(), append.clone(), space.clone());
+        let n = Node::make(&self.fs, mode::S_IFREG | (m & 0o7777), owner, nlink, kind)?;
+        let f = n.regular_file(&fd, &append, &space, flags & !O_TRUNC)?;
+        Ok((n, f))
+    }
+
     fn of(i: &InodeRef) -> Option<&Node> {
         i.as_any().downcast_ref::<Node>()
     }
@@ -389,19 +407,8 @@ impl Inode for Node {
         linkable: bool,
     ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
         drop(self.dir()?);
-        let fd = new_memfd()?;
-        let fd = Arc::new(fd);
-        let append = Arc::new(Mutex::new(()));
-        let space = super::gofer::FileSpace::new(&self.fs.space);
-        let n = Node::make(
-            &self.fs,
-            mode::S_IFREG | (m & 0o7777),
-            owner,
-            0,
-            Kind::Reg(fd.clone(), append.clone(), space.clone()),
-        )?;
+        let (n, f) = self.new_regular(m, owner, 0, flags)?;
         n.linkable.store(linkable, Ordering::Relaxed);
-        let f = n.regular_file(&fd, &append, &space, flags & !O_TRUNC)?;
         Ok((n, f))
     }
 
@@ -413,19 +420,8 @@ impl Inode for Node {
         flags: u32,
     ) -> Result<(InodeRef, Box<dyn FileOps>), Errno> {
         let me = self.self_arc()?;
-        let fd = new_memfd()?;
-        let fd = Arc::new(fd);
-        let append = Arc::new(Mutex::new(()));
-        let space = super::gofer::FileSpace::new(&self.fs.space);
-        let n = Node::make(
-            &self.fs,
-            mode::S_IFREG | (m & 0o7777),
-            owner,
-            1,
-            Kind::Reg(fd.clone(), append.clone(), space.clone()),
-        )?;
+        let (n, f) = self.new_regular(m, owner, 1, flags)?;
         me.add_child(name, &n)?;
-        let f = n.regular_file(&fd, &append, &space, flags & !O_TRUNC)?;
         Ok((n, f))
     }
 

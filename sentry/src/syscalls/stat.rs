@@ -98,25 +98,7 @@ pub fn statx(t: &mut Task, dirfd: Fd, path: Addr, flags: i32, mask: u32, buf: Ad
     let p = read_path(t, path)?;
     let bytes = match resolve_at(t, dirfd, &p, flags, true)? {
         Target::Path(p) => statx_bytes(&p.attr()?, p.mount.id, mask),
-        Target::File(f) => {
-            let s = f.stat()?;
-            let a = InodeAttr {
-                ino: s.ino,
-                dev: s.dev,
-                mode: s.mode,
-                nlink: s.nlink,
-                uid: s.uid,
-                gid: s.gid,
-                rdev: s.rdev,
-                size: u64::try_from(s.size).unwrap_or(0),
-                blksize: u64::try_from(s.blksize).unwrap_or(0),
-                blocks: u64::try_from(s.blocks).unwrap_or(0),
-                atime: rvisor_syscalls::abi::Timespec { tv_sec: s.atime, tv_nsec: s.atime_nsec },
-                mtime: rvisor_syscalls::abi::Timespec { tv_sec: s.mtime, tv_nsec: s.mtime_nsec },
-                ctime: rvisor_syscalls::abi::Timespec { tv_sec: s.ctime, tv_nsec: s.ctime_nsec },
-            };
-            statx_bytes(&a, 0, mask)
-        }
+        Target::File(f) => statx_bytes(&InodeAttr::from_stat(&f.stat()?), 0, mask),
     };
     t.mm.copy_out(buf, &bytes)?;
     Ok(0)

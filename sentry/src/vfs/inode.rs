@@ -53,6 +53,26 @@ pub struct InodeAttr {
 }
 
 impl InodeAttr {
+    /// The attributes a `struct stat` gives (files outside the VFS).
+    pub fn from_stat(s: &Stat) -> InodeAttr {
+        let ts = |sec: i64, nsec: i64| Timespec { tv_sec: sec, tv_nsec: nsec };
+        InodeAttr {
+            ino: s.ino,
+            dev: s.dev,
+            mode: s.mode,
+            nlink: s.nlink,
+            uid: s.uid,
+            gid: s.gid,
+            rdev: s.rdev,
+            size: u64::try_from(s.size).unwrap_or(0),
+            blksize: u64::try_from(s.blksize).unwrap_or(0),
+            blocks: u64::try_from(s.blocks).unwrap_or(0),
+            atime: ts(s.atime, s.atime_nsec),
+            mtime: ts(s.mtime, s.mtime_nsec),
+            ctime: ts(s.ctime, s.ctime_nsec),
+        }
+    }
+
     /// The file type bits.
     pub fn kind(&self) -> u32 {
         self.mode & mode::S_IFMT

@@ -123,6 +123,8 @@ fn build_spec(a: &DoArgs) -> anyhow::Result<Spec> {
     // root in a `do` sandbox has every capability (inside it), as the
     // caller has on the host.
     process.set_capabilities(None);
+    // Nor does oci-spec's default no_new_privs apply: the caller's.
+    process.set_no_new_privileges(None);
     if a.tty {
         let w = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).context("window size")?;
         process.set_console_size(Some(

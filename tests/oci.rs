@@ -447,3 +447,131 @@ fn lifecycle_runc_vs_rvisor() {
     let _ = std::fs::remove_dir_all(&scratch);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Receives one descriptor sent with `SCM_RIGHTS` on `conn`.
+fn recv_fd(conn: &std::os::unix::net::UnixStream) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 512];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut cmsg = [0u64; 16];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: recvmsg into the buffers just set up.
+    if unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) } < 0 {
+        return None;
+    }
+    // SAFETY: walking the control messages recvmsg filled.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+        Some(std::os::fd::OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads `master` until `want` appears in what was read since `from`
+/// (at most 20 s).
+fn read_until(master: &mut std::fs::File, seen: &mut Vec<u8>, want: &str) -> bool {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if seen.windows(want.len()).any(|w| w == want.as_bytes()) {
+            return true;
+        }
+        let mut p = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd.
+        if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+            let mut b = [0u8; 4096];
+            match master.read(&mut b) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&b[..n]),
+                _ => return false,
+            }
+        }
+    }
+    false
+}
+
+/// `create --console-socket`: the master of the container's terminal
+/// arrives over the socket; a shell on it echoes, runs a command, follows
+/// a resize, and its exit status is the container's. Same under runc.
+#[test]
+fn console_socket_runc_vs_rvisor() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    if !is_root() || Command::new("runc").arg("--version").output().is_err() {
+        println!("skip: needs root and runc");
+        return;
+    }
+    let scratch = std::env::temp_dir().join(format!("rvisor-oci-tty-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let mut failures = Vec::new();
+    for rt in runtimes(&scratch) {
+        let b = bundle(&scratch.join(format!("t-{}", rt.name)), &["sh"], |v| {
+            v["process"]["terminal"] = Value::Bool(true);
+            v["process"]["env"] = serde_json::json!(["PATH=/bin", "PS1=cons$ ", "TERM=dumb"]);
+        });
+        std::os::unix::fs::symlink("busybox", b.join("rootfs/bin/stty")).expect("stty");
+        let sock = scratch.join(format!("{}.sock", rt.name));
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let log = scratch.join(format!("{}.log", rt.name));
+        let sock_s = sock.to_str().expect("utf-8").to_string();
+        let bs = b.to_str().expect("utf-8").to_string();
+        let accept = std::thread::spawn(move || {
+            let (c, _) = listener.accept().ok()?;
+            recv_fd(&c)
+        });
+        let o = rt.run_detached(&["create", "--bundle", &bs, "--console-socket", &sock_s, "t1"], &log);
+        check(&mut failures, &rt, "create --console-socket", o.status.success(), &o);
+        let Some(master) = accept.join().ok().flatten() else {
+            failures.push(format!("{}: no master received", rt.name));
+            rt.run(&["delete", "--force", "t1"]);
+            continue;
+        };
+        let mut master = std::fs::File::from(master);
+        rt.run(&["start", "t1"]);
+        let mut seen = Vec::new();
+        check(
+            &mut failures,
+            &rt,
+            "prompt",
+            read_until(&mut master, &mut seen, "cons$ "),
+            String::from_utf8_lossy(&seen),
+        );
+        seen.clear();
+        let _ = master.write_all(b"echo hi $((1+2))\r");
+        check(
+            &mut failures,
+            &rt,
+            "a command",
+            read_until(&mut master, &mut seen, "hi 3\r\n"),
+            String::from_utf8_lossy(&seen),
+        );
+        seen.clear();
+        let w = libc::winsize { ws_row: 31, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &w) };
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = master.write_all(b"stty size\r");
+        check(
+            &mut failures,
+            &rt,
+            "resize",
+            read_until(&mut master, &mut seen, "31 101\r\n"),
+            String::from_utf8_lossy(&seen),
+        );
+        let _ = master.write_all(b"exit 5\r");
+        let s = rt.wait_status("t1", "stopped");
+        check(&mut failures, &rt, "stopped after exit", s == "stopped", s);
+        rt.run(&["delete", "--force", "t1"]);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -336,6 +336,10 @@ pub struct BootArgs {
     /// to its init.
     #[arg(long)]
     pub container: bool,
+    /// Standard input is a host terminal for the container's console:
+    /// make a session with it as the controlling terminal.
+    #[arg(long)]
+    pub console: bool,
 }
 
 /// `rvisor gofer` (internal).

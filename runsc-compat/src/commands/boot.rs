@@ -62,6 +62,12 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     fwd.add(Signal::SIGWINCH);
     let sigfd = SignalFd::new(&fwd)?;
 
+    if a.console {
+        // Window-size changes of the host terminal reach this process
+        // (SIGWINCH) once it is the terminal's session leader.
+        rustix::process::setsid().context("setsid")?;
+        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()).context("TIOCSCTTY")?;
+    }
     let mut spec_json = String::new();
     std::fs::File::from(adopt_fd(a.spec_fd)?).read_to_string(&mut spec_json)?;
     let spec: Spec = serde_json::from_str(&spec_json).context("spec")?;

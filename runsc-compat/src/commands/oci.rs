@@ -11,6 +11,7 @@
 
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -280,6 +281,7 @@ fn launch(
     bundle: &Path,
     pid_file: Option<&Path>,
     hold: bool,
+    console_socket: Option<&Path>,
 ) -> anyhow::Result<Launched> {
     let dir = dir_of(g, id)?;
     let bundle = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
@@ -297,8 +299,12 @@ fn launch(
     let cwd = process.cwd().to_string_lossy().into_owned();
     let exe = find_in_rootfs(&rootfs, prog, &cwd, &env)
         .with_context(|| format!("exec: {prog:?}: executable file not found in $PATH"))?;
-    if process.terminal() == Some(true) {
-        bail!("process.terminal needs a console socket, which comes with the Docker issue (12)");
+    let terminal = process.terminal() == Some(true);
+    if terminal && console_socket.is_none() {
+        bail!("cannot allocate tty if runc will detach without setting console socket");
+    }
+    if !terminal && console_socket.is_some() {
+        bail!("cannot use console socket if runc will not detach or allocate tty");
     }
 
     // Mount points the rootfs lacks are made, as runc makes them (a file
@@ -362,6 +368,14 @@ fn launch(
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
             .map_err(|e| cleanup(e.into()))?;
     }
+    // A terminal: a host pty whose master goes to the console socket; its
+    // replica (raw: the line discipline is the sandbox's) becomes the
+    // sentry's stdio and controlling terminal, bridged to the sandbox's
+    // console.
+    let replica = match console_socket {
+        Some(sock) => Some(host_console(sock, &spec).map_err(cleanup)?),
+        None => None,
+    };
     let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
     cmd.args(sentry_flags(g, "none"))
         .arg("boot")
@@ -373,6 +387,13 @@ fn launch(
         .arg("--container");
     if hold {
         cmd.arg(format!("--start-fifo={}", fifo.display()));
+    }
+    if let Some(r) = &replica {
+        // The sentry makes a session of its own with the replica as its
+        // controlling terminal (window-size changes reach it as SIGWINCH).
+        let io = |f: &OwnedFd| -> anyhow::Result<std::process::Stdio> { Ok(f.try_clone()?.into()) };
+        cmd.arg("--console").stdin(io(r)?).stdout(io(r)?).stderr(io(r)?);
+    } else if hold {
         // The container outlives `create`: a process group of its own, so
         // the caller's terminal signals do not reach it.
         cmd.process_group(0);
@@ -384,7 +405,7 @@ fn launch(
             return Err(cleanup(anyhow::Error::from(e).context("start the sentry")));
         }
     };
-    drop((spec_fd, ready_w, sentry_ends));
+    drop((spec_fd, ready_w, sentry_ends, replica));
     drop(back_out);
     // The sentry says "ok" once the program is loaded, or why it is not.
     let mut msg = String::new();
@@ -446,12 +467,49 @@ impl Drop for Leave {
     }
 }
 
+/// A host pty for a container's terminal: the master is sent over the
+/// console socket (`SCM_RIGHTS`, as runc sends it); returns the replica,
+/// in raw mode, sized as the spec's `consoleSize` says.
+fn host_console(sock: &Path, spec: &Spec) -> anyhow::Result<OwnedFd> {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).context("ptmx")?;
+    grantpt(&master).context("grantpt")?;
+    unlockpt(&master).context("unlockpt")?;
+    let name = ptsname(&master, Vec::new()).context("ptsname")?;
+    let replica: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(std::ffi::OsStr::from_bytes(name.as_bytes()))
+        .context("pty replica")?
+        .into();
+    let mut t = rustix::termios::tcgetattr(&replica).context("tcgetattr")?;
+    t.make_raw();
+    rustix::termios::tcsetattr(&replica, rustix::termios::OptionalActions::Now, &t).context("tcsetattr")?;
+    if let Some(b) = spec.process().as_ref().and_then(|p| p.console_size()) {
+        let w = rustix::termios::Winsize {
+            ws_row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+            ws_col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let _ = rustix::termios::tcsetwinsize(&master, w);
+    }
+    let conn = std::os::unix::net::UnixStream::connect(sock)
+        .with_context(|| format!("console socket {}", sock.display()))?;
+    let fds = [std::os::fd::AsFd::as_fd(&master)];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = rustix::net::SendAncillaryBuffer::new(&mut space);
+    anc.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    rustix::net::sendmsg(&conn, &iov, &mut anc, rustix::net::SendFlags::empty())
+        .context("send the console")?;
+    Ok(replica)
+}
+
 /// `rvisor create`.
 pub fn create(g: &Global, a: &CreateArgs) -> anyhow::Result<i32> {
-    if a.console_socket.is_some() {
-        bail!("--console-socket: terminals for OCI containers come with the Docker issue (12)");
-    }
-    let l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), true)?;
+    let l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), true, a.console_socket.as_deref())?;
     // The sentry is not waited for here: the caller (a shim) reaps it.
     std::mem::forget(l.child);
     Ok(0)
@@ -564,16 +622,27 @@ pub fn delete(g: &Global, a: &DeleteArgs) -> anyhow::Result<i32> {
 /// `rvisor run`: create, start, and (without `--detach`) wait for the
 /// container and delete it, exiting with its status.
 pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
-    if a.create.console_socket.is_some() {
-        bail!("--console-socket: terminals for OCI containers come with the Docker issue (12)");
-    }
     if a.detach {
-        let mut l = launch(g, &a.create.id, &a.create.bundle, a.create.pid_file.as_deref(), true)?;
+        let mut l = launch(
+            g,
+            &a.create.id,
+            &a.create.bundle,
+            a.create.pid_file.as_deref(),
+            true,
+            a.create.console_socket.as_deref(),
+        )?;
         do_start(&l.dir, &mut l.saved)?;
         std::mem::forget(l.child);
         return Ok(0);
     }
-    let mut l = launch(g, &a.create.id, &a.create.bundle, a.create.pid_file.as_deref(), true)?;
+    let mut l = launch(
+        g,
+        &a.create.id,
+        &a.create.bundle,
+        a.create.pid_file.as_deref(),
+        true,
+        a.create.console_socket.as_deref(),
+    )?;
     // Signals sent to `run` go to the container's init, as runc forwards
     // them.
     use nix::sys::signal::{SigSet, Signal};

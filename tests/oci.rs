@@ -77,7 +77,9 @@ fn bundle(dir: &Path, args: &[&str], edit: impl Fn(&mut Value)) -> PathBuf {
     let bin = dir.join("rootfs/bin");
     std::fs::create_dir_all(&bin).expect("rootfs");
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox");
-    for a in ["sh", "echo", "sleep", "cat", "ls", "touch", "kill", "true", "grep", "mount", "mkdir"] {
+    for a in
+        ["sh", "echo", "sleep", "cat", "ls", "touch", "kill", "true", "grep", "mount", "mkdir", "head", "tr"]
+    {
         std::os::unix::fs::symlink("busybox", bin.join(a)).expect("applet");
     }
     let o = Command::new("runc").arg("spec").current_dir(dir).output().expect("runc spec");
@@ -314,6 +316,24 @@ fn lifecycle_runc_vs_rvisor() {
             "hugetlb",
         ] {
             let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/rvisor-oci-test-{}", std::process::id()));
+        }
+
+        // The memory limit: 200 MB in a shell variable under 64 MiB is
+        // killed (137), 20 MB is not.
+        for (bytes, want) in [(200_000_000, 137), (20_000_000, 0)] {
+            let b = bundle(
+                &scratch.join(format!("o-{}-{bytes}", rt.name)),
+                &["sh", "-c", &format!("x=$(head -c {bytes} /dev/zero | tr '\\0' a); echo ${{#x}}")],
+                |v| v["linux"]["resources"]["memory"] = serde_json::json!({"limit": 67_108_864}),
+            );
+            let o = rt.run(&["run", "--bundle", b.to_str().expect("utf-8"), "o1"]);
+            check(
+                &mut failures,
+                &rt,
+                &format!("{bytes} bytes under a 64 MiB limit"),
+                shell_code(&o) == want,
+                &o,
+            );
         }
 
         // The spec's capabilities, no_new_privs, umask and oom score:

@@ -580,5 +580,6 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
             Task::new(shared, ctx, arch, mm, fds, fs, &comm).run();
         })
         .map_err(|e| BootError::Host("spawn task thread", e))?;
+    kernel.start_oom_watch();
     Ok(Sandbox { kernel, container, init, console })
 }

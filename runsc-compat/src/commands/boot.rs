@@ -105,6 +105,14 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
             .map(oci_spec::runtime::LinuxPids::limit)
             .and_then(|l| u64::try_from(l).ok())
             .filter(|&l| l > 0),
+        memory_limit: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .and_then(|l| u64::try_from(l).ok())
+            .filter(|&l| l > 0),
     };
     let cfg = BootConfig {
         spec,

@@ -174,6 +174,10 @@ pub struct KernelOptions {
     pub hostname: String,
     /// Most tasks the sandbox may have (the OCI `pids` limit).
     pub pids_limit: Option<u64>,
+    /// Most memory the application may hold (the OCI `memory` limit):
+    /// past it the process holding most is killed, as Linux's OOM killer
+    /// does in a memory cgroup.
+    pub memory_limit: Option<u64>,
 }
 
 /// The sandbox kernel.
@@ -200,6 +204,8 @@ pub struct Kernel {
     pub tree: Mutex<()>,
     /// Most tasks the sandbox may have.
     pub pids_limit: Option<u64>,
+    /// See [`KernelOptions::memory_limit`].
+    pub memory_limit: Option<u64>,
     /// Interval timers' expiries.
     pub timers: Arc<timers::TimerQueue>,
     /// The sandbox's pseudo-terminals.
@@ -249,6 +255,7 @@ impl Kernel {
             futexes: futex::FutexTable::default(),
             tree: Mutex::new(()),
             pids_limit: opts.pids_limit,
+            memory_limit: opts.memory_limit,
             timers: Arc::default(),
             devpts: Arc::default(),
             console: Mutex::new(None),
@@ -268,11 +275,37 @@ impl Kernel {
     /// memory file's size, or the host's memory when that is less.
     pub fn mem_total(&self) -> u64 {
         let host = host_memory();
-        if host == 0 {
-            self.mf_size
-        } else {
-            self.mf_size.min(host)
-        }
+        let total = if host == 0 { self.mf_size } else { self.mf_size.min(host) };
+        self.memory_limit.map_or(total, |l| total.min(l))
+    }
+
+    /// Enforces the memory limit, if any, from a thread of its own: every
+    /// few milliseconds the memory file's use is compared with the limit,
+    /// and past it the process holding most memory gets `SIGKILL` (the
+    /// host cgroup, with headroom, stops a burst between two checks).
+    pub fn start_oom_watch(self: &Arc<Self>) {
+        let Some(limit) = self.memory_limit else { return };
+        let k = Arc::downgrade(self);
+        let _ = std::thread::Builder::new().name("oom-watch".into()).spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let Some(k) = k.upgrade() else { return };
+            if k.mf.committed() <= limit {
+                continue;
+            }
+            let victim = k
+                .thread_groups()
+                .into_iter()
+                .filter(|g| g.zombie_status().is_none() && g.exiting().is_none())
+                .max_by_key(|g| {
+                    g.view().mm.map_or(0, |m| m.usage().iter().map(|(_, u)| u.anon + u.shmem).sum::<u64>())
+                });
+            if let Some(v) = victim {
+                tracing::info!(tgid = v.tgid, limit, "memory limit reached: killing the largest process");
+                v.send_signal(signal::Siginfo::kernel(signal::sig::SIGKILL));
+                // Its memory goes back before the next check.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
     }
 
     /// The last thread id handed out (`/proc/loadavg`).

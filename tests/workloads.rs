@@ -25,6 +25,15 @@ fn fresh(dir: &Path) {
     std::fs::write(dir.join("in/sub/b.txt"), "b\n".repeat(1000)).expect("write");
     std::fs::set_permissions(dir.join("in/a.txt"), std::fs::Permissions::from_mode(0o640)).expect("chmod");
     std::os::unix::fs::symlink("a.txt", dir.join("in/link")).expect("symlink");
+    // Fixed times: archives of the tree (tar) must not depend on the
+    // second each run made it in.
+    for p in ["in/a.txt", "in/sub/b.txt", "in/link", "in/sub", "in"] {
+        let c = std::ffi::CString::new(dir.join(p).as_os_str().as_encoded_bytes()).expect("path");
+        let t = [libc::timespec { tv_sec: 1_700_000_000, tv_nsec: 0 }; 2];
+        // SAFETY: a NUL-terminated path and two timespecs.
+        let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), t.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+        assert_eq!(r, 0, "utimensat {p}");
+    }
 }
 
 /// Everything under `dir`: path -> (kind and mode, size, contents or

@@ -318,6 +318,23 @@ fn lifecycle_runc_vs_rvisor() {
             let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/rvisor-oci-test-{}", std::process::id()));
         }
 
+        // --preserve-fds: the caller's descriptor 3 is the container's 3.
+        let b = bundle(&scratch.join(format!("f-{}", rt.name)), &["sh", "-c", "echo via-fd3 >&3"], |_| {});
+        let out = scratch.join(format!("fd3-{}", rt.name));
+        let script = format!(
+            "exec 3>{}; exec {} --root {} run --preserve-fds 1 --bundle {} f1",
+            out.display(),
+            rt.bin.display(),
+            rt.root.display(),
+            b.display()
+        );
+        let o = rvisor_tests::output_within(
+            Command::new("/bin/sh").args(["-c", &script]),
+            rvisor_tests::RUN_LIMIT,
+        );
+        let got = std::fs::read_to_string(&out).unwrap_or_default();
+        check(&mut failures, &rt, "--preserve-fds 1", o.status.success() && got == "via-fd3\n", (&o, got));
+
         // The memory limit: 200 MB in a shell variable under 64 MiB is
         // killed (137), 20 MB is not.
         for (bytes, want) in [(200_000_000, 137), (20_000_000, 0)] {

@@ -45,6 +45,9 @@ pub struct Global {
     /// Accepted for runc compatibility.
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (rvisor needs no root inside).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
     /// Platform running application code.
     #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
     pub platform: PlatformKind,
@@ -184,7 +187,7 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility.
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
-    /// Descriptors beyond stdio to pass (only 0 so far).
+    /// Descriptors 3, 4, … (this many) to pass to the container's init.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
     /// The container.
@@ -242,9 +245,6 @@ pub struct SpecArgs {
     /// Where to write config.json.
     #[arg(long, short = 'b', default_value = ".")]
     pub bundle: PathBuf,
-    /// Accepted for runc compatibility (the spec is rootless-agnostic).
-    #[arg(long)]
-    pub rootless: bool,
 }
 
 impl Command {
@@ -340,6 +340,10 @@ pub struct BootArgs {
     /// make a session with it as the controlling terminal.
     #[arg(long)]
     pub console: bool,
+    /// Descriptors 3, 4, … (this many) go to the container's init as its
+    /// own 3, 4, ….
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
 }
 
 /// `rvisor gofer` (internal).
@@ -352,4 +356,13 @@ pub struct GoferArgs {
     /// root (repeatable).
     #[arg(long = "export", required = true)]
     pub exports: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -74,6 +74,8 @@ pub struct BootConfig {
     /// Hold the program before its first instruction until this
     /// descriptor (a FIFO's read end) gives a byte (`create`, `start`).
     pub start_gate: Option<OwnedFd>,
+    /// Host descriptors for the init's 3, 4, … (`--preserve-fds`).
+    pub extra_fds: Vec<OwnedFd>,
 }
 
 /// Waits until `gate` gives a byte (`start` wrote it).
@@ -558,6 +560,10 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         fs: Some(fs.clone()),
         comm: view_comm,
     });
+    for (i, fd) in cfg.extra_fds.into_iter().enumerate() {
+        let n = 3 + i32::try_from(i).unwrap_or(0);
+        let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
+    }
     let platform = cfg.platform.clone();
     let gate = cfg.start_gate;
     std::thread::Builder::new()

@@ -74,6 +74,11 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let gofer = adopt_fds(&a.gofer_fds)?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     let mut ready = a.ready_fd.map(adopt_fd).transpose()?.map(std::fs::File::from);
+    // `--preserve-fds N`: the caller's 3 … 3+N-1, for the init.
+    let extra_fds = (0..a.preserve_fds)
+        .map(|i| adopt_fd(3 + i32::try_from(i).unwrap_or(0)))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("--preserve-fds")?;
     // The start FIFO is opened now: the sentry opens no path later.
     let start_gate = match &a.start_fifo {
         Some(p) => Some(OwnedFd::from(
@@ -124,6 +129,7 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
         options,
         memory_size: MEMORY_FILE_SIZE,
         start_gate,
+        extra_fds,
         overlay: match g.overlay.as_deref().unwrap_or("memory") {
             "memory" => true,
             "none" => false,

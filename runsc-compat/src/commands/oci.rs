@@ -282,6 +282,7 @@ fn launch(
     pid_file: Option<&Path>,
     hold: bool,
     console_socket: Option<&Path>,
+    preserve_fds: u32,
 ) -> anyhow::Result<Launched> {
     let dir = dir_of(g, id)?;
     let bundle = std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
@@ -384,7 +385,8 @@ fn launch(
         .arg(format!("--exe-path={exe}"))
         .arg(format!("--id={id}"))
         .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
-        .arg("--container");
+        .arg("--container")
+        .arg(format!("--preserve-fds={preserve_fds}"));
     if hold {
         cmd.arg(format!("--start-fifo={}", fifo.display()));
     }
@@ -509,7 +511,15 @@ fn host_console(sock: &Path, spec: &Spec) -> anyhow::Result<OwnedFd> {
 
 /// `rvisor create`.
 pub fn create(g: &Global, a: &CreateArgs) -> anyhow::Result<i32> {
-    let l = launch(g, &a.id, &a.bundle, a.pid_file.as_deref(), true, a.console_socket.as_deref())?;
+    let l = launch(
+        g,
+        &a.id,
+        &a.bundle,
+        a.pid_file.as_deref(),
+        true,
+        a.console_socket.as_deref(),
+        a.preserve_fds,
+    )?;
     // The sentry is not waited for here: the caller (a shim) reaps it.
     std::mem::forget(l.child);
     Ok(0)
@@ -630,6 +640,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
             a.create.pid_file.as_deref(),
             true,
             a.create.console_socket.as_deref(),
+            a.create.preserve_fds,
         )?;
         do_start(&l.dir, &mut l.saved)?;
         std::mem::forget(l.child);
@@ -642,6 +653,7 @@ pub fn run(g: &Global, a: &RunArgs) -> anyhow::Result<i32> {
         a.create.pid_file.as_deref(),
         true,
         a.create.console_socket.as_deref(),
+        a.create.preserve_fds,
     )?;
     // Signals sent to `run` go to the container's init, as runc forwards
     // them.

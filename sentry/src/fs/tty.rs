@@ -1483,7 +1483,7 @@ impl Pty {
             nr::TCGETS2 => {
                 let tio = self.lock().ld.termios;
                 t.mm.write_obj(arg, &tio)?;
-                t.mm.write_obj(arg + 36, &[38_400u32, 38_400u32])?;
+                t.mm.write_obj(arg.checked_add(36).ok_or(Errno::EFAULT)?, &[38_400u32, 38_400u32])?;
                 Ok(0)
             }
             nr::TCSETS | nr::TCSETSW | nr::TCSETSF | nr::TCSETS2 => {

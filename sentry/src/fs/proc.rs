@@ -92,6 +92,24 @@ fn comm_of(v: &ProcessView) -> String {
     String::from_utf8_lossy(&v.comm[..n]).into_owned()
 }
 
+/// Whether the calling task may follow `g`'s magic links (Linux's
+/// ptrace read check: the same process, or the same user with `g`
+/// dumpable, or `CAP_SYS_PTRACE`); `EACCES` otherwise.
+fn may_follow(g: &ThreadGroup) -> Result<(), Errno> {
+    const CAP_SYS_PTRACE: u64 = 1 << 19;
+    let Some(me) = g.kernel.thread_group(crate::kernel::current()) else { return Err(Errno::EACCES) };
+    if me.tgid == g.tgid {
+        return Ok(());
+    }
+    let (mc, tc) = (me.creds(), g.creds());
+    let same_user = mc.euid == tc.ruid && mc.euid == tc.euid && mc.euid == tc.suid;
+    if (same_user && g.dumpable.load(Ordering::Relaxed) != 0) || mc.capable(CAP_SYS_PTRACE) {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
 /// The name of thread `tid` of `g` (the process's when it is gone).
 fn thread_comm(g: &ThreadGroup, v: &ProcessView, tid: i32) -> String {
     match g.tasks().into_iter().find(|t| t.tid == tid) {
@@ -116,7 +134,8 @@ fn pid_dir(k: &Weak<Kernel>, g: &Arc<ThreadGroup>) -> InodeRef {
         let w = w.clone();
         let which = name.to_string();
         let jump = move || -> Result<Jump, Errno> {
-            with_view(&w, |_, v| {
+            with_view(&w, |g, v| {
+                may_follow(g)?;
                 let p = match which.as_str() {
                     "exe" => v.mm.and_then(|m| m.meta().exe),
                     "cwd" => v.fs.map(|f| f.lock().unwrap_or_else(|p| p.into_inner()).cwd.clone()),
@@ -513,7 +532,10 @@ fn fd_dir(k: &Weak<Kernel>, g: &Weak<ThreadGroup>, m: Meta) -> InodeRef {
                     (None, None) => format!("host:[{n}]").into_bytes(),
                 })
             };
+            let g2 = g.clone();
             let jump = move || -> Result<Jump, Errno> {
+                let tg = g2.upgrade().ok_or(Errno::ENOENT)?;
+                may_follow(&tg)?;
                 let file = file2.upgrade().ok_or(Errno::ENOENT)?;
                 Ok(match file.path() {
                     Some(p) => Jump::Path(p.clone()),

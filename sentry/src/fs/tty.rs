@@ -214,7 +214,8 @@ impl Ldisc {
     }
 
     fn held(&self) -> usize {
-        self.lines.iter().map(Vec::len).sum::<usize>() + self.line.len() + self.raw.len()
+        // A line ended by VEOF alone is empty: it still takes a place.
+        self.lines.iter().map(|l| l.len().max(1)).sum::<usize>() + self.line.len() + self.raw.len()
     }
 
     /// Discards pending input (`TCIFLUSH`, a signal character).
@@ -1057,10 +1058,12 @@ impl Pty {
     /// Makes the pair the controlling terminal of `tg`'s session, with
     /// `tg`'s group in the foreground (boot's console, `TIOCSCTTY`).
     pub fn set_ctty(self: &Arc<Self>, tg: &Arc<ThreadGroup>) {
+        // The process's ctty lock before the pair's (as acquire_on_open).
+        let mut cur = tg.ctty.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = self.lock();
         st.session = tg.sid.load(Ordering::Relaxed);
         st.pgrp = tg.pgid.load(Ordering::Relaxed);
-        *tg.ctty.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clone());
+        *cur = Some(self.clone());
     }
 
     /// The session `sid` loses the terminal; its foreground group hears

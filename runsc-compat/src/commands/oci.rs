@@ -12,6 +12,7 @@
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -553,8 +554,6 @@ fn do_start(dir: &Path, s: &mut Saved) -> anyhow::Result<()> {
     Ok(())
 }
 
-use std::os::unix::fs::OpenOptionsExt;
-
 /// `rvisor start`.
 pub fn start(g: &Global, a: &IdArgs) -> anyhow::Result<i32> {
     let (dir, mut s) = load(g, &a.id)?;
@@ -740,7 +739,7 @@ pub fn features(_g: &Global) -> anyhow::Result<i32> {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": [],
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": false, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}

@@ -1198,7 +1198,9 @@ impl Pty {
         n
     }
 
-    fn set_winsize(&self, w: Winsize) {
+    /// Sets the window size (`TIOCSWINSZ`, or the host's terminal for a
+    /// console): `SIGWINCH` to the foreground group when it changed.
+    pub fn resize(&self, w: Winsize) {
         let (changed, pgrp) = {
             let mut st = self.lock();
             let changed = st.winsize != w;
@@ -1210,12 +1212,6 @@ impl Pty {
                 signal_pgrp(&k, pgrp, sig::SIGWINCH);
             }
         }
-    }
-
-    /// Sets the window size from the host (`SIGWINCH` to the foreground
-    /// group when it changed).
-    pub fn resize(&self, w: Winsize) {
-        self.set_winsize(w);
     }
 
     /// Host side: one more holder of the master (a bridge).
@@ -1508,7 +1504,7 @@ impl Pty {
             }
             nr::TIOCSWINSZ => {
                 let w: Winsize = t.mm.read_obj(arg)?;
-                self.set_winsize(w);
+                self.resize(w);
                 Ok(0)
             }
             nr::FIONREAD => {

@@ -61,12 +61,11 @@ pub fn confine(exports: &[Export]) -> std::io::Result<(Vec<AttachPoint>, OwnedFd
     rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)?;
     let fd_dir = crate::server::open_fd_dir()?;
 
-    // Other trees: held by descriptor only.
+    // Other trees (or single files, a bind of /etc/hosts): held by descriptor only.
     let mut points = vec![];
     let mut held = Vec::new();
     for e in others {
-        let fd =
-            rustix::fs::open(&e.source, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rustix::fs::open(&e.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
         held.push((fd, e.read_only));
     }
 

@@ -109,6 +109,80 @@ pub enum Command {
     Events(EventsArgs),
     /// Change a container's resource limits.
     Update(UpdateArgs),
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
+    /// Internal: the host process standing for an exec'd process.
+    #[command(hide = true)]
+    ExecProxy(ExecProxyArgs),
+}
+
+/// `rvisor exec`.
+#[derive(Clone, Debug, Args)]
+pub struct ExecArgs {
+    /// A process JSON file (the spec's `process`), instead of a command.
+    #[arg(long, short = 'p')]
+    pub process: Option<PathBuf>,
+    /// Unix socket to send the terminal's master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once started; a host process stands for it (the pid file's).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Write the pid of the process standing for the exec'd one here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Allocate a terminal.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Working directory.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Set an environment variable (repeatable).
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// UID[:GID].
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// More groups (repeatable).
+    #[arg(long = "additional-gids", short = 'g')]
+    pub additional_gids: Vec<u32>,
+    /// A capability to add (repeatable).
+    #[arg(long = "cap", short = 'c')]
+    pub caps: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Accepted for runc compatibility (0 only).
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// The container.
+    pub id: String,
+    /// The command and its arguments (without --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `rvisor exec-proxy` (internal).
+#[derive(Clone, Debug, Args)]
+pub struct ExecProxyArgs {
+    /// The connection to the sentry.
+    #[arg(long = "conn-fd")]
+    pub conn_fd: i32,
+    /// The terminal's replica, when the process has one (window sizes).
+    #[arg(long = "tty-fd")]
+    pub tty_fd: Option<i32>,
 }
 
 /// `rvisor ps`.
@@ -268,6 +342,8 @@ impl Command {
             Command::Ps(_) => "ps",
             Command::Events(_) => "events",
             Command::Update(_) => "update",
+            Command::Exec(_) => "exec",
+            Command::ExecProxy(_) => "exec-proxy",
         }
     }
 }
@@ -344,6 +420,9 @@ pub struct BootArgs {
     /// own 3, 4, ….
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// A listening Unix socket for `exec` requests.
+    #[arg(long = "control-fd")]
+    pub control_fd: Option<i32>,
 }
 
 /// `rvisor gofer` (internal).

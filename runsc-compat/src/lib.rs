@@ -48,6 +48,8 @@ pub fn run(cli: cli::Cli) -> i32 {
         cli::Command::Ps(a) => commands::oci::ps(&cli.global, a),
         cli::Command::Events(a) => commands::oci::events(&cli.global, a),
         cli::Command::Update(a) => commands::oci::update(&cli.global, a),
+        cli::Command::Exec(a) => commands::exec::exec(&cli.global, a),
+        cli::Command::ExecProxy(a) => commands::exec::proxy(a),
     };
     match r {
         Ok(code) => code,

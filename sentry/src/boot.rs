@@ -38,6 +38,9 @@ pub enum BootError {
         /// Why.
         errno: Errno,
     },
+    /// The program is not in the sandbox's `PATH`.
+    #[error("exec: \"{0}\": executable file not found in $PATH")]
+    NotFound(String),
     /// The program could not be executed.
     #[error("{path}: {errno}")]
     Exec {
@@ -150,8 +153,9 @@ fn bridge(
     output: OwnedFd,
     writing: Arc<Mutex<()>>,
 ) -> Result<(), BootError> {
+    // The bridge is the pair's one master holder (the count `allocate`
+    // made): when the host side ends, the pair hangs up.
     let p = pty.clone();
-    pty.open_bridge();
     std::thread::Builder::new()
         .name("console-in".into())
         .spawn(move || {
@@ -202,6 +206,16 @@ impl Sandbox {
         self.container.wait()
     }
 
+    /// Starts `process` in the running container (`exec`): a process of
+    /// its own session, with no parent in the sandbox (its orphans go to
+    /// the container's init).
+    pub fn exec(&self, process: &oci_spec::runtime::Process, stdio: Stdio) -> Result<Started, BootError> {
+        if self.container.wait_timeout(std::time::Duration::ZERO).is_some() {
+            return Err(BootError::Spec("the container is not running".into()));
+        }
+        start_process(&self.kernel, &self.container, process, None, stdio, Vec::new(), None, false)
+    }
+
     /// Delivers a signal from the host to the container's init process.
     pub fn forward_signal(&self, sig: i32) {
         use crate::kernel::signal::{code, Siginfo};
@@ -209,7 +223,7 @@ impl Sandbox {
     }
 }
 
-fn rlimits(spec: &Spec) -> [Rlimit; RLIM_NLIMITS] {
+fn rlimits(process: &oci_spec::runtime::Process) -> [Rlimit; RLIM_NLIMITS] {
     // Linux's defaults for init, then what the spec sets.
     let mut l = [Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY }; RLIM_NLIMITS];
     l[3] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY }; // STACK
@@ -222,7 +236,7 @@ fn rlimits(spec: &Spec) -> [Rlimit; RLIM_NLIMITS] {
     l[13] = Rlimit { cur: 0, max: 0 }; // NICE
     l[14] = Rlimit { cur: 0, max: 0 }; // RTPRIO
     let names = rvisor_syscalls::strace::RESOURCE_NAMES;
-    let from_spec = spec.process().as_ref().and_then(|p| p.rlimits().clone()).unwrap_or_default();
+    let from_spec = process.rlimits().clone().unwrap_or_default();
     for r in from_spec {
         let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string));
         if let Some(i) = name.and_then(|n| names.iter().position(|x| *x == n)) {
@@ -438,19 +452,63 @@ fn synthetic_mounts(ns: &Arc<MountNamespace>, kernel: &Arc<Kernel>) {
     }
 }
 
-/// Boots a sandbox running the spec's process.
-pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
-    let kernel = Kernel::new(cfg.platform.clone(), cfg.memory_size, &cfg.options)
-        .map_err(|e| BootError::Host("memory file", e))?;
-    let process = cfg.spec.process().as_ref().ok_or_else(|| BootError::Spec("no process".into()))?;
-    let args = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(BootError::Spec("process.args is empty".into()));
+/// The standard descriptors of a new process.
+#[derive(Debug)]
+pub enum Stdio {
+    /// Host descriptors, used as they are (0, 1, 2).
+    Host([OwnedFd; 3]),
+    /// A host terminal (its input and output side): the process gets a
+    /// console pair of the sandbox's own, bridged to it, as its standard
+    /// descriptors and controlling terminal.
+    Terminal(OwnedFd, OwnedFd),
+}
+
+/// A process started in the sandbox.
+#[derive(Debug)]
+pub struct Started {
+    /// The process.
+    pub tg: Arc<ThreadGroup>,
+    /// Its console, when it was given a terminal.
+    pub console: Option<Console>,
+}
+
+/// Linux's default search path (`execvp` without `PATH`).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where `prog` is in the sandbox: itself when it names a path, else the
+/// first executable regular file of that name in `PATH`.
+fn find_program(w: &Walker<'_>, cwd: &crate::vfs::Path, prog: &str, env: &[String]) -> Option<String> {
+    if prog.contains('/') {
+        return Some(prog.to_string());
     }
-    let client = GoferClient::new(cfg.gofer);
-    let ns = mounts(&cfg.spec, &client, &kernel, cfg.overlay)?;
-    let container = Container::new(&cfg.id, ns.clone());
-    kernel.add_container(container.clone());
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    path.split(':').map(|d| if d.is_empty() { "." } else { d }).find_map(|dir| {
+        let cand = format!("{}/{prog}", dir.trim_end_matches('/'));
+        let p = w.walk(cwd.clone(), cand.as_bytes(), true).ok()?;
+        let a = p.attr().ok()?;
+        (a.is_reg() && a.mode & 0o111 != 0).then_some(cand)
+    })
+}
+
+/// Starts `process` in `container` (its init with `is_init`). `exe`: the
+/// program's path in the sandbox (found through `PATH` when `None`). The
+/// process's first instruction waits for `gate` when given.
+#[allow(clippy::too_many_arguments)]
+fn start_process(
+    kernel: &Arc<Kernel>,
+    container: &Arc<Container>,
+    process: &oci_spec::runtime::Process,
+    exe: Option<&str>,
+    stdio: Stdio,
+    extra_fds: Vec<OwnedFd>,
+    gate: Option<OwnedFd>,
+    is_init: bool,
+) -> Result<Started, BootError> {
+    let ns = container.mntns.clone();
+    let args = process.args().clone().unwrap_or_default();
+    let Some(arg0) = args.first() else {
+        return Err(BootError::Spec("process.args is empty".into()));
+    };
     let user = process.user();
     let mut creds =
         Credentials::new(user.uid(), user.gid(), user.additional_gids().clone().unwrap_or_default());
@@ -471,101 +529,115 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
         .walk(ns.root(), cwd_path.as_bytes(), true)
         .and_then(|p| if p.attr()?.is_dir() { Ok(p) } else { Err(Errno::ENOTDIR) })
         .map_err(|errno| BootError::Mount { what: format!("working directory {cwd_path}"), errno })?;
+    let env = process.env().clone().unwrap_or_default();
+    let exe_path = match exe {
+        Some(e) => e.to_string(),
+        None => find_program(&w, &cwd, arg0, &env).ok_or(BootError::NotFound(arg0.clone()))?,
+    };
     let fs = Arc::new(Mutex::new(FsContext { root: ns.root(), cwd: cwd.clone() }));
 
     let tgid = kernel.alloc_tid().ok_or_else(|| BootError::Spec("no pid".into()))?;
-    let init = ThreadGroup::new(&kernel, container.clone(), tgid, creds.clone(), rlimits(&cfg.spec));
+    let tg = ThreadGroup::new(kernel, container.clone(), tgid, creds.clone(), rlimits(process));
     if process.no_new_privileges() == Some(true) {
-        init.no_new_privs.store(true, std::sync::atomic::Ordering::Relaxed);
+        tg.no_new_privs.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     if let Some(m) = user.umask() {
-        init.umask.store(m & 0o777, std::sync::atomic::Ordering::Relaxed);
+        tg.umask.store(m & 0o777, std::sync::atomic::Ordering::Relaxed);
     }
     if let Some(a) = process.oom_score_adj() {
-        init.oom_score_adj.store(a.clamp(-1000, 1000), std::sync::atomic::Ordering::Relaxed);
+        tg.oom_score_adj.store(a.clamp(-1000, 1000), std::sync::atomic::Ordering::Relaxed);
     }
-    *container.init.lock().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::downgrade(&init);
-    let shared = TaskShared::new(tgid, init.clone()).map_err(|e| BootError::Host("eventfd", e))?;
+    if is_init {
+        *container.init.lock().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::downgrade(&tg);
+    }
+    let shared = TaskShared::new(tgid, tg.clone()).map_err(|e| BootError::Host("eventfd", e))?;
+    // Until its first thread runs, a failure ends the process quietly.
+    let fail = |e: BootError| {
+        tg.task_exited(tgid, ExitStatus::Code(if matches!(e, BootError::NotFound(_)) { 127 } else { 126 }));
+        e
+    };
 
     let cx = ExecContext { ns: &ns, root: ns.root(), start: cwd.clone(), cwd: cwd.clone(), creds: &creds };
     let argv: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let envp: Vec<Vec<u8>> =
-        process.env().clone().unwrap_or_default().iter().map(|e| e.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> = env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let prog = Program {
-        path: cfg.exe_path.as_bytes().to_vec(),
-        name: cfg.exe_path.as_bytes().to_vec(),
+        path: exe_path.as_bytes().to_vec(),
+        name: exe_path.as_bytes().to_vec(),
         target: None,
         follow: true,
         argv,
         envp,
-        stack_limit: init.rlimit(3).cur,
+        stack_limit: tg.rlimit(3).cur,
     };
-    let image = exec::prepare(&kernel, &cx, prog)
-        .map_err(|errno| BootError::Exec { path: cfg.exe_path.clone(), errno })?;
+    let image = exec::prepare(kernel, &cx, prog)
+        .map_err(|errno| fail(BootError::Exec { path: exe_path.clone(), errno }))?;
     let (mm, loaded) = (image.mm.clone(), image.loaded);
     mm.set_exe(image.exe.clone(), loaded.args);
 
     let fds = Arc::new(FdTable::default());
-    let console = if process.terminal() == Some(true) {
-        // The console: a pair of the sandbox's own, its replica the
-        // standard descriptors and init's controlling terminal, its master
-        // bridged to the host terminal.
-        let pty = kernel
-            .devpts
-            .allocate(&kernel, creds.euid)
-            .map_err(|errno| BootError::Mount { what: "console".into(), errno })?;
-        pty.unlock();
-        let [input, output, _] = cfg.stdio;
-        let host =
-            rustix::io::fcntl_dupfd_cloexec(&input, 3).map_err(|e| BootError::Host("dup", e.into()))?;
-        let size = process.console_size().as_ref().map(|b| Winsize {
-            row: u16::try_from(b.height()).unwrap_or(u16::MAX),
-            col: u16::try_from(b.width()).unwrap_or(u16::MAX),
-            xpixel: 0,
-            ypixel: 0,
-        });
-        if let Some(w) = size.or_else(|| crate::host::get_winsize(&host).ok()) {
-            pty.resize(w);
+    let console = match stdio {
+        Stdio::Terminal(input, output) => {
+            // A pair of the sandbox's own, its replica the standard
+            // descriptors and the process's controlling terminal, its
+            // master bridged to the host terminal.
+            let pty = kernel
+                .devpts
+                .allocate(kernel, creds.euid)
+                .map_err(|errno| fail(BootError::Mount { what: "console".into(), errno }))?;
+            pty.unlock();
+            let host = rustix::io::fcntl_dupfd_cloexec(&input, 3)
+                .map_err(|e| fail(BootError::Host("dup", e.into())))?;
+            let size = process.console_size().as_ref().map(|b| Winsize {
+                row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+                col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+                xpixel: 0,
+                ypixel: 0,
+            });
+            if let Some(w) = size.or_else(|| crate::host::get_winsize(&host).ok()) {
+                pty.resize(w);
+            }
+            let writing = Arc::new(Mutex::new(()));
+            bridge(&pty, input, output, writing.clone()).map_err(fail)?;
+            // Opened at its /dev/pts path, so that fstat and stat agree
+            // (`ttyname`).
+            let at = format!("/dev/pts/{}", pty.index);
+            let f = match w.walk(ns.root(), at.as_bytes(), true) {
+                Ok(p) => File::with_path(pty.console_replica(), crate::vfs::file::O_RDWR, p),
+                Err(_) => File::new(pty.console_replica(), crate::vfs::file::O_RDWR),
+            };
+            for n in 0..3 {
+                let _ = fds.install_at(n, f.clone(), false, crate::vfs::NR_OPEN);
+            }
+            if is_init {
+                *kernel.console.lock().unwrap_or_else(|e| e.into_inner()) = Some(pty.clone());
+            }
+            pty.set_ctty(&tg);
+            Some(Console { pty, host, writing })
         }
-        let writing = Arc::new(Mutex::new(()));
-        bridge(&pty, input, output, writing.clone())?;
-        // Opened at its /dev/pts path, so that fstat and stat agree
-        // (`ttyname`).
-        let at = format!("/dev/pts/{}", pty.index);
-        let f = match w.walk(ns.root(), at.as_bytes(), true) {
-            Ok(p) => File::with_path(pty.console_replica(), crate::vfs::file::O_RDWR, p),
-            Err(_) => File::new(pty.console_replica(), crate::vfs::file::O_RDWR),
-        };
-        for n in 0..3 {
-            let _ = fds.install_at(n, f.clone(), false, crate::vfs::NR_OPEN);
+        Stdio::Host(stdio) => {
+            for (i, fd) in stdio.into_iter().enumerate() {
+                let n = i32::try_from(i).unwrap_or(0);
+                let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
+            }
+            None
         }
-        *kernel.console.lock().unwrap_or_else(|e| e.into_inner()) = Some(pty.clone());
-        pty.set_ctty(&init);
-        Some(Console { pty, host, writing })
-    } else {
-        for (i, fd) in cfg.stdio.into_iter().enumerate() {
-            let n = i32::try_from(i).unwrap_or(0);
-            let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
-        }
-        None
     };
-    init.add_task(shared.clone());
+    tg.add_task(shared.clone());
     let comm = image.comm;
     let mut view_comm = [0u8; 16];
     let n = comm.len().min(15);
     view_comm[..n].copy_from_slice(&comm[..n]);
-    init.set_view(ProcessView {
+    tg.set_view(ProcessView {
         mm: Some(mm.clone()),
         fds: Some(fds.clone()),
         fs: Some(fs.clone()),
         comm: view_comm,
     });
-    for (i, fd) in cfg.extra_fds.into_iter().enumerate() {
+    for (i, fd) in extra_fds.into_iter().enumerate() {
         let n = 3 + i32::try_from(i).unwrap_or(0);
         let _ = fds.install_at(n, stdio_file(fd), false, crate::vfs::NR_OPEN);
     }
-    let platform = cfg.platform.clone();
-    let gate = cfg.start_gate;
+    let platform = kernel.platform.clone();
     std::thread::Builder::new()
         .name(format!("task-{tgid}"))
         .spawn(move || {
@@ -586,6 +658,37 @@ pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
             Task::new(shared, ctx, arch, mm, fds, fs, &comm).run();
         })
         .map_err(|e| BootError::Host("spawn task thread", e))?;
+    Ok(Started { tg, console })
+}
+
+/// Boots a sandbox running the spec's process.
+pub fn boot(cfg: BootConfig) -> Result<Sandbox, BootError> {
+    let kernel = Kernel::new(cfg.platform.clone(), cfg.memory_size, &cfg.options)
+        .map_err(|e| BootError::Host("memory file", e))?;
+    let process = cfg.spec.process().as_ref().ok_or_else(|| BootError::Spec("no process".into()))?;
+    if process.args().as_ref().is_none_or(Vec::is_empty) {
+        return Err(BootError::Spec("process.args is empty".into()));
+    }
+    let client = GoferClient::new(cfg.gofer);
+    let ns = mounts(&cfg.spec, &client, &kernel, cfg.overlay)?;
+    let container = Container::new(&cfg.id, ns);
+    kernel.add_container(container.clone());
+    let stdio = if process.terminal() == Some(true) {
+        let [input, output, _] = cfg.stdio;
+        Stdio::Terminal(input, output)
+    } else {
+        Stdio::Host(cfg.stdio)
+    };
+    let started = start_process(
+        &kernel,
+        &container,
+        process,
+        Some(&cfg.exe_path),
+        stdio,
+        cfg.extra_fds,
+        cfg.start_gate,
+        true,
+    )?;
     kernel.start_oom_watch();
-    Ok(Sandbox { kernel, container, init, console })
+    Ok(Sandbox { kernel, container, init: started.tg, console: started.console })
 }

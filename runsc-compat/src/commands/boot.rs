@@ -71,9 +71,13 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     let mut spec_json = String::new();
     std::fs::File::from(adopt_fd(a.spec_fd)?).read_to_string(&mut spec_json)?;
     let spec: Spec = serde_json::from_str(&spec_json).context("spec")?;
+    if a.container {
+        join_network_namespace(&spec)?;
+    }
     let gofer = adopt_fds(&a.gofer_fds)?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     let mut ready = a.ready_fd.map(adopt_fd).transpose()?.map(std::fs::File::from);
+    let control = a.control_fd.map(adopt_fd).transpose()?;
     // `--preserve-fds N`: the caller's 3 … 3+N-1, for the init.
     let extra_fds = (0..a.preserve_fds)
         .map(|i| adopt_fd(3 + i32::try_from(i).unwrap_or(0)))
@@ -152,6 +156,9 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
             return Err(e.into());
         }
     };
+    if let Some(l) = control {
+        super::exec::serve(sandbox.clone(), l).context("control thread")?;
+    }
     if let Some(mut r) = ready.take() {
         let _ = r.write_all(b"ok\n");
     }
@@ -182,9 +189,37 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     exit_with(status)
 }
 
+/// The spec's network namespace, before any thread exists: a new one, or
+/// the one at its path. The sandbox has no network stack of its own yet
+/// (loopback only, inside); this keeps what a runtime hook configures for
+/// the container (Docker's `libnetwork-setkey`) off the host's namespace.
+fn join_network_namespace(spec: &Spec) -> anyhow::Result<()> {
+    let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let Some(net) = ns.iter().find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network) else {
+        return Ok(());
+    };
+    match net.path() {
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("network namespace {}", p.display()))?;
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&f),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .context("join the network namespace")?;
+        }
+        // Deprecated in rustix only for flags that break the process's own
+        // invariants (CLONE_FILES, CLONE_FS); NEWNET is not one.
+        #[allow(deprecated)]
+        None => {
+            rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNET).context("new network namespace")?
+        }
+    }
+    Ok(())
+}
+
 /// Exits with `status`: the same code, or death by the same signal (with
 /// core dumps disabled: the host gets no core file of the sentry).
-fn exit_with(status: ExitStatus) -> ! {
+pub(super) fn exit_with(status: ExitStatus) -> ! {
     match status {
         ExitStatus::Code(c) => std::process::exit(i32::from(c)),
         ExitStatus::Signal { sig, .. } => {

@@ -4,6 +4,7 @@ pub mod boot;
 pub mod cgroup;
 pub mod confine;
 pub mod do_cmd;
+pub mod exec;
 pub mod gofer;
 pub mod oci;
 

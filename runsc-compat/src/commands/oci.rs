@@ -45,7 +45,7 @@ fn dir_of(g: &Global, id: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// What `ROOT/ID/state.json` keeps.
-struct Saved {
+pub(super) struct Saved {
     id: String,
     bundle: PathBuf,
     rootfs: PathBuf,
@@ -97,7 +97,7 @@ impl Saved {
     }
 
     /// `created`, `running` or `stopped`.
-    fn status(&self) -> &'static str {
+    pub(super) fn status(&self) -> &'static str {
         if proc_start(self.pid) != Some(self.pid_start) {
             "stopped"
         } else if self.started && !self.cgroup.is_empty() && super::cgroup::frozen(&self.cgroup) {
@@ -197,7 +197,7 @@ fn saved_spec(dir: &Path) -> Option<Spec> {
     Spec::load(dir.join("config.json")).ok()
 }
 
-fn load(g: &Global, id: &str) -> anyhow::Result<(PathBuf, Saved)> {
+pub(super) fn load(g: &Global, id: &str) -> anyhow::Result<(PathBuf, Saved)> {
     let dir = dir_of(g, id)?;
     let text = match std::fs::read(dir.join("state.json")) {
         Ok(t) => t,
@@ -363,10 +363,13 @@ fn launch(
     let (ready_r, ready_w) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| cleanup(e.into()))?;
 
+    // `exec` requests reach the sentry through this socket.
+    let control =
+        super::exec::listen(&dir).map_err(|e| cleanup(anyhow::Error::from(e).context("control socket")))?;
     let (gofer_ends, sentry_ends) = gofer_channels().map_err(cleanup)?;
     let mut gofer = spawn_gofer(g, &spec, &gofer_ends).map_err(cleanup)?;
     drop(gofer_ends);
-    for fd in [&spec_fd, &ready_w].into_iter().chain(&sentry_ends) {
+    for fd in [&spec_fd, &ready_w, &control].into_iter().chain(&sentry_ends) {
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
             .map_err(|e| cleanup(e.into()))?;
     }
@@ -375,7 +378,10 @@ fn launch(
     // sentry's stdio and controlling terminal, bridged to the sandbox's
     // console.
     let replica = match console_socket {
-        Some(sock) => Some(host_console(sock, &spec).map_err(cleanup)?),
+        Some(sock) => {
+            let size = spec.process().as_ref().and_then(|p| p.console_size());
+            Some(host_console(sock, size).map_err(cleanup)?)
+        }
         None => None,
     };
     let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
@@ -386,6 +392,7 @@ fn launch(
         .arg(format!("--exe-path={exe}"))
         .arg(format!("--id={id}"))
         .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+        .arg(format!("--control-fd={}", control.as_raw_fd()))
         .arg("--container")
         .arg(format!("--preserve-fds={preserve_fds}"));
     if hold {
@@ -408,7 +415,7 @@ fn launch(
             return Err(cleanup(anyhow::Error::from(e).context("start the sentry")));
         }
     };
-    drop((spec_fd, ready_w, sentry_ends, replica));
+    drop((spec_fd, ready_w, sentry_ends, replica, control));
     drop(back_out);
     // The sentry says "ok" once the program is loaded, or why it is not.
     let mut msg = String::new();
@@ -473,7 +480,7 @@ impl Drop for Leave {
 /// A host pty for a container's terminal: the master is sent over the
 /// console socket (`SCM_RIGHTS`, as runc sends it); returns the replica,
 /// in raw mode, sized as the spec's `consoleSize` says.
-fn host_console(sock: &Path, spec: &Spec) -> anyhow::Result<OwnedFd> {
+pub(super) fn host_console(sock: &Path, size: Option<oci_spec::runtime::Box>) -> anyhow::Result<OwnedFd> {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).context("ptmx")?;
     grantpt(&master).context("grantpt")?;
@@ -489,7 +496,7 @@ fn host_console(sock: &Path, spec: &Spec) -> anyhow::Result<OwnedFd> {
     let mut t = rustix::termios::tcgetattr(&replica).context("tcgetattr")?;
     t.make_raw();
     rustix::termios::tcsetattr(&replica, rustix::termios::OptionalActions::Now, &t).context("tcsetattr")?;
-    if let Some(b) = spec.process().as_ref().and_then(|p| p.console_size()) {
+    if let Some(b) = size {
         let w = rustix::termios::Winsize {
             ws_row: u16::try_from(b.height()).unwrap_or(u16::MAX),
             ws_col: u16::try_from(b.width()).unwrap_or(u16::MAX),

@@ -750,8 +750,12 @@ impl Devpts {
         Ok(pty)
     }
 
-    fn remove(&self, index: u32) {
-        self.ptys.lock().unwrap_or_else(|p| p.into_inner()).remove(&index);
+    /// Forgets `pty` (and not a newer pair that reused its number).
+    fn remove(&self, pty: &Arc<Pty>) {
+        let mut m = self.ptys.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(&pty.index).is_some_and(|p| Arc::ptr_eq(p, pty)) {
+            m.remove(&pty.index);
+        }
     }
 
     /// The `/dev/pts` directory: `ptmx` and a node for each pair whose
@@ -1125,16 +1129,19 @@ impl Pty {
             }
         }
         if let Some(d) = self.devpts.upgrade() {
-            d.remove(self.index);
+            d.remove(self);
         }
         self.changed();
     }
 
     fn close_master(self: &Arc<Self>) {
+        // Only the 1 -> 0 transition hangs up (a second close of a pair
+        // already hung up must not touch a newer pair with its number).
         let last = {
             let mut st = self.lock();
-            st.masters = st.masters.saturating_sub(1);
-            st.masters == 0
+            let was = st.masters;
+            st.masters = was.saturating_sub(1);
+            was == 1
         };
         if last {
             self.hang_up();
@@ -1212,11 +1219,6 @@ impl Pty {
                 signal_pgrp(&k, pgrp, sig::SIGWINCH);
             }
         }
-    }
-
-    /// Host side: one more holder of the master (a bridge).
-    pub fn open_bridge(&self) {
-        self.lock().masters += 1;
     }
 
     /// Host side: input from the host terminal; waits while the line

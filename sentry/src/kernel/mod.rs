@@ -134,6 +134,14 @@ impl Container {
         self.exited.notify_all();
     }
 
+    /// The init's status, waiting at most `timeout` for it to end.
+    pub fn wait_timeout(&self, timeout: std::time::Duration) -> Option<ExitStatus> {
+        let e = self.exit.lock().unwrap_or_else(|p| p.into_inner());
+        let (e, _) =
+            self.exited.wait_timeout_while(e, timeout, |e| e.is_none()).unwrap_or_else(|p| p.into_inner());
+        *e
+    }
+
     /// Waits until the container's init process ends.
     pub fn wait(&self) -> ExitStatus {
         let mut e = self.exit.lock().unwrap_or_else(|p| p.into_inner());

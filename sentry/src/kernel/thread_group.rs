@@ -312,6 +312,39 @@ impl ThreadGroup {
         }
     }
 
+    /// From a host thread: waits until the process has ended (its exit
+    /// status), at most `timeout`.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        struct Wake(std::sync::Mutex<bool>, std::sync::Condvar);
+        impl super::waitq::Hook for Wake {
+            fn notify(&self, _ev: u32) {
+                *self.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                self.1.notify_all();
+            }
+        }
+        let end = std::time::Instant::now() + timeout;
+        let wake = Arc::new(Wake(std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let hook: Arc<dyn super::waitq::Hook> = wake.clone();
+        self.exited.add_hook(hook.clone());
+        let status = loop {
+            if let Some(s) = self.zombie_status() {
+                break Some(s);
+            }
+            let now = std::time::Instant::now();
+            if now >= end {
+                break None;
+            }
+            let g = wake.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut g, _) = wake
+                .1
+                .wait_timeout_while(g, (end - now).min(Duration::from_millis(100)), |w| !*w)
+                .unwrap_or_else(|p| p.into_inner());
+            *g = false;
+        };
+        self.exited.remove_hook(&hook);
+        status
+    }
+
     fn lock(&self) -> MutexGuard<'_, TgState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -448,12 +481,16 @@ impl ThreadGroup {
             self.stopped.store(false, Ordering::Release);
             // No timer fires for it any more.
             self.timers.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            // Nothing of it stays reachable through /proc.
-            *self.view.lock().unwrap_or_else(|p| p.into_inner()) = ProcessView::default();
+            // Nothing of it stays reachable through /proc. The view is
+            // dropped once the locks are released: its last file may be a
+            // terminal's master, whose hang-up looks at this process.
+            let old = std::mem::take(&mut *self.view.lock().unwrap_or_else(|p| p.into_inner()));
             // Its record locks go.
             crate::vfs::lock::release(crate::vfs::lock::LockOwner::Process(self.tgid), None);
-            *st.exit.get_or_insert(own)
+            (*st.exit.get_or_insert(own), old)
         };
+        let (status, old) = status;
+        drop(old);
         tracing::debug!(tgid = self.tgid, ?status, "process exited");
         // A session leader's terminal hangs up its foreground group.
         crate::fs::tty::leader_exited(self);

@@ -336,6 +336,15 @@ pub fn do_open(t: &mut Task, dirfd: Fd, path: &[u8], flags: u32, mode_bits: u32,
                 if links > crate::vfs::walk::MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
                 }
+                if let Some(j) = existing.inode().jump() {
+                    // A magic link (`/dev/stdout` -> `/proc/self/fd/1`):
+                    // the file itself, which exists.
+                    if w.beneath.is_some() {
+                        return Err(Errno::EXDEV);
+                    }
+                    let f = open_path(t, j?.into_path(&existing)?, flags)?;
+                    return install(t, f, flags);
+                }
                 let target = existing.inode().readlink()?;
                 if target.is_empty() {
                     return Err(Errno::ENOENT);

@@ -33,6 +33,23 @@ pub enum Jump {
     Inode(InodeRef),
 }
 
+impl Jump {
+    /// The path following the link at `link` leads to (a node outside
+    /// the VFS gets an anonymous dentry under the link's).
+    pub fn into_path(self, link: &super::Path) -> Result<super::Path, Errno> {
+        Ok(match self {
+            Jump::Path(p) => p,
+            Jump::Inode(inode) => {
+                let ino = inode.attr()?.ino;
+                super::Path {
+                    mount: link.mount.clone(),
+                    dentry: super::Dentry::anonymous(&link.dentry, ino, inode),
+                }
+            }
+        })
+    }
+}
+
 /// Attributes of an inode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)]

@@ -363,9 +363,10 @@ impl MountNamespace {
         Path { dentry: m.root.clone(), mount: m }
     }
 
-    /// Mounts file system root `fs_root` on `at`.
+    /// Mounts file system root `fs_root` on `at`: a directory on a
+    /// directory, or (a bind of a file) a non-directory on a non-directory.
     pub fn mount(&self, at: &Path, fs_root: InodeRef, flags: u32, source: MountSource) -> Result<(), Errno> {
-        if !at.attr()?.is_dir() {
+        if at.attr()?.is_dir() != fs_root.attr()?.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         let id = NEXT_MOUNT.fetch_add(1, Ordering::Relaxed);

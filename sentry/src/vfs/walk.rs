@@ -147,16 +147,7 @@ impl Walker<'_> {
                     if self.beneath.is_some() {
                         return Err(Errno::EXDEV);
                     }
-                    cur = match j? {
-                        crate::vfs::inode::Jump::Path(p) => p,
-                        crate::vfs::inode::Jump::Inode(inode) => {
-                            let ino = inode.attr()?.ino;
-                            Path {
-                                mount: child.mount.clone(),
-                                dentry: super::Dentry::anonymous(&child.dentry, ino, inode),
-                            }
-                        }
-                    };
+                    cur = j?.into_path(&child)?;
                     continue;
                 }
                 let target = child.inode().readlink()?;

@@ -92,4 +92,8 @@ if ! docker image inspect rvisor-test/python >/dev/null 2>&1; then
 	docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'CMD ["bash"]' \
 		"$cache/python.tar" rvisor-test/python >/dev/null
 fi
+# containerd's own copy of the busybox image, for `ctr run`.
+if ! ctr -n rvisor-test images ls -q | grep -qx docker.io/rvisor-test/busybox:latest; then
+	docker save rvisor-test/busybox | ctr -n rvisor-test images import - >/dev/null
+fi
 echo "docker: $(docker version --format '{{.Server.Version}}'), containerd: $(ctr version 2>/dev/null | awk '/Version/ {print $2; exit}'), runtime rvisor: $rvisor"

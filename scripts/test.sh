@@ -36,8 +36,13 @@ step "build"
 cargo build -p rvisor
 cargo bench --no-run -p rvisor-benches
 
+step "docker and containerd"
+# dockerd and containerd with rvisor registered, and the test images
+# (tests/docker.rs compares every case with runc).
+./scripts/docker-env.sh target/x86_64-unknown-linux-gnu/debug/rvisor
+
 step "tests"
-cargo test --workspace
+RVISOR_DOCKER_TESTS=1 cargo test --workspace
 
 step "fuzz: ELF loader (${FUZZ_SECONDS:-20}s)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

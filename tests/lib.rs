@@ -270,3 +270,114 @@ fn rustix_free_geteuid() -> u32 {
         })
         .unwrap_or(u32::MAX)
 }
+
+/// The user's side of a host pseudo-terminal with a program behind it (in
+/// a session of its own, the terminal its controlling one).
+pub struct Terminal {
+    master: std::fs::File,
+    /// The program.
+    pub child: std::process::Child,
+    seen: Vec<u8>,
+    /// Where the next `expect` starts looking.
+    mark: usize,
+}
+
+fn check(r: libc::c_int, what: &str) -> libc::c_int {
+    assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());
+    r
+}
+
+impl Terminal {
+    /// Starts `cmd` on a new terminal of `rows` × `cols`.
+    pub fn spawn(cmd: &mut Command, rows: u16, cols: u16) -> Terminal {
+        use std::os::fd::FromRawFd;
+        // SAFETY: posix_openpt returns a new descriptor (checked) that the
+        // File below owns.
+        let m = check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }, "ptmx");
+        // SAFETY: as above.
+        let master = unsafe { std::fs::File::from_raw_fd(m) };
+        // SAFETY: grantpt/unlockpt on the master just opened.
+        check(unsafe { libc::grantpt(m) }, "grantpt");
+        // SAFETY: as above.
+        check(unsafe { libc::unlockpt(m) }, "unlockpt");
+        let mut name = [0 as libc::c_char; 64];
+        // SAFETY: ptsname_r writes at most `name.len()` bytes.
+        check(unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) }, "ptsname");
+        // SAFETY: ptsname_r wrote a NUL-terminated string.
+        let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+        let replica = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("open replica");
+        let t = Terminal { master, child: Self::start(cmd, &replica), seen: Vec::new(), mark: 0 };
+        t.resize(rows, cols);
+        t
+    }
+
+    fn start(cmd: &mut Command, replica: &std::fs::File) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let io = || std::process::Stdio::from(replica.try_clone().expect("dup replica"));
+        cmd.stdin(io()).stdout(io()).stderr(io());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().expect("spawn on the terminal")
+    }
+
+    /// Changes the window size.
+    pub fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let w = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize.
+        check(unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &w) }, "TIOCSWINSZ");
+    }
+
+    /// Types `s`.
+    pub fn send(&mut self, s: &str) {
+        use std::io::Write;
+        self.master.write_all(s.as_bytes()).expect("write to the terminal");
+    }
+
+    /// Reads until `want` appears after the mark (then moves the mark past
+    /// it) or `limit` passes.
+    pub fn expect(&mut self, want: &str, limit: std::time::Duration) -> Result<(), String> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let end = std::time::Instant::now() + limit;
+        loop {
+            if let Some(i) = find(&self.seen[self.mark..], want.as_bytes()) {
+                self.mark += i + want.len();
+                return Ok(());
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no {want:?} within {limit:?}; after the mark: {:?}",
+                    String::from_utf8_lossy(&self.seen[self.mark..])
+                ));
+            }
+            let mut p = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let ms = libc::c_int::try_from(left.as_millis().min(100)).unwrap_or(100);
+            // SAFETY: one pollfd.
+            if unsafe { libc::poll(&mut p, 1, ms) } > 0 {
+                let mut buf = [0u8; 4096];
+                match self.master.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        return Err(format!(
+                            "terminal closed before {want:?}; after the mark: {:?}",
+                            String::from_utf8_lossy(&self.seen[self.mark..])
+                        ))
+                    }
+                    Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

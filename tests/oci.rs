@@ -287,7 +287,7 @@ fn lifecycle_runc_vs_rvisor() {
         };
         let mem = read("memory", if v2 { "memory.max" } else { "memory.limit_in_bytes" });
         let pids = read("pids", "pids.max");
-        let want = if rt.name == "runc" { ("67108864", "20") } else { ("134217728", "104") };
+        let want = if rt.name == "runc" { ("67108864", "20") } else { ("134217728", "144") };
         check(
             &mut failures,
             &rt,

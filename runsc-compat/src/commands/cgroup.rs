@@ -18,10 +18,11 @@ const V1: [&str; 6] = ["memory", "pids", "cpu", "cpuacct", "freezer", "devices"]
 /// Memory the sentry and gofer need besides the application's.
 pub const MEMORY_HEADROOM: i64 = 64 << 20;
 
-/// Host tasks per application task (its sentry thread and stub thread),
+/// Host tasks per application task (its sentry thread, and its stub's
+/// thread and control thread: measured 3 with ptrace), with one spare,
 /// plus a fixed allowance for the sentry's and gofer's own threads.
 pub fn pids_with_headroom(limit: i64) -> i64 {
-    limit.saturating_mul(2).saturating_add(64)
+    limit.saturating_mul(4).saturating_add(64)
 }
 
 fn unified() -> bool {

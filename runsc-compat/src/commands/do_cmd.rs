@@ -212,8 +212,16 @@ pub fn fd_list(fds: &[OwnedFd]) -> String {
 }
 
 /// Starts `rvisor gofer` serving the spec's root (read-only per the spec)
-/// and bind mounts on `ends` (which it inherits).
-pub fn spawn_gofer(g: &Global, spec: &Spec, ends: &[OwnedFd]) -> anyhow::Result<std::process::Child> {
+/// and bind mounts on `ends` (which it inherits). `detached`: it
+/// keeps none of the caller's standard descriptors (a container outlives
+/// `create`, whose caller may wait for their end; its errors reach the
+/// sentry as EIO and the debug log).
+pub fn spawn_gofer(
+    g: &Global,
+    spec: &Spec,
+    ends: &[OwnedFd],
+    detached: bool,
+) -> anyhow::Result<std::process::Child> {
     let root_ro = spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
     let root = spec.root().as_ref().map_or_else(|| PathBuf::from("/"), |r| r.path().clone());
     let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
@@ -228,7 +236,11 @@ pub fn spawn_gofer(g: &Global, spec: &Spec, ends: &[OwnedFd]) -> anyhow::Result<
     for e in ends {
         inheritable(e)?;
     }
-    let child = cmd.stdin(std::process::Stdio::null()).spawn().context("start the gofer")?;
+    cmd.stdin(std::process::Stdio::null());
+    if detached {
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    }
+    let child = cmd.spawn().context("start the gofer")?;
     Ok(child)
 }
 
@@ -333,7 +345,7 @@ pub fn run(g: &Global, a: &DoArgs) -> anyhow::Result<i32> {
     let sigfd = SignalFd::new(&mask)?;
 
     let (gofer_ends, sentry_ends) = gofer_channels()?;
-    let mut gofer = spawn_gofer(g, &spec, &gofer_ends)?;
+    let mut gofer = spawn_gofer(g, &spec, &gofer_ends, false)?;
     drop(gofer_ends);
     inheritable(&spec_fd)?;
     for e in &sentry_ends {

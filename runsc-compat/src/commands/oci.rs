@@ -310,9 +310,16 @@ fn launch(
     }
 
     // Mount points the rootfs lacks are made, as runc makes them (a file
-    // for a bind of a file).
+    // for a bind of a file). Not under /dev, /proc and /sys, which are the
+    // sentry's own (runc makes those in the file systems mounted there,
+    // not in the rootfs), and not for the types the sentry does not mount.
+    let sentrys = |d: &str| ["/dev/", "/proc/", "/sys/"].iter().any(|p| d.starts_with(p));
+    let unserved = |m: &&oci_spec::runtime::Mount| {
+        matches!(m.typ().as_deref(), Some("mqueue" | "cgroup" | "cgroup2"))
+            || sentrys(&m.destination().to_string_lossy())
+    };
     let points = ["/dev", "/proc", "/sys"].into_iter().map(|d| (d.to_string(), false)).chain(
-        spec.mounts().iter().flatten().map(|m| {
+        spec.mounts().iter().flatten().filter(|m| !unserved(m)).map(|m| {
             let file = m.typ().as_deref() == Some("bind") && m.source().as_ref().is_some_and(|s| s.is_file());
             (m.destination().to_string_lossy().into_owned(), file)
         }),
@@ -367,7 +374,7 @@ fn launch(
     let control =
         super::exec::listen(&dir).map_err(|e| cleanup(anyhow::Error::from(e).context("control socket")))?;
     let (gofer_ends, sentry_ends) = gofer_channels().map_err(cleanup)?;
-    let mut gofer = spawn_gofer(g, &spec, &gofer_ends).map_err(cleanup)?;
+    let mut gofer = spawn_gofer(g, &spec, &gofer_ends, true).map_err(cleanup)?;
     drop(gofer_ends);
     for fd in [&spec_fd, &ready_w, &control].into_iter().chain(&sentry_ends) {
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))

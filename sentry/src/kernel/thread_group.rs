@@ -458,11 +458,11 @@ impl ThreadGroup {
     /// A thread ended with `own` (its `exit` status). When it was the
     /// last, the process is gone: a zombie for its parent to reap.
     pub fn task_exited(self: &Arc<Self>, tid: i32, own: ExitStatus) {
-        let status = {
+        {
             let mut st = self.lock();
             st.tasks.retain(|t| t.tid != tid);
-            st.live = st.live.saturating_sub(1);
-            if st.live > 0 {
+            if st.live > 1 {
+                st.live -= 1;
                 if st.live == 1 {
                     // An execve waits for the other threads to end.
                     if let Some(e) = st.exec_by {
@@ -473,24 +473,31 @@ impl ThreadGroup {
                 }
                 return;
             }
-            // Its last address space's time is final now.
-            if let Some(mm) = self.view.lock().unwrap_or_else(|p| p.into_inner()).mm.clone() {
-                self.cpu.lock().unwrap_or_else(|p| p.into_inner()).user += mm.cpu_time();
-            }
-            // Not stopped any more (a stopped process can be killed).
-            self.stopped.store(false, Ordering::Release);
-            // No timer fires for it any more.
-            self.timers.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            // Nothing of it stays reachable through /proc. The view is
-            // dropped once the locks are released: its last file may be a
-            // terminal's master, whose hang-up looks at this process.
-            let old = std::mem::take(&mut *self.view.lock().unwrap_or_else(|p| p.into_inner()));
-            // Its record locks go.
-            crate::vfs::lock::release(crate::vfs::lock::LockOwner::Process(self.tgid), None);
-            (*st.exit.get_or_insert(own), old)
+        }
+        // The last thread (no other can be made: they come from live
+        // threads of the group). What the process holds is released
+        // before it counts as gone, so a parent that reaps it sees its
+        // descriptors closed; and without the state lock held, as its last
+        // file may be a terminal's master whose hang-up looks at this
+        // process.
+        let view = std::mem::take(&mut *self.view.lock().unwrap_or_else(|p| p.into_inner()));
+        // Its last address space's time is final now.
+        if let Some(mm) = &view.mm {
+            self.cpu.lock().unwrap_or_else(|p| p.into_inner()).user += mm.cpu_time();
+        }
+        // Nothing of it stays reachable through /proc.
+        drop(view);
+        // Not stopped any more (a stopped process can be killed).
+        self.stopped.store(false, Ordering::Release);
+        // No timer fires for it any more.
+        self.timers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // Its record locks go.
+        crate::vfs::lock::release(crate::vfs::lock::LockOwner::Process(self.tgid), None);
+        let status = {
+            let mut st = self.lock();
+            st.live = 0;
+            *st.exit.get_or_insert(own)
         };
-        let (status, old) = status;
-        drop(old);
         tracing::debug!(tgid = self.tgid, ?status, "process exited");
         // A session leader's terminal hangs up its foreground group.
         crate::fs::tty::leader_exited(self);

@@ -29,7 +29,8 @@ pub fn run(cli: cli::Cli) -> i32 {
         cli::Command::Gofer(_) => "gofer",
         _ => "cli",
     };
-    logging::init(&cli.global, role);
+    let app_stderr = matches!(&cli.command, cli::Command::Boot(a) if a.container);
+    logging::init(&cli.global, role, app_stderr);
     let r = match &cli.command {
         cli::Command::Do(args) => commands::do_cmd::run(&cli.global, args),
         cli::Command::Boot(args) => commands::boot::run(&cli.global, args),

@@ -1,6 +1,8 @@
 //! Logging: `--debug-log DIR` writes structured (JSON lines) `tracing` logs,
 //! one file per process and role; `--debug` logs to standard error;
-//! otherwise only errors reach standard error.
+//! otherwise only errors reach standard error, except for a container's
+//! sentry, whose standard error is the application's: its errors go to
+//! `--log` (opened now, before the sentry confines itself), or nowhere.
 
 use std::fs::OpenOptions;
 
@@ -8,8 +10,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::Global;
 
-/// Installs the global subscriber for a process playing `role`.
-pub fn init(g: &Global, role: &str) {
+/// Installs the global subscriber for a process playing `role`
+/// (`app_stderr`: its standard error belongs to the application).
+pub fn init(g: &Global, role: &str, app_stderr: bool) {
     if let Some(dir) = &g.debug_log {
         let _ = std::fs::create_dir_all(dir);
         let path = dir.join(format!("rvisor.{role}.{}.log", std::process::id()));
@@ -22,6 +25,17 @@ pub fn init(g: &Global, role: &str) {
                 .try_init();
             return;
         }
+    }
+    if app_stderr {
+        let file = g.log.as_ref().and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+        if let Some(file) = file {
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_env_filter(EnvFilter::new(if g.debug { "debug" } else { "error" }))
+                .try_init();
+        }
+        return;
     }
     // The CLI prints its one error itself; the sentry and gofer log theirs.
     let level = if g.debug {

@@ -392,8 +392,12 @@ fn launch(
         None => None,
     };
     let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
-    cmd.args(sentry_flags(g, "none"))
-        .arg("boot")
+    cmd.args(sentry_flags(g, "none"));
+    if let Some(l) = &g.log {
+        // Where the sentry's own errors go (its stderr is the container's).
+        cmd.arg(format!("--log={}", l.display())).arg(format!("--log-format={}", g.log_format));
+    }
+    cmd.arg("boot")
         .arg(format!("--spec-fd={}", spec_fd.as_raw_fd()))
         .arg(format!("--gofer-fds={}", fd_list(&sentry_ends)))
         .arg(format!("--exe-path={exe}"))

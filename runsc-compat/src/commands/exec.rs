@@ -449,21 +449,14 @@ pub fn exec(g: &Global, a: &ExecArgs) -> anyhow::Result<i32> {
         let pid = child.id();
         std::mem::forget(child);
         if let Some(p) = &a.pid_file {
-            write_pid_file(p, pid)?;
+            super::oci::write_pid_file(p, pid)?;
         }
         return Ok(0);
     }
     if let Some(p) = &a.pid_file {
-        write_pid_file(p, std::process::id())?;
+        super::oci::write_pid_file(p, std::process::id())?;
     }
     run_proxy(conn_fd, replica)
-}
-
-fn write_pid_file(p: &Path, pid: u32) -> anyhow::Result<()> {
-    let tmp = p.with_extension("rvisor-tmp");
-    std::fs::write(&tmp, pid.to_string())?;
-    std::fs::rename(&tmp, p)?;
-    Ok(())
 }
 
 /// `rvisor exec-proxy`.

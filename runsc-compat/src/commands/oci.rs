@@ -470,13 +470,16 @@ fn launch(
         }
     }
     if let Some(p) = pid_file {
-        // Written whole or not at all, as runc does.
-        let tmp = p.with_extension("rvisor-tmp");
-        std::fs::write(&tmp, pid.to_string())
-            .and_then(|()| std::fs::rename(&tmp, p))
-            .map_err(|e| cleanup(e.into()))?;
+        write_pid_file(p, pid).map_err(|e| cleanup(e.into()))?;
     }
     Ok(Launched { child, saved, dir })
+}
+
+/// Writes `pid` to the pid file `p`, whole or not at all (as runc does).
+pub(super) fn write_pid_file(p: &Path, pid: impl std::fmt::Display) -> std::io::Result<()> {
+    let tmp = p.with_extension("rvisor-tmp");
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, p)
 }
 
 /// Moves this process back out of the container's cgroup when dropped.

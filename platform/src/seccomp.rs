@@ -51,6 +51,9 @@ fn arg_hi(i: u32) -> u32 {
     20 + 8 * i
 }
 
+/// The flags of the stub's `recvmsg` (`MSG_DONTWAIT`).
+pub const RECV_FLAGS: u32 = 0x40;
+
 /// System calls the stub code makes after its filter is installed.
 pub mod allowed {
     /// Injected by the sentry to change the address space.
@@ -61,6 +64,11 @@ pub mod allowed {
     pub const MUNMAP: u32 = 11;
     /// The idle loop.
     pub const PAUSE: u32 = 34;
+    /// Receiving a file to map, from descriptor 0 only, with one set of
+    /// flags (both checked).
+    pub const RECVMSG: u32 = 47;
+    /// Closing the received files, from descriptor 2 up (checked).
+    pub const CLOSE_RANGE: u32 = 436;
     /// New stub processes and threads (argument checked).
     pub const CLONE: u32 = 56;
     /// A stub thread's end.
@@ -85,6 +93,8 @@ enum L {
     Clone,
     Prctl,
     Clock,
+    Recv,
+    CloseRange,
 }
 
 enum I {
@@ -158,6 +168,8 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
         eq(CLONE, L::Clone),
         eq(PRCTL, L::Prctl),
         eq(CLOCK_GETTIME, L::Clock),
+        eq(RECVMSG, L::Recv),
+        eq(CLOSE_RANGE, L::CloseRange),
         Ret(SECCOMP_RET_KILL_PROCESS),
         // clone: exactly one of the stub's flag sets.
         Label(L::Clone),
@@ -186,6 +198,27 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
         Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
         Ld(arg_lo(0)),
         Jmp(BPF_JEQ_K, 3, Some(L::Allow), Some(L::Kill)),
+        // recvmsg(0, msg, MSG_DONTWAIT): the stub's end of the file channel.
+        Label(L::Recv),
+        Ld(arg_hi(0)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(0)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_hi(2)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(2)),
+        Jmp(BPF_JEQ_K, RECV_FLAGS, Some(L::Allow), Some(L::Kill)),
+        // close_range(2, …, 0): the received files, never the channel or
+        // the batch file.
+        Label(L::CloseRange),
+        Ld(arg_hi(0)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_lo(0)),
+        Jmp(BPF_JEQ_K, 2, None, Some(L::Kill)),
+        Ld(arg_lo(2)),
+        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+        Ld(arg_hi(2)),
+        Jmp(BPF_JEQ_K, 0, Some(L::Allow), Some(L::Kill)),
         Label(L::Allow),
         Ret(SECCOMP_RET_ALLOW),
         Label(L::Kill),
@@ -298,6 +331,17 @@ mod tests {
         assert_eq!(call(allowed::CLOCK_GETTIME, ip, [3, 0x1000, 0, 0, 0, 0]), A);
         assert_eq!(call(allowed::CLOCK_GETTIME, ip, [0, 0x1000, 0, 0, 0, 0]), K);
         assert_eq!(call(allowed::CLOCK_GETTIME, ip, [3 | 1 << 32, 0x1000, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::RECVMSG, ip, [0, 0x1000, 0x40, 0, 0, 0]), A);
+        assert_eq!(call(allowed::RECVMSG, ip, [1, 0x1000, 0x40, 0, 0, 0]), K, "another descriptor");
+        assert_eq!(call(allowed::RECVMSG, ip, [0, 0x1000, 0, 0, 0, 0]), K, "blocking");
+        assert_eq!(call(allowed::RECVMSG, ip, [1 << 32, 0x1000, 0x40, 0, 0, 0]), K);
+        assert_eq!(call(allowed::CLOSE_RANGE, ip, [2, u64::from(u32::MAX), 0, 0, 0, 0]), A);
+        assert_eq!(call(allowed::CLOSE_RANGE, ip, [0, u64::from(u32::MAX), 0, 0, 0, 0]), K, "the channel");
+        assert_eq!(
+            call(allowed::CLOSE_RANGE, ip, [2, u64::from(u32::MAX), 4, 0, 0, 0]),
+            K,
+            "CLOSE_RANGE_CLOEXEC"
+        );
         for nr in [allowed::PAUSE, allowed::EXIT, allowed::EXIT_GROUP, allowed::GETPPID, allowed::MUNMAP] {
             assert_eq!(call(nr, ip, [0; 6]), A);
         }

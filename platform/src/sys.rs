@@ -345,3 +345,115 @@ fn cpu_clock_time(clock: libc::clockid_t) -> Option<std::time::Duration> {
     }
     Some(std::time::Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?))
 }
+
+/// What names an open file for the stub file tables: the inode (device and
+/// number) and the access mode it was opened with. While some descriptor
+/// holds the file open, no other file has the same inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub accmode: i32,
+}
+
+/// The [`FileKey`] of `fd`.
+pub fn file_key(fd: std::os::fd::BorrowedFd<'_>) -> Result<FileKey> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `stat` is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `struct stat` into `st`.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &raw mut st) } != 0 {
+        return Err(Error::os("fstat file to map"));
+    }
+    // SAFETY: plain-value call.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Error::os("fcntl file to map"));
+    }
+    Ok(FileKey { dev: st.st_dev, ino: st.st_ino, accmode: fl & libc::O_ACCMODE })
+}
+
+/// Whether descriptor `fd1` of process `pid1` and `fd2` of `pid2` are the
+/// same open file description (`kcmp(KCMP_FILE)`).
+pub fn same_file(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> Result<bool> {
+    const KCMP_FILE: i32 = 0;
+    // SAFETY: plain-value system call.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) };
+    if r < 0 {
+        return Err(Error::os("kcmp"));
+    }
+    Ok(r == 0)
+}
+
+/// Sends `fd` as one `SCM_RIGHTS` message with one byte on `sock`, without
+/// blocking.
+pub fn send_fd(sock: std::os::fd::BorrowedFd<'_>, fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // u64 words keep the control buffer aligned for `cmsghdr`.
+    let mut control = [0u64; 4];
+    // SAFETY: CMSG_SPACE is arithmetic.
+    let space = unsafe { libc::CMSG_SPACE(4) } as usize;
+    // SAFETY: `msghdr` is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: `msg` describes a control buffer of `space` <= 32 bytes;
+    // CMSG_FIRSTHDR returns its start, where one header and one int fit.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd.as_raw_fd());
+    }
+    // SAFETY: `msg` and the buffers it points to live across the call.
+    let r =
+        unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if r != 1 {
+        return Err(Error::os("send file to stub"));
+    }
+    Ok(())
+}
+
+/// Receives and closes every descriptor still queued on `sock` (messages a
+/// stub did not take).
+pub fn drain_fds(sock: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    for _ in 0..64 {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let mut control = [0u64; 4];
+        // SAFETY: `msghdr` is plain data; all-zero is a valid value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: `msg` and its buffers live across the call.
+        let r = unsafe {
+            libc::recvmsg(sock.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)
+        };
+        if r <= 0 {
+            return;
+        }
+        // SAFETY: walking the control messages the kernel just wrote into
+        // `control`, as described by `msg`.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let n = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / 4;
+                    for i in 0..n {
+                        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>().add(i));
+                        libc::close(fd);
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&raw const msg, c);
+            }
+        }
+    }
+}

@@ -49,7 +49,7 @@ impl BatchPages {
             return Err(Error::Os { op: "memfd_create batch pages", err: std::io::Error::last_os_error() });
         }
         // SAFETY: `fd` was just created and is owned by nothing else.
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        let file = super::files::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
         let len = 2 * u64::from(SLOTS) * PAGE_SIZE;
         let len_i = libc::off_t::try_from(len).map_err(|_| Error::Internal("batch size".into()))?;
         // SAFETY: ftruncate on the descriptor owned above.
@@ -122,6 +122,36 @@ impl BatchPages {
             let p = (self.base + off) as *const u64;
             [std::ptr::read_volatile(p), std::ptr::read_volatile(p.add(1))]
         }
+    }
+
+    /// Word `i` of `slot`'s result page (any value: see
+    /// [`BatchPages::read_result`]). The caller holds the batch lock.
+    pub fn result_word(&self, slot: u32, i: usize) -> u64 {
+        self.result_ptr(slot, i).map_or(0, |p| {
+            // SAFETY: `result_ptr` checked that `p` is a word inside the
+            // live shared mapping; read volatile since a stub may write it.
+            unsafe { std::ptr::read_volatile(p) }
+        })
+    }
+
+    /// Writes `words` into `slot`'s result page from word `at` on. The
+    /// caller holds the slot's process's batch lock.
+    pub fn write_result(&self, slot: u32, at: usize, words: &[u64]) {
+        for (i, &w) in words.iter().enumerate() {
+            if let Some(p) = self.result_ptr(slot, at + i) {
+                // SAFETY: `result_ptr` checked that `p` is a word inside
+                // the live shared mapping.
+                unsafe { std::ptr::write_volatile(p, w) };
+            }
+        }
+    }
+
+    fn result_ptr(&self, slot: u32, i: usize) -> Option<*mut u64> {
+        if slot >= SLOTS || i >= 4096 / 8 {
+            return None;
+        }
+        let off = usize::try_from(Self::result_offset(slot)).ok()?;
+        Some((self.base + off + 8 * i) as *mut u64)
     }
 
     /// Writes up to [`PER_PAGE`] requests into `slot`'s page. The caller

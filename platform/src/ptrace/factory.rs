@@ -4,10 +4,9 @@
 //! small *master stub* when it starts (from this dedicated thread, so that
 //! the master's parent-death signal is tied to a thread that lives as long
 //! as the platform), and every stub process is then a fork of the master,
-//! made by injecting `clone` into it. The master shares the sentry's file
-//! descriptor table (`CLONE_FILES`), and so does every stub process: that
-//! is how the sentry's memory file and donated host files reach `mmap` in
-//! a stub. The application can make no system call that would use them.
+//! made by injecting `clone` into it. Neither the master nor any stub
+//! process shares the sentry's descriptor table: files reach a stub's own
+//! table over the platform's file channel (see [`super::files`]).
 
 use std::os::fd::OwnedFd;
 use std::sync::{mpsc, Arc, Mutex};
@@ -43,7 +42,7 @@ pub(crate) struct NewProcess {
     pub pidfd: OwnedFd,
     pub idle_thread: i32,
     /// Its batch page's slot, mapped at [`super::batch_addr`].
-    pub batch_slot: Option<u32>,
+    pub batch_slot: u32,
 }
 
 /// Handle on the factory thread.
@@ -58,7 +57,7 @@ pub(crate) struct Factory {
 
 impl Factory {
     /// Starts the factory thread, which forks and initialises the master.
-    pub fn start(region: &'static StubRegion, batch: Option<Arc<BatchPages>>) -> Result<Factory> {
+    pub fn start(region: &'static StubRegion, batch: Arc<BatchPages>, sock_fd: i32) -> Result<Factory> {
         let (tx, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<i32>>(1);
         let spare = Spare::default();
@@ -66,7 +65,7 @@ impl Factory {
         let thread = std::thread::Builder::new()
             .name("rvisor-stub-factory".into())
             .stack_size(256 << 10)
-            .spawn(move || run(region, batch.as_deref(), rx, ready_tx, &slot))
+            .spawn(move || run(region, &batch, sock_fd, rx, ready_tx, &slot))
             .map_err(|e| Error::Os { op: "spawn factory thread", err: e })?;
         let master = ready_rx.recv().map_err(|_| Error::Internal("factory thread died".into()))??;
         Ok(Factory { requests: Some(tx), spare, thread: Some(thread), master })
@@ -99,7 +98,8 @@ impl Drop for Factory {
 
 fn run(
     region: &'static StubRegion,
-    batch: Option<&BatchPages>,
+    batch: &BatchPages,
+    sock_fd: i32,
     rx: mpsc::Receiver<Request>,
     ready: mpsc::SyncSender<Result<i32>>,
     slot: &Spare,
@@ -109,7 +109,7 @@ fn run(
             ready.send(Err(Error::Internal("could not unregister rseq on the stub factory thread".into())));
         return;
     }
-    let master = match fork_master(region) {
+    let master = match fork_master(region, sock_fd, batch.fd()) {
         Ok(m) => m,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -150,9 +150,7 @@ fn run(
     }
     if let Some(p) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&p.pidfd), libc::SIGKILL);
-        if let (Some(b), Some(s)) = (batch, p.batch_slot) {
-            b.release(s);
-        }
+        batch.release(p.batch_slot);
     }
     // The platform is gone: so is the master (its children follow through
     // their parent-death signal). Once the master was reaped its pid may
@@ -164,11 +162,12 @@ fn run(
 }
 
 /// Clones a stub process from the master and one idle thread in it.
-fn make_process(
-    region: &'static StubRegion,
-    batch: Option<&BatchPages>,
-    master: &Tracee,
-) -> Result<NewProcess> {
+fn make_process(region: &'static StubRegion, batch: &BatchPages, master: &Tracee) -> Result<NewProcess> {
+    let slot = batch.alloc().ok_or_else(|| Error::errno("batch page for a stub process", libc::EAGAIN))?;
+    make_process_in(region, slot, master).inspect_err(|_| batch.release(slot))
+}
+
+fn make_process_in(region: &'static StubRegion, slot: u32, master: &Tracee) -> Result<NewProcess> {
     let pid = master.inject_clone(region, u64::from(FORK_FLAGS), master.tid)?;
     let pid = i32::try_from(pid)
         .ok()
@@ -176,27 +175,21 @@ fn make_process(
         .ok_or_else(|| Error::errno("clone stub process", i32::try_from(-pid).unwrap_or(0)))?;
     let pidfd = sys::pidfd_open(pid)?;
     let fd = std::os::fd::AsFd::as_fd(&pidfd);
-    let batch_slot = batch.and_then(BatchPages::alloc);
     // The batch page, read-only, and its result page, read-write, mapped
-    // by the leader while it is seized.
-    let pages = batch.zip(batch_slot).and_then(|(b, s)| {
-        let ro = u64::try_from(libc::PROT_READ).ok()?;
-        let rw = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).ok()?;
-        let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).ok()?;
-        let fd = u64::try_from(b.fd()).ok()?;
-        Some([
-            [super::batch_addr(region), crate::PAGE_SIZE, ro, flags, fd, BatchPages::offset(s)],
-            [super::result_addr(region), crate::PAGE_SIZE, rw, flags, fd, BatchPages::result_offset(s)],
-        ])
-    });
-    let maps: &[[u64; 6]] = pages.as_ref().map_or(&[], |p| p);
-    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid, maps) {
-        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread, batch_slot: pages.and(batch_slot) }),
+    // by the leader while it is seized, from the stub's own copy of the
+    // batch file.
+    let ro = u64::try_from(libc::PROT_READ).unwrap_or(1);
+    let rw = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).unwrap_or(3);
+    let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0x11);
+    let file = u64::try_from(super::files::BATCH_FD).unwrap_or(1);
+    let maps = [
+        [super::batch_addr(region), crate::PAGE_SIZE, ro, flags, file, BatchPages::offset(slot)],
+        [super::result_addr(region), crate::PAGE_SIZE, rw, flags, file, BatchPages::result_offset(slot)],
+    ];
+    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid, &maps) {
+        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread, batch_slot: slot }),
         Err(e) => {
             let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
-            if let (Some(b), Some(s)) = (batch, batch_slot) {
-                b.release(s);
-            }
             Err(e)
         }
     }
@@ -204,7 +197,7 @@ fn make_process(
 
 /// Forks the master stub from this thread and waits until its `init` has
 /// run.
-fn fork_master(region: &'static StubRegion) -> Result<Tracee> {
+fn fork_master(region: &'static StubRegion, sock_fd: i32, batch_fd: i32) -> Result<Tracee> {
     let flags = [FORK_FLAGS, THREAD_FLAGS];
     let filter: Vec<SockFilter> = stub_filter(region.start, region.code_len, &flags);
     let params = Box::new(InitParams {
@@ -221,6 +214,8 @@ fn fork_master(region: &'static StubRegion) -> Result<Tracee> {
         rlimit_zero: [0, 0],
         empty_mask: 0,
         altstack: [0, 2, 0], // SS_DISABLE
+        sock_fd: u64::try_from(sock_fd).map_err(|_| Error::Internal("file channel fd".into()))?,
+        batch_fd: u64::try_from(batch_fd).map_err(|_| Error::Internal("batch fd".into()))?,
     });
     let entry = region.addr(region.off.init);
     let pid = raw_fork_into_stub(u64::from(FORK_FLAGS), entry, &params);

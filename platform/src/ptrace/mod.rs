@@ -26,13 +26,14 @@
 
 mod batch;
 mod factory;
+mod files;
 mod placement;
 mod stub;
 mod tracee;
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -72,9 +73,9 @@ pub struct Config {
 /// The signal the interrupt handle sends to a running stub thread.
 const INTERRUPT_SIGNAL: i32 = libc::SIGCHLD;
 
-/// `clone` flags of a new stub process (a fork of the master sharing the
-/// sentry's descriptor table).
-pub(crate) const FORK_FLAGS: u32 = (libc::CLONE_FILES | libc::SIGCHLD).cast_unsigned();
+/// `clone` flags of a new stub process: a fork of the master, with a copy
+/// of the master's descriptor table (never the sentry's: see [`files`]).
+pub(crate) const FORK_FLAGS: u32 = libc::SIGCHLD.cast_unsigned();
 /// `clone` flags of a new stub thread.
 pub(crate) const THREAD_FLAGS: u32 = (libc::CLONE_VM
     | libc::CLONE_THREAD
@@ -93,8 +94,10 @@ fn next_id() -> u64 {
 struct Shared {
     region: &'static StubRegion,
     factory: Factory,
-    /// Batch pages, if the memfd could be made (else calls go one by one).
-    batch: Option<Arc<BatchPages>>,
+    /// Batch and result pages.
+    batch: Arc<BatchPages>,
+    /// How files reach the stubs' descriptor tables.
+    files: files::Channel,
     config: Config,
     min_addr: u64,
     /// CPUs the sentry may use, read once at start-up (task threads later
@@ -142,17 +145,14 @@ impl PtracePlatform {
     /// stub. Call it early, before the sentry starts its task threads.
     pub fn new(config: Config) -> Result<PtracePlatform> {
         let region = StubRegion::get()?;
-        let batch = match BatchPages::new() {
-            Ok(b) => Some(Arc::new(b)),
-            Err(e) => {
-                tracing::warn!("no batch pages (address-space calls go one by one): {e}");
-                None
-            }
-        };
-        let factory = Factory::start(region, batch.clone())?;
+        let batch = Arc::new(BatchPages::new()?);
+        let files = files::Channel::new()?;
+        let factory = Factory::start(region, batch.clone(), files.stub_end())?;
         let min_addr = min_addr();
         let cpus = sys::allowed_cpus().unwrap_or_default();
-        Ok(PtracePlatform { shared: Arc::new(Shared { region, factory, batch, config, min_addr, cpus }) })
+        Ok(PtracePlatform {
+            shared: Arc::new(Shared { region, factory, batch, files, config, min_addr, cpus }),
+        })
     }
 
     /// Host pid of the master stub (for tests and diagnostics).
@@ -201,6 +201,7 @@ impl Platform for PtracePlatform {
                 idle_thread: AtomicI32::new(made.idle_thread),
                 batch_slot: made.batch_slot,
                 batch_lock: Mutex::new(()),
+                files: Mutex::new(files::Table::default()),
                 cloner: Mutex::new(()),
                 shared: self.shared.clone(),
             }),
@@ -247,10 +248,13 @@ struct StubProcess {
     /// A thread the factory already cloned, idling untraced until the
     /// first sentry thread that needs one seizes it (0: taken).
     idle_thread: AtomicI32,
-    /// Its batch page (a slot of the platform's batch file), if it has one.
-    batch_slot: Option<u32>,
-    /// Held while the batch page is filled and run.
+    /// Its batch page (a slot of the platform's batch file).
+    batch_slot: u32,
+    /// Held while the batch page or the result page is used.
     batch_lock: Mutex<()>,
+    /// The files in its descriptor table; held for the whole of a call
+    /// that maps, so that no descriptor it uses is closed under it.
+    files: Mutex<files::Table>,
     /// Held while the leader is seized to clone a thread.
     cloner: Mutex<()>,
     shared: Arc<Shared>,
@@ -345,9 +349,7 @@ impl Drop for StubProcess {
         // sure no other process is signalled if this one is already gone.
         let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
         // Dead (or about to be, never running again): its page is free.
-        if let (Some(b), Some(s)) = (&self.shared.batch, self.batch_slot) {
-            b.release(s);
-        }
+        self.shared.batch.release(self.batch_slot);
     }
 }
 
@@ -390,8 +392,9 @@ impl PtraceAddressSpace {
 
 impl PtraceAddressSpace {
     /// The system call (number and arguments) that makes `op`, checked as
-    /// `map`, `unmap` and `protect` check theirs.
-    fn encode(&self, op: &MapOp<'_>) -> Result<[u64; 7]> {
+    /// `map`, `unmap` and `protect` check theirs; a file to map is put in
+    /// the stub's descriptor table first if it is not there yet.
+    fn encode(&self, table: &mut files::Table, op: &MapOp<'_>) -> Result<[u64; 7]> {
         let host_prot = |p: Prot| u64::try_from(p.to_host()).unwrap_or(0);
         let nr = |n: i64| u64::try_from(n).unwrap_or(u64::MAX);
         Ok(match *op {
@@ -401,7 +404,8 @@ impl PtraceAddressSpace {
                     return Err(Error::InvalidRange { addr: file.offset, len });
                 }
                 let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0);
-                let fd = u64::try_from(file.fd.as_raw_fd()).map_err(|_| Error::Internal("fd".into()))?;
+                let fd =
+                    u64::try_from(self.stub_fd(table, file)?).map_err(|_| Error::Internal("fd".into()))?;
                 [nr(libc::SYS_mmap), addr, len, host_prot(prot), flags, fd, file.offset]
             }
             MapOp::Unmap { addr, len } => {
@@ -430,9 +434,11 @@ impl AddressSpace for PtraceAddressSpace {
         if !page_aligned(file.offset) {
             return Err(Error::InvalidRange { addr: file.offset, len });
         }
+        let mut table = self.inner.files.lock().unwrap_or_else(|p| p.into_inner());
+        self.make_room(&mut table, 1)?;
         let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0);
         let prot = u64::try_from(prot.to_host()).unwrap_or(0);
-        let fd = u64::try_from(file.fd.as_raw_fd()).map_err(|_| Error::Internal("fd".into()))?;
+        let fd = u64::try_from(self.stub_fd(&mut table, file)?).map_err(|_| Error::Internal("fd".into()))?;
         let r = self.inject(libc::SYS_mmap, [addr, len, prot, flags, fd, file.offset])?;
         check_result("mmap in stub", r)?;
         if r.cast_unsigned() != addr {
@@ -455,23 +461,25 @@ impl AddressSpace for PtraceAddressSpace {
     }
 
     fn apply(&self, ops: &[MapOp<'_>]) -> std::result::Result<(), (usize, Error)> {
-        let (Some(b), Some(slot)) = (&self.inner.shared.batch, self.inner.batch_slot) else {
-            return crate::apply_each(self, ops);
-        };
         if ops.len() < 2 {
             return crate::apply_each(self, ops);
         }
-        // Every call is checked here, as the single-call paths check theirs.
-        let mut calls = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            calls.push(self.encode(op).map_err(|e| (i, e))?);
-        }
+        let (b, slot) = (&self.inner.shared.batch, self.inner.batch_slot);
         let region = self.inner.shared.region;
         let page = batch_addr(region);
-        let _one_batch_at_a_time = self.inner.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
-        for (n, chunk) in calls.chunks(batch::PER_PAGE).enumerate() {
+        let mut table = self.inner.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut calls = Vec::with_capacity(batch::PER_PAGE.min(ops.len()));
+        for (n, chunk) in ops.chunks(batch::PER_PAGE).enumerate() {
             let done = n * batch::PER_PAGE;
-            b.write(slot, chunk);
+            // Room for every file of the chunk; then every call is checked
+            // as the single-call paths check theirs.
+            self.make_room(&mut table, chunk.len()).map_err(|e| (done, e))?;
+            calls.clear();
+            for (i, op) in chunk.iter().enumerate() {
+                calls.push(self.encode(&mut table, op).map_err(|e| (done + i, e))?);
+            }
+            let _one_batch_at_a_time = self.inner.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
+            b.write(slot, &calls);
             let count = u64::try_from(chunk.len()).unwrap_or(0);
             let r = with_binding(&self.inner, None, |bd| bd.tracee.inject_batch(region, page, count))
                 .map_err(|e| (done, e))?;
@@ -852,7 +860,7 @@ impl Context for PtraceContext {
         // The stub thread's own clock: readable only from inside its
         // process, so the stub reads it into its result page.
         let process = downcast(address_space).ok()?.inner.clone();
-        let (batch, slot) = (process.shared.batch.clone()?, process.batch_slot?);
+        let (batch, slot) = (process.shared.batch.clone(), process.batch_slot);
         let region = process.shared.region;
         let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
         let args = [3, result_addr(region), 0, 0, 0, 0];

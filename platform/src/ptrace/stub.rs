@@ -10,7 +10,8 @@
 //! - `init`: run by the master stub right after the sentry's factory thread
 //!   forked it, with `r12` pointing at [`InitParams`] (still mapped then). It
 //!   arms the parent-death signal, checks its parent, asks to be traced,
-//!   leaves the sentry's session, resets signal state, forbids core dumps,
+//!   leaves the sentry's session, keeps only two of the descriptors it
+//!   copied from the sentry (see [`super::files`]), resets signal state, forbids core dumps,
 //!   installs the seccomp filter, drops every capability, unmaps everything
 //!   but the stub page (the sentry's memory, stack, vDSO and vvar), and
 //!   stops with `int3` to tell its tracer it is ready.
@@ -43,6 +44,8 @@ const SYS_PRCTL: u32 = 157;
 const SYS_SETRLIMIT: u32 = 160;
 const SYS_EXIT_GROUP: u32 = 231;
 const SYS_SECCOMP: u32 = 317;
+const SYS_DUP3: u32 = 292;
+const SYS_CLOSE_RANGE: u32 = 436;
 
 /// What `init` reads through `r12`. Field offsets are used by the assembly.
 #[repr(C)]
@@ -74,6 +77,10 @@ pub(crate) struct InitParams {
     pub empty_mask: u64, // 160
     /// `stack_t` with `SS_DISABLE`.
     pub altstack: [u64; 3], // 168
+    /// The descriptor kept as [`super::files::SOCK_FD`] (3 or more).
+    pub sock_fd: u64, // 192
+    /// The descriptor kept as [`super::files::BATCH_FD`] (3 or more).
+    pub batch_fd: u64, // 200
 }
 
 // The assembly below addresses InitParams fields by these offsets.
@@ -91,6 +98,9 @@ const _: () = {
     assert!(offset_of!(InitParams, rlimit_zero) == 144);
     assert!(offset_of!(InitParams, empty_mask) == 160);
     assert!(offset_of!(InitParams, altstack) == 168);
+    assert!(offset_of!(InitParams, sock_fd) == 192);
+    assert!(offset_of!(InitParams, batch_fd) == 200);
+    assert!(super::files::SOCK_FD == 0 && super::files::BATCH_FD == 1 && super::files::FIRST_FILE_FD == 2);
 };
 
 std::arch::global_asm!(
@@ -121,6 +131,29 @@ std::arch::global_asm!(
     "syscall",
     "test rax, rax",
     "js .Lrvisor_stub_die",
+    // Keep two descriptors of the sentry's table, copied by the fork: the
+    // file channel as 0 and the batch file as 1. Close every other.
+    "mov eax, {dup3}",
+    "mov rdi, [r12 + 192]",
+    "xor esi, esi",
+    "xor edx, edx",
+    "syscall",
+    "test rax, rax",
+    "jnz .Lrvisor_stub_die",
+    "mov eax, {dup3}",
+    "mov rdi, [r12 + 200]",
+    "mov esi, 1",
+    "xor edx, edx",
+    "syscall",
+    "cmp rax, 1",
+    "jne .Lrvisor_stub_die",
+    "mov eax, {close_range}",
+    "mov edi, 2",
+    "mov esi, -1",
+    "xor edx, edx",
+    "syscall",
+    "test rax, rax",
+    "jnz .Lrvisor_stub_die",
     // Reset every signal disposition inherited from the sentry (errors for
     // SIGKILL, SIGSTOP and unused numbers are expected and ignored).
     "mov ebx, 1",
@@ -298,6 +331,8 @@ std::arch::global_asm!(
     munmap = const SYS_MUNMAP,
     exit_group = const SYS_EXIT_GROUP,
     pause = const SYS_PAUSE,
+    dup3 = const SYS_DUP3,
+    close_range = const SYS_CLOSE_RANGE,
 );
 
 unsafe extern "C" {

@@ -119,3 +119,75 @@ fn stub_cannot_be_reached_by_an_untraced_syscall_even_from_a_thread() {
     });
     t.join().unwrap();
 }
+
+/// The descriptors open in process `pid`, with what they name.
+fn open_files(pid: i32) -> Vec<(i32, String)> {
+    let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let n = e.file_name().to_str().unwrap().parse().unwrap();
+            (n, std::fs::read_link(e.path()).unwrap().display().to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn stubs_hold_only_the_files_they_were_given() {
+    // Opened before the platform: the master's fork copies the sentry's
+    // table, and must keep none of it.
+    let before = std::fs::File::open("/proc/self/status").unwrap();
+    let p = PtracePlatform::new(Config::default()).unwrap();
+    let after = std::fs::File::open("/proc/self/stat").unwrap();
+    let only_channel_and_batch = |pid: i32| {
+        let files = open_files(pid);
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files[0].0, 0);
+        assert!(files[0].1.starts_with("socket:"), "{files:?}");
+        assert_eq!(files[1].0, 1);
+        assert!(files[1].1.contains("rvisor-batch"), "{files:?}");
+    };
+    only_channel_and_batch(p.master_pid());
+    let a = p.new_address_space().unwrap();
+    let process = process_of(a.as_ref());
+    only_channel_and_batch(process.pid);
+
+    // A mapped file arrives once, however often it is mapped.
+    let fd = memfd_with(&GETPID_FROM_APP);
+    for _ in 0..3 {
+        a.map(CODE, 4096, Prot::READ | Prot::EXEC, FileRange { fd: fd.as_fd(), offset: 0 }).unwrap();
+    }
+    let dup = fd.try_clone().unwrap();
+    a.map(CODE + 4096, 4096, Prot::READ, FileRange { fd: dup.as_fd(), offset: 0 }).unwrap();
+    let files = open_files(process.pid);
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(files[2].0, 2);
+    assert!(files[2].1.starts_with("/memfd:t"), "{files:?}");
+    drop((before, after));
+
+    // Past the table's bound it is emptied; the mappings stay.
+    let many: Vec<OwnedFd> = (0..200).map(|_| memfd_with(&[0x90])).collect();
+    for (i, f) in many.iter().enumerate() {
+        let addr = CODE + 0x10_0000 + 4096 * u64::try_from(i).unwrap();
+        a.map(addr, 4096, Prot::READ, FileRange { fd: f.as_fd(), offset: 0 }).unwrap();
+    }
+    let n = open_files(process.pid).len();
+    assert!(n <= 2 + 128, "{n} files in the stub");
+    assert_eq!(process.files.lock().unwrap().len() + 2, n);
+    // Mapping in a batch, with files old and new.
+    let ops: Vec<MapOp<'_>> = many[..100]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| MapOp::Map {
+            addr: CODE + 0x20_0000 + 4096 * u64::try_from(i).unwrap(),
+            len: 4096,
+            prot: Prot::READ,
+            file: FileRange { fd: f.as_fd(), offset: 0 },
+        })
+        .collect();
+    a.apply(&ops).unwrap();
+    let n = open_files(process.pid).len();
+    assert!(n <= 2 + 128, "{n} files in the stub");
+}

@@ -463,13 +463,25 @@ impl Inode for Node {
         }
         // A removed file has no name to come back to, an O_TMPFILE one
         // may get its first.
-        if lock(&t.meta).nlink == 0 && !t.linkable.swap(false, Ordering::Relaxed) {
+        let first_name = lock(&t.meta).nlink == 0;
+        if first_name && !t.linkable.swap(false, Ordering::Relaxed) {
             return Err(Errno::ENOENT);
         }
-        let t = t.self_arc()?;
-        me.add_child(name, &t)?;
-        t.add_links(1);
-        Ok(t)
+        // A link that fails (the name exists, the directory is gone)
+        // leaves an O_TMPFILE file as linkable as it was.
+        let added = t.self_arc().and_then(|t| me.add_child(name, &t).map(|()| t));
+        match added {
+            Ok(t) => {
+                t.add_links(1);
+                Ok(t)
+            }
+            Err(e) => {
+                if first_name {
+                    t.linkable.store(true, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {

@@ -180,50 +180,32 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
     for &f in clone_flags {
         p.push(eq(f, L::Allow));
     }
-    p.extend([
-        Ret(SECCOMP_RET_KILL_PROCESS),
-        // prctl: PR_SET_PDEATHSIG (1), SIGKILL (9) only.
-        Label(L::Prctl),
-        Ld(arg_hi(0)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_lo(0)),
-        Jmp(BPF_JEQ_K, 1, None, Some(L::Kill)),
-        Ld(arg_hi(1)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_lo(1)),
-        Jmp(BPF_JEQ_K, 9, Some(L::Allow), Some(L::Kill)),
-        // clock_gettime: CLOCK_THREAD_CPUTIME_ID (3) only.
-        Label(L::Clock),
-        Ld(arg_hi(0)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_lo(0)),
-        Jmp(BPF_JEQ_K, 3, Some(L::Allow), Some(L::Kill)),
-        // recvmsg(0, msg, MSG_DONTWAIT): the stub's end of the file channel.
-        Label(L::Recv),
-        Ld(arg_hi(0)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_lo(0)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_hi(2)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_lo(2)),
-        Jmp(BPF_JEQ_K, RECV_FLAGS, Some(L::Allow), Some(L::Kill)),
-        // close_range(2, …, 0): the received files, never the channel or
-        // the batch file.
-        Label(L::CloseRange),
-        Ld(arg_hi(0)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_lo(0)),
-        Jmp(BPF_JEQ_K, 2, None, Some(L::Kill)),
-        Ld(arg_lo(2)),
-        Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
-        Ld(arg_hi(2)),
-        Jmp(BPF_JEQ_K, 0, Some(L::Allow), Some(L::Kill)),
-        Label(L::Allow),
-        Ret(SECCOMP_RET_ALLOW),
-        Label(L::Kill),
-        Ret(SECCOMP_RET_KILL_PROCESS),
-    ]);
+    p.push(Ret(SECCOMP_RET_KILL_PROCESS));
+    // A call allowed only with these (argument, value) pairs: each
+    // argument's high and low halves are compared, anything else kills.
+    let allow_if = |label: L, args: &[(u32, u32)]| {
+        let mut v = vec![Label(label)];
+        for &(i, k) in args {
+            v.extend([
+                Ld(arg_hi(i)),
+                Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+                Ld(arg_lo(i)),
+                Jmp(BPF_JEQ_K, k, None, Some(L::Kill)),
+            ]);
+        }
+        v.push(Ret(SECCOMP_RET_ALLOW));
+        v
+    };
+    // prctl: PR_SET_PDEATHSIG (1), SIGKILL (9) only.
+    p.extend(allow_if(L::Prctl, &[(0, 1), (1, 9)]));
+    // clock_gettime: CLOCK_THREAD_CPUTIME_ID (3) only.
+    p.extend(allow_if(L::Clock, &[(0, 3)]));
+    // recvmsg(0, msg, MSG_DONTWAIT): the stub's end of the file channel.
+    p.extend(allow_if(L::Recv, &[(0, 0), (2, RECV_FLAGS)]));
+    // close_range(2, …, 0): the received files, never the channel or the
+    // batch file.
+    p.extend(allow_if(L::CloseRange, &[(0, 2), (2, 0)]));
+    p.extend([Label(L::Allow), Ret(SECCOMP_RET_ALLOW), Label(L::Kill), Ret(SECCOMP_RET_KILL_PROCESS)]);
     assemble(&p)
 }
 

@@ -111,17 +111,7 @@ impl BatchPages {
     /// or by the application: any value). The caller holds the slot's
     /// process's batch lock.
     pub fn read_result(&self, slot: u32) -> [u64; 2] {
-        if slot >= SLOTS {
-            return [0; 2];
-        }
-        let off = usize::try_from(Self::result_offset(slot)).unwrap_or(0);
-        // SAFETY: `base + off` is the start of slot `slot`'s result page
-        // inside the live shared mapping made in `new` (slot < SLOTS);
-        // the words are read volatile since a stub may write them.
-        unsafe {
-            let p = (self.base + off) as *const u64;
-            [std::ptr::read_volatile(p), std::ptr::read_volatile(p.add(1))]
-        }
+        [self.result_word(slot, 0), self.result_word(slot, 1)]
     }
 
     /// Word `i` of `slot`'s result page (any value: see

@@ -138,9 +138,18 @@ impl PtraceAddressSpace {
         if table.files.len() >= MAX_FILES {
             return Err(Error::Internal("stub descriptor table full".into()));
         }
-        let fd = self.transfer(file)?;
-        table.files.push((key, fd));
-        Ok(fd)
+        match self.transfer(file) {
+            Ok(fd) => {
+                table.files.push((key, fd));
+                Ok(fd)
+            }
+            Err(e) => {
+                // The stub may hold the file under a number nobody knows:
+                // start its table afresh rather than let such files pile up.
+                let _ = self.close_files(table);
+                Err(e)
+            }
+        }
     }
 
     fn transfer(&self, file: FileRange<'_>) -> Result<i32> {

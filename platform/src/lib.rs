@@ -15,12 +15,15 @@
 //!   [`Context::switch`] runs it in an address space until it makes a system
 //!   call, faults, receives a host signal or is interrupted.
 //!
-//! Backends: [`ptrace`] (stub processes traced with `PTRACE_SYSEMU`).
+//! Backends: [`ptrace`] (stub processes traced with `PTRACE_SYSEMU`) and
+//! [`systrap`] (the same stub processes, application threads untraced,
+//! trapping through `SIGSYS` and shared memory).
 
 pub mod arch;
 pub mod fake;
 pub mod ptrace;
 mod seccomp;
+pub use ptrace::systrap;
 mod sys;
 
 use std::any::Any;

@@ -37,6 +37,7 @@ const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
 // Offsets in struct seccomp_data.
@@ -84,6 +85,20 @@ pub mod allowed {
     pub const CLOCK_GETTIME: u32 = 228;
     /// Giving up when the parent is gone.
     pub const EXIT_GROUP: u32 = 231;
+    /// Systrap: the signal handler's hand-off (`FUTEX_WAIT`/`FUTEX_WAKE`
+    /// only, checked; application threads only on their context words).
+    pub const FUTEX: u32 = 202;
+    /// Systrap: the signal handler's return into application code.
+    pub const RT_SIGRETURN: u32 = 15;
+    /// Systrap: installing the handler (injected).
+    pub const RT_SIGACTION: u32 = 13;
+    /// Systrap: a stub thread's signal stack (injected).
+    pub const SIGALTSTACK: u32 = 131;
+    /// Systrap: the word cleared when a stub thread dies (injected).
+    pub const SET_TID_ADDRESS: u32 = 218;
+    /// Systrap: an application thread's own filter (injected;
+    /// `SECCOMP_SET_MODE_FILTER` with no flags, checked).
+    pub const SECCOMP: u32 = 317;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +110,10 @@ enum L {
     Clock,
     Recv,
     CloseRange,
+    Trap,
+    Futex,
+    Seccomp,
+    AppTrap,
 }
 
 enum I {
@@ -134,8 +153,12 @@ fn assemble(prog: &[I]) -> Vec<SockFilter> {
 
 /// The stub filter. `code_start..code_start+code_len` is the stub's code
 /// (not crossing a 4 GiB boundary); `clone_flags` are the only flag sets
-/// `clone` may be called with.
-pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<SockFilter> {
+/// `clone` may be called with. With `systrap`, a system call from outside
+/// the stub's code (or of another ABI) raises `SIGSYS` in the thread
+/// instead of killing the process (the systrap handler reports it to the
+/// sentry), and the calls the systrap handler and its set-up make are
+/// allowed too.
+pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32], systrap: bool) -> Vec<SockFilter> {
     let first_ip = code_start + 2;
     let last_ip = code_start + code_len;
     assert!(code_len >= 2 && first_ip >> 32 == last_ip >> 32, "stub code must not cross 4 GiB");
@@ -145,16 +168,19 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
     use allowed::*;
     use I::*;
     let eq = |k, t: L| Jmp(BPF_JEQ_K, k, Some(t), None);
+    // Where application calls go: a kill under ptrace (they never reach
+    // seccomp there, see above), the thread's SIGSYS handler under systrap.
+    let app = if systrap { L::Trap } else { L::Kill };
     let mut p = vec![
         // x86_64 only: an `int 0x80` is judged with i386 numbers.
         Ld(OFF_ARCH),
-        Jmp(BPF_JEQ_K, AUDIT_ARCH_X86_64, None, Some(L::Kill)),
+        Jmp(BPF_JEQ_K, AUDIT_ARCH_X86_64, None, Some(app)),
         // The `syscall` instruction lies inside the stub's code.
         Ld(OFF_IP_HI),
-        Jmp(BPF_JEQ_K, hi, None, Some(L::Kill)),
+        Jmp(BPF_JEQ_K, hi, None, Some(app)),
         Ld(OFF_IP_LO),
-        Jmp(BPF_JGE_K, lo_first, None, Some(L::Kill)),
-        Jmp(BPF_JGT_K, lo_last, Some(L::Kill), None),
+        Jmp(BPF_JGE_K, lo_first, None, Some(app)),
+        Jmp(BPF_JGT_K, lo_last, Some(app), None),
         // And it is one the stub makes (x32 numbers never match).
         Ld(OFF_NR),
         eq(MMAP, L::Allow),
@@ -170,13 +196,25 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
         eq(CLOCK_GETTIME, L::Clock),
         eq(RECVMSG, L::Recv),
         eq(CLOSE_RANGE, L::CloseRange),
+    ];
+    if systrap {
+        p.extend([
+            eq(RT_SIGRETURN, L::Allow),
+            eq(RT_SIGACTION, L::Allow),
+            eq(SIGALTSTACK, L::Allow),
+            eq(SET_TID_ADDRESS, L::Allow),
+            eq(FUTEX, L::Futex),
+            eq(SECCOMP, L::Seccomp),
+        ]);
+    }
+    p.extend([
         Ret(SECCOMP_RET_KILL_PROCESS),
         // clone: exactly one of the stub's flag sets.
         Label(L::Clone),
         Ld(arg_hi(0)),
         Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
         Ld(arg_lo(0)),
-    ];
+    ]);
     for &f in clone_flags {
         p.push(eq(f, L::Allow));
     }
@@ -205,7 +243,64 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32]) -> Vec<S
     // close_range(2, …, 0): the received files, never the channel or the
     // batch file.
     p.extend(allow_if(L::CloseRange, &[(0, 2), (2, 0)]));
+    if systrap {
+        // seccomp(SECCOMP_SET_MODE_FILTER, 0, …): an application thread's
+        // filter, never SECCOMP_FILTER_FLAG_TSYNC or another operation.
+        p.extend(allow_if(L::Seccomp, &[(0, 1), (1, 0)]));
+        p.extend(futex_op_check(L::Futex, L::Kill));
+        p.extend([Label(L::Trap), Ret(SECCOMP_RET_TRAP)]);
+    }
     p.extend([Label(L::Allow), Ret(SECCOMP_RET_ALLOW), Label(L::Kill), Ret(SECCOMP_RET_KILL_PROCESS)]);
+    assemble(&p)
+}
+
+/// `futex` with operation `FUTEX_WAIT` (0) or `FUTEX_WAKE` (1), shared
+/// (the words are in memory the sentry maps too): to `L::Allow`, anything
+/// else to `deny`.
+fn futex_op_check(label: L, deny: L) -> Vec<I> {
+    use I::*;
+    vec![
+        Label(label),
+        Ld(arg_hi(1)),
+        Jmp(BPF_JEQ_K, 0, None, Some(deny)),
+        Ld(arg_lo(1)),
+        Jmp(BPF_JEQ_K, 0, Some(L::Allow), None),
+        Jmp(BPF_JEQ_K, 1, Some(L::Allow), Some(deny)),
+    ]
+}
+
+/// The filter a systrap application thread adds to the stub filter before
+/// it first runs application code (filters stack: the strictest answer
+/// wins). Whatever the instruction pointer, the thread may make only the
+/// calls of the systrap handler: `futex` on its context words (inside
+/// `[area_start, area_end)`, which must not cross a 4 GiB boundary),
+/// `rt_sigreturn` and `exit`. Everything else, including the stub's own
+/// address-space and descriptor calls reached by a jump into the stub's
+/// code, raises `SIGSYS`, which the sentry sees as the application's
+/// system call.
+pub fn app_thread_filter(area_start: u64, area_end: u64) -> Vec<SockFilter> {
+    let last = area_end - 1;
+    assert!(area_start < area_end && area_start >> 32 == last >> 32, "systrap area must not cross 4 GiB");
+    let hi = u32::try_from(area_start >> 32).unwrap_or(u32::MAX);
+    let lo_start = u32::try_from(area_start & 0xffff_ffff).unwrap_or(u32::MAX);
+    let lo_last = u32::try_from(last & 0xffff_ffff).unwrap_or(0);
+    use allowed::*;
+    use I::*;
+    let mut p = vec![
+        Ld(OFF_ARCH),
+        Jmp(BPF_JEQ_K, AUDIT_ARCH_X86_64, None, Some(L::AppTrap)),
+        Ld(OFF_NR),
+        Jmp(BPF_JEQ_K, RT_SIGRETURN, Some(L::Allow), None),
+        Jmp(BPF_JEQ_K, EXIT, Some(L::Allow), None),
+        Jmp(BPF_JEQ_K, FUTEX, None, Some(L::AppTrap)),
+        Ld(arg_hi(0)),
+        Jmp(BPF_JEQ_K, hi, None, Some(L::AppTrap)),
+        Ld(arg_lo(0)),
+        Jmp(BPF_JGE_K, lo_start, None, Some(L::AppTrap)),
+        Jmp(BPF_JGT_K, lo_last, Some(L::AppTrap), Some(L::Futex)),
+    ];
+    p.extend(futex_op_check(L::Futex, L::AppTrap));
+    p.extend([Label(L::AppTrap), Ret(SECCOMP_RET_TRAP), Label(L::Allow), Ret(SECCOMP_RET_ALLOW)]);
     assemble(&p)
 }
 
@@ -269,7 +364,7 @@ mod tests {
     const THREAD: u32 = 0x50f00;
 
     fn filter() -> Vec<SockFilter> {
-        stub_filter(START, LEN, &[FORK, THREAD])
+        stub_filter(START, LEN, &[FORK, THREAD], false)
     }
 
     fn call(nr: u32, ip: u64, args: [u64; 6]) -> u32 {

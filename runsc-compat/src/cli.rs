@@ -25,6 +25,9 @@ pub enum PlatformKind {
     /// Stub processes traced with PTRACE_SYSEMU.
     #[default]
     Ptrace,
+    /// The same stub processes, application threads untraced: system
+    /// calls trap through seccomp's SIGSYS and shared memory.
+    Systrap,
 }
 
 /// Global flags.

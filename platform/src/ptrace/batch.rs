@@ -144,6 +144,18 @@ impl BatchPages {
         Some((self.base + off + 8 * i) as *mut u64)
     }
 
+    /// Writes `words` at the start of `slot`'s page (systrap's set-up
+    /// structures). The caller holds the slot's process's batch lock.
+    pub fn write_words(&self, slot: u32, words: &[u64]) {
+        assert!(slot < SLOTS && words.len() <= 4096 / 8, "batch slot {slot} or size out of range");
+        let off = usize::try_from(Self::offset(slot)).unwrap_or(usize::MAX);
+        // SAFETY: as in `write`: inside slot `slot`'s page of the live
+        // mapping, at most one page, one writer (the lock holder).
+        unsafe {
+            std::ptr::copy_nonoverlapping(words.as_ptr(), (self.base + off) as *mut u64, words.len());
+        }
+    }
+
     /// Writes up to [`PER_PAGE`] requests into `slot`'s page. The caller
     /// holds the slot's process's batch lock (one writer per slot).
     pub fn write(&self, slot: u32, calls: &[[u64; 7]]) {

@@ -57,7 +57,12 @@ pub(crate) struct Factory {
 
 impl Factory {
     /// Starts the factory thread, which forks and initialises the master.
-    pub fn start(region: &'static StubRegion, batch: Arc<BatchPages>, sock_fd: i32) -> Result<Factory> {
+    pub fn start(
+        region: &'static StubRegion,
+        batch: Arc<BatchPages>,
+        sock_fd: i32,
+        systrap: bool,
+    ) -> Result<Factory> {
         let (tx, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<i32>>(1);
         let spare = Spare::default();
@@ -65,7 +70,7 @@ impl Factory {
         let thread = std::thread::Builder::new()
             .name("rvisor-stub-factory".into())
             .stack_size(256 << 10)
-            .spawn(move || run(region, &batch, sock_fd, rx, ready_tx, &slot))
+            .spawn(move || run(region, &batch, sock_fd, systrap, rx, ready_tx, &slot))
             .map_err(|e| Error::Os { op: "spawn factory thread", err: e })?;
         let master = ready_rx.recv().map_err(|_| Error::Internal("factory thread died".into()))??;
         Ok(Factory { requests: Some(tx), spare, thread: Some(thread), master })
@@ -100,6 +105,7 @@ fn run(
     region: &'static StubRegion,
     batch: &BatchPages,
     sock_fd: i32,
+    systrap: bool,
     rx: mpsc::Receiver<Request>,
     ready: mpsc::SyncSender<Result<i32>>,
     slot: &Spare,
@@ -109,7 +115,7 @@ fn run(
             ready.send(Err(Error::Internal("could not unregister rseq on the stub factory thread".into())));
         return;
     }
-    let master = match fork_master(region, sock_fd, batch.fd()) {
+    let master = match fork_master(region, sock_fd, batch.fd(), systrap) {
         Ok(m) => m,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -197,9 +203,9 @@ fn make_process_in(region: &'static StubRegion, slot: u32, master: &Tracee) -> R
 
 /// Forks the master stub from this thread and waits until its `init` has
 /// run.
-fn fork_master(region: &'static StubRegion, sock_fd: i32, batch_fd: i32) -> Result<Tracee> {
+fn fork_master(region: &'static StubRegion, sock_fd: i32, batch_fd: i32, systrap: bool) -> Result<Tracee> {
     let flags = [FORK_FLAGS, THREAD_FLAGS];
-    let filter: Vec<SockFilter> = stub_filter(region.start, region.code_len, &flags);
+    let filter: Vec<SockFilter> = stub_filter(region.start, region.code_len, &flags, systrap);
     let params = Box::new(InitParams {
         ppid: u64::try_from(sys::getpid()).unwrap_or(0),
         fprog_len: u64::try_from(filter.len()).unwrap_or(0),

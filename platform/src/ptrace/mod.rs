@@ -29,6 +29,7 @@ mod factory;
 mod files;
 mod placement;
 mod stub;
+pub mod systrap;
 mod tracee;
 
 use std::any::Any;
@@ -99,6 +100,9 @@ struct Shared {
     /// How files reach the stubs' descriptor tables.
     files: files::Channel,
     config: Config,
+    /// The systrap platform's (see [`systrap`]): application threads run
+    /// untraced, with a signal handler in the stub.
+    systrap: bool,
     min_addr: u64,
     /// CPUs the sentry may use, read once at start-up (task threads later
     /// inherit a pinned affinity and would see one CPU).
@@ -144,14 +148,18 @@ impl PtracePlatform {
     /// Starts the platform: reserves the stub page and forks the master
     /// stub. Call it early, before the sentry starts its task threads.
     pub fn new(config: Config) -> Result<PtracePlatform> {
+        Self::start(config, false)
+    }
+
+    fn start(config: Config, systrap: bool) -> Result<PtracePlatform> {
         let region = StubRegion::get()?;
         let batch = Arc::new(BatchPages::new()?);
         let files = files::Channel::new()?;
-        let factory = Factory::start(region, batch.clone(), files.stub_end())?;
+        let factory = Factory::start(region, batch.clone(), files.stub_end(), systrap)?;
         let min_addr = min_addr();
         let cpus = sys::allowed_cpus().unwrap_or_default();
         Ok(PtracePlatform {
-            shared: Arc::new(Shared { region, factory, batch, files, config, min_addr, cpus }),
+            shared: Arc::new(Shared { region, factory, batch, files, config, systrap, min_addr, cpus }),
         })
     }
 
@@ -202,6 +210,7 @@ impl Platform for PtracePlatform {
                 batch_slot: made.batch_slot,
                 batch_lock: Mutex::new(()),
                 files: Mutex::new(files::Table::default()),
+                area: Mutex::new(None),
                 cloner: Mutex::new(()),
                 shared: self.shared.clone(),
             }),
@@ -224,6 +233,10 @@ impl Shared {
     /// which keeps the application's mappings from ever being adjacent to
     /// them.
     fn user_top(&self) -> u64 {
+        if self.systrap {
+            // Below the systrap contexts, with a guard page too.
+            return systrap::area_start(self.region) - crate::PAGE_SIZE;
+        }
         result_addr(self.region) - crate::PAGE_SIZE
     }
 }
@@ -255,6 +268,8 @@ struct StubProcess {
     /// The files in its descriptor table; held for the whole of a call
     /// that maps, so that no descriptor it uses is closed under it.
     files: Mutex<files::Table>,
+    /// Systrap: the application threads' contexts, made on first use.
+    area: Mutex<Option<Arc<systrap::Area>>>,
     /// Held while the leader is seized to clone a thread.
     cloner: Mutex<()>,
     shared: Arc<Shared>,

@@ -314,6 +314,82 @@ std::arch::global_asm!(
     "cmp rax, r12",
     "jne .Lrvisor_stub_die",
     "jmp .Lrvisor_stub_pause",
+    // ---- systrap: the signal handler of application threads ----
+    // Entered on the thread's signal stack (inside its context slot, see
+    // super::systrap) with rdi = signo, rsi = siginfo, rdx = ucontext and
+    // rsp at the frame. Every register is in the frame, so any may be used.
+    // It saves the FS/GS bases, publishes "trapped", waits (spinning, then
+    // sleeping) for the sentry's "resume", and returns through
+    // rt_sigreturn into the registers the sentry left in the frame.
+    ".globl rvisor_stub_systrap_handler",
+    "rvisor_stub_systrap_handler:",
+    "mov rbx, rsp",
+    "and rbx, {slot_mask}",
+    "mov [rbx + {h_uctx}], rdx",
+    "rdfsbase rax",
+    "mov [rbx + {h_fs}], rax",
+    "rdgsbase rax",
+    "mov [rbx + {h_gs}], rax",
+    "mov eax, {trapped}",
+    "xchg [rbx], eax",
+    "cmp eax, {sentry_sleeps}",
+    "jne 21f",
+    "mov eax, {futex}",
+    "mov rdi, rbx",
+    "mov esi, 1", // FUTEX_WAKE
+    "mov edx, 1",
+    "syscall",
+    "21:",
+    "mov rcx, [rbx + {h_spin}]",
+    "22:",
+    "cmp dword ptr [rbx], {resume}",
+    "je 25f",
+    "test rcx, rcx",
+    "jz 23f",
+    "pause",
+    "dec rcx",
+    "jmp 22b",
+    "23:",
+    "mov eax, {trapped}",
+    "mov edx, {stub_sleeps}",
+    "lock cmpxchg [rbx], edx",
+    "jne 24f",
+    "26:",
+    "mov eax, {futex}",
+    "mov rdi, rbx",
+    "xor esi, esi", // FUTEX_WAIT
+    "mov edx, {stub_sleeps}",
+    "xor r10d, r10d",
+    "syscall",
+    "24:",
+    "mov eax, [rbx]",
+    "cmp eax, {resume}",
+    "je 25f",
+    "cmp eax, {stub_sleeps}",
+    "je 26b",
+    "jmp 23b",
+    "25:",
+    "cmp qword ptr [rbx + {h_cmd}], 1",
+    "je 27f",
+    "mov rax, [rbx + {h_fs}]",
+    "wrfsbase rax",
+    "mov rax, [rbx + {h_gs}]",
+    "wrgsbase rax",
+    "add rsp, 8",
+    ".globl rvisor_stub_systrap_restorer",
+    "rvisor_stub_systrap_restorer:",
+    "mov eax, 15", // rt_sigreturn
+    "syscall",
+    "ud2",
+    "27:",
+    "mov eax, 60", // exit
+    "xor edi, edi",
+    "syscall",
+    "ud2",
+    // A new application thread's first stop: the handler's first report.
+    ".globl rvisor_stub_systrap_park",
+    "rvisor_stub_systrap_park:",
+    "ud2",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
     ".balign 4096",
@@ -333,6 +409,17 @@ std::arch::global_asm!(
     pause = const SYS_PAUSE,
     dup3 = const SYS_DUP3,
     close_range = const SYS_CLOSE_RANGE,
+    futex = const 202u32,
+    slot_mask = const super::systrap::SLOT_MASK,
+    h_uctx = const super::systrap::H_UCTX,
+    h_spin = const super::systrap::H_SPIN,
+    h_fs = const super::systrap::H_FS,
+    h_gs = const super::systrap::H_GS,
+    h_cmd = const super::systrap::H_CMD,
+    trapped = const super::systrap::TRAPPED,
+    resume = const super::systrap::RESUME,
+    stub_sleeps = const super::systrap::STUB_SLEEPS,
+    sentry_sleeps = const super::systrap::SENTRY_SLEEPS,
 );
 
 unsafe extern "C" {
@@ -346,6 +433,9 @@ unsafe extern "C" {
     static rvisor_stub_clone_trap: u8;
     static rvisor_stub_batch: u8;
     static rvisor_stub_batch_trap: u8;
+    static rvisor_stub_systrap_handler: u8;
+    static rvisor_stub_systrap_restorer: u8;
+    static rvisor_stub_systrap_park: u8;
 }
 
 /// Offsets of the entry points in the stub page.
@@ -359,6 +449,9 @@ pub(crate) struct Offsets {
     pub clone_trap: u64,
     pub batch: u64,
     pub batch_trap: u64,
+    pub systrap_handler: u64,
+    pub systrap_restorer: u64,
+    pub systrap_park: u64,
 }
 
 fn code() -> (&'static [u8], Offsets) {
@@ -374,6 +467,9 @@ fn code() -> (&'static [u8], Offsets) {
         clone_trap: off(&raw const rvisor_stub_clone_trap),
         batch: off(&raw const rvisor_stub_batch),
         batch_trap: off(&raw const rvisor_stub_batch_trap),
+        systrap_handler: off(&raw const rvisor_stub_systrap_handler),
+        systrap_restorer: off(&raw const rvisor_stub_systrap_restorer),
+        systrap_park: off(&raw const rvisor_stub_systrap_park),
     };
     let len = usize::try_from(end - begin).unwrap_or(0);
     assert!(len > 0 && len as u64 <= PAGE_SIZE, "stub code must fit one page");

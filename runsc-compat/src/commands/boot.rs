@@ -13,12 +13,13 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
 use oci_spec::runtime::Spec;
 use rvisor_platform::ptrace::{Config, PtracePlatform};
+use rvisor_platform::systrap::{SystrapConfig, SystrapPlatform};
 use rvisor_sentry::boot::{boot, BootConfig, BootError};
 use rvisor_sentry::kernel::{ExitStatus, KernelOptions};
 use rvisor_sentry::Errno;
 
 use super::{adopt_fd, adopt_fds};
-use crate::cli::{BootArgs, Global};
+use crate::cli::{BootArgs, Global, PlatformKind};
 
 /// Size of the sandbox's (sparse) memory file.
 const MEMORY_FILE_SIZE: u64 = 256 << 30;
@@ -100,7 +101,12 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     rvisor_sentry::prepare(!g.no_vdso);
     super::confine::raise_nofile();
     super::confine::empty_root().context("confine the sentry")?;
-    let platform = Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?);
+    let platform: Arc<dyn rvisor_platform::Platform> = match g.platform {
+        PlatformKind::Ptrace => Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?),
+        PlatformKind::Systrap => {
+            Arc::new(SystrapPlatform::new(SystrapConfig::default()).context("systrap platform")?)
+        }
+    };
     super::confine::seccomp()?;
     let options = KernelOptions {
         strace: g.strace,

@@ -247,7 +247,11 @@ pub fn spawn_gofer(
 /// Global flags the sentry needs too (`overlay`: the overlay unless
 /// `--overlay` says otherwise).
 pub fn sentry_flags(g: &Global, overlay: &str) -> Vec<String> {
-    let mut v = vec![format!("--platform={}", "ptrace")];
+    let platform = match g.platform {
+        crate::cli::PlatformKind::Ptrace => "ptrace",
+        crate::cli::PlatformKind::Systrap => "systrap",
+    };
+    let mut v = vec![format!("--platform={platform}")];
     if g.strace {
         v.push("--strace".into());
     }

@@ -423,4 +423,49 @@ mod tests {
             assert_eq!(call(nr, ip, [0; 6]), A);
         }
     }
+
+    const T: u32 = SECCOMP_RET_TRAP;
+
+    #[test]
+    fn systrap_traps_application_calls_and_allows_the_handlers() {
+        let f = stub_filter(START, LEN, &[FORK, THREAD], true);
+        let at = |nr, ip, args| run(&f, Data { nr, arch: AUDIT_ARCH_X86_64, ip, args });
+        // From application memory, or another ABI: SIGSYS, not a kill.
+        assert_eq!(at(39, 0x40_1000, [0; 6]), T);
+        assert_eq!(run(&f, Data { nr: 20, arch: 0x4000_0003, ip: 0x40_1000, args: [0; 6] }), T);
+        let ip = START + 0x40;
+        assert_eq!(at(allowed::FUTEX, ip, [0x1000, 0, 3, 0, 0, 0]), A);
+        assert_eq!(at(allowed::FUTEX, ip, [0x1000, 1, 1, 0, 0, 0]), A);
+        assert_eq!(at(allowed::FUTEX, ip, [0x1000, 9, 1, 0, 0, 0]), K, "FUTEX_WAIT_BITSET");
+        assert_eq!(at(allowed::SECCOMP, ip, [1, 0, 0x1000, 0, 0, 0]), A);
+        assert_eq!(at(allowed::SECCOMP, ip, [1, 1, 0x1000, 0, 0, 0]), K, "TSYNC");
+        assert_eq!(at(allowed::RT_SIGRETURN, ip, [0; 6]), A);
+        // Still killed from the stub page: what the stub never calls.
+        assert_eq!(at(59, ip, [0; 6]), K);
+        // The ptrace filter allows none of systrap's calls.
+        for nr in [allowed::FUTEX, allowed::RT_SIGRETURN, allowed::SECCOMP, allowed::SIGALTSTACK] {
+            assert_eq!(call(nr, ip, [0; 6]), K, "syscall {nr}");
+        }
+    }
+
+    #[test]
+    fn application_threads_may_only_use_their_context_words() {
+        const AREA: u64 = 0x7fff_f000_0000;
+        const SIZE: u64 = 8 << 20;
+        let f = app_thread_filter(AREA, AREA + SIZE);
+        let at = |nr, args| run(&f, Data { nr, arch: AUDIT_ARCH_X86_64, ip: START + 0x40, args });
+        assert_eq!(at(allowed::FUTEX, [AREA, 0, 3, 0, 0, 0]), A);
+        assert_eq!(at(allowed::FUTEX, [AREA + SIZE - 4, 1, 1, 0, 0, 0]), A);
+        assert_eq!(at(allowed::FUTEX, [AREA + SIZE, 0, 3, 0, 0, 0]), T, "past the area");
+        assert_eq!(at(allowed::FUTEX, [AREA - 4, 0, 3, 0, 0, 0]), T, "below the area");
+        assert_eq!(at(allowed::FUTEX, [0x40_1000, 0, 3, 0, 0, 0]), T, "application memory");
+        assert_eq!(at(allowed::FUTEX, [AREA, 5, 3, 0, 0, 0]), T, "FUTEX_WAKE_OP");
+        assert_eq!(at(allowed::RT_SIGRETURN, [0; 6]), A);
+        assert_eq!(at(allowed::EXIT, [0; 6]), A);
+        // The stub's own calls, reached by a jump into its code, trap.
+        for nr in [allowed::MMAP, allowed::MPROTECT, allowed::RECVMSG, allowed::CLOSE_RANGE, allowed::CLONE] {
+            assert_eq!(at(nr, [0; 6]), T, "syscall {nr}");
+        }
+        assert_eq!(run(&f, Data { nr: 15, arch: 0x4000_0003, ip: 0, args: [0; 6] }), T);
+    }
 }

@@ -5,10 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rvisor_tests::{build_program, rvisor_bin, shell_code, test_env};
+use rvisor_tests::{build_program, rvisor_command, shell_code, test_env};
 
 fn rvisor_do(args: &[&str]) -> std::process::Output {
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).arg("do").arg("--").args(args).stdin(Stdio::null());
     c.output().expect("run rvisor")
 }
@@ -62,7 +62,7 @@ fn unrunnable_program_exits_126() {
 #[test]
 fn strace_shows_decoded_calls() {
     let hello = build_program("hello");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["--strace", "do", "--"]).arg(&hello).arg("world").stdin(Stdio::null());
     let o = c.output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -87,7 +87,7 @@ fn clock_reads_do_not_trap() {
         return;
     }
     let prog = build_program("clock_loop");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["--strace", "do", "--"]).arg(&prog).stdin(Stdio::null());
     let o = c.output().unwrap();
     assert!(o.status.success(), "{o:?}");
@@ -107,7 +107,7 @@ fn clock_reads_do_not_trap() {
 fn debug_log_reports_unsupported_syscalls_by_name() {
     let hello = build_program("unsupported");
     let dir = std::env::temp_dir().join(format!("rvisor-log-{}", std::process::id()));
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).arg(format!("--debug-log={}", dir.display())).args(["do", "--"]).arg(&hello);
     let o = c.output().unwrap();
     assert_eq!(shell_code(&o), 0);
@@ -123,7 +123,7 @@ fn debug_log_reports_unsupported_syscalls_by_name() {
 /// Starts `spin` under rvisor and waits for it to say it is ready.
 fn start_spin() -> std::process::Child {
     let spin = build_program("spin");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "--"]).arg(spin).stdout(Stdio::piped()).stdin(Stdio::null());
     let mut child = c.spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -193,7 +193,7 @@ fn killing_rvisor_leaves_no_process_behind() {
 #[test]
 fn sandbox_processes_are_gone_after_a_normal_exit() {
     let spin = build_program("hello");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "--"]).arg(spin).stdout(Stdio::null());
     let mut child = c.spawn().unwrap();
     let me = child.id();
@@ -230,7 +230,7 @@ fn unknown_formats_are_refused_clearly() {
 
 #[test]
 fn stdin_reaches_the_application() {
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "--", "/bin/busybox", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write;

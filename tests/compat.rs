@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use rvisor_tests::{
     build_c, is_root, native_confined, output_within, run_native, run_native_namespaced, run_rvisor,
-    rvisor_bin, shell_code, test_env, Libc, RUN_LIMIT,
+    rvisor_command, shell_code, test_env, Libc, RUN_LIMIT,
 };
 
 struct Case {
@@ -94,7 +94,7 @@ fn run_native_mounting(script: &str, prog: &Path, dir: &Path, args: &[String]) -
 fn run_rvisor_overlay(prog: &Path, dir: &Path, args: &[String]) -> Output {
     let ro = dir.join("ro");
     let ro = ro.to_str().expect("utf-8 path");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["--overlay=memory", "do", "--volume", &format!("{ro}:{ro}:ro"), "--"]);
     c.arg(prog).arg(dir).args(args).stdin(Stdio::null());
     output_within(&mut c, RUN_LIMIT)
@@ -132,7 +132,7 @@ fn run_rvisor_tmpfs(prog: &Path, dir: &Path, args: &[String]) -> Output {
     let fill = tmpfs_fixture(dir);
     let rw = dir.join("rw");
     let rw = rw.to_str().expect("utf-8 path");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args([
         "--overlay=none",
         "do",
@@ -215,7 +215,7 @@ fn run_native_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Outpu
 fn run_rvisor_files(prog: &Path, dir: &Path, uid: u32, args: &[String]) -> Output {
     let rw = dir.join("rw");
     let rw = rw.to_str().expect("utf-8 path");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     // The root read-only, as natively (not the memory overlay).
     test_env(&mut c).args(["--overlay=none", "do", "--volume", &format!("{rw}:{rw}")]);
     if uid != 0 {

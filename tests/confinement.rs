@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rvisor_tests::{build_program, is_root, rvisor_bin, test_env};
+use rvisor_tests::{build_program, is_root, rvisor_command, test_env};
 
 /// The direct children of `pid`, with their command lines.
 fn children(pid: u32) -> Vec<(u32, String)> {
@@ -43,7 +43,7 @@ fn entries(dir: &str) -> Vec<String> {
 /// gofer's pids once the application runs.
 fn start() -> (Child, u32, u32) {
     let prog = build_program("wait_stdin");
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).arg("do").arg("--").arg(&prog).stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut child = c.spawn().expect("start rvisor");
     let mut line = String::new();

@@ -19,6 +19,25 @@ pub fn rvisor_bin() -> PathBuf {
     p
 }
 
+/// The platform the tests run rvisor on: `$RVISOR_PLATFORM` (ptrace or
+/// systrap), or rvisor's default.
+pub fn platform_args() -> Vec<String> {
+    std::env::var("RVISOR_PLATFORM")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("--platform={p}"))
+        .into_iter()
+        .collect()
+}
+
+/// A command running [`rvisor_bin`] on the platform under test
+/// ([`platform_args`]).
+pub fn rvisor_command() -> Command {
+    let mut c = Command::new(rvisor_bin());
+    c.args(platform_args());
+    c
+}
+
 /// Where test programs are built.
 pub fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
@@ -250,7 +269,7 @@ exec "$@""#;
 
 /// Runs `prog args` under `rvisor [flags] do -- prog args`.
 pub fn run_rvisor(prog: &Path, args: &[String], flags: &[&str]) -> Output {
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(flags).arg("do").arg("--").arg(prog).args(args).stdin(Stdio::null());
     output_within(&mut c, RUN_LIMIT)
 }

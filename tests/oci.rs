@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rvisor_tests::{is_root, rvisor_bin, shell_code};
+use rvisor_tests::{is_root, rvisor_bin, rvisor_command, shell_code};
 use serde_json::Value;
 
 struct Runtime {
@@ -19,6 +19,9 @@ struct Runtime {
 impl Runtime {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
+        if self.name == "rvisor" {
+            c.args(rvisor_tests::platform_args());
+        }
         c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
         c
     }
@@ -451,7 +454,7 @@ fn lifecycle_runc_vs_rvisor() {
     // `spec` writes a config.json rvisor can boot.
     let sdir = scratch.join("spec");
     std::fs::create_dir_all(&sdir).expect("spec dir");
-    let o = Command::new(rvisor_bin()).args(["spec", "--bundle"]).arg(&sdir).output().expect("spec");
+    let o = rvisor_command().args(["spec", "--bundle"]).arg(&sdir).output().expect("spec");
     let ok = o.status.success()
         && serde_json::from_slice::<Value>(&std::fs::read(sdir.join("config.json")).unwrap_or_default())
             .is_ok_and(|v| v["process"]["args"].is_array() && v["root"]["path"] == "rootfs");

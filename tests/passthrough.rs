@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rvisor_tests::{build_program, rvisor_bin, shell_code, test_env};
+use rvisor_tests::{build_program, rvisor_command, shell_code, test_env};
 
 /// Every entry of `dir` with its type, mode, size, times and contents.
 fn snapshot(dir: &Path) -> BTreeMap<String, String> {
@@ -53,7 +53,7 @@ fn raw_file_calls_change_nothing_on_the_host() {
     assert_ne!(snapshot(&native_dir), before, "the program changes a directory natively");
     std::fs::remove_dir_all(&native_dir).unwrap();
 
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "--"]).arg(&prog).arg(&dir).stdin(Stdio::null());
     let o = c.output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "done\n");

@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use rvisor_tests::{is_root, native_confined, rvisor_bin, shell_code, test_env, Terminal};
+use rvisor_tests::{is_root, native_confined, rvisor_command, shell_code, test_env, Terminal};
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -81,7 +81,7 @@ fn differs(label: &str, n: &Output, s: &Output) -> String {
 
 fn run(sandboxed: bool, dir: &Path, args: &[&str]) -> Output {
     let mut c = if sandboxed {
-        let mut c = Command::new(rvisor_bin());
+        let mut c = rvisor_command();
         let d = dir.to_str().expect("utf-8");
         // The root read-only, as natively (not the memory overlay).
         c.args(["--overlay=none", "do", "--volume", &format!("{d}:{d}"), "--cwd", d, "--", BUSYBOX]);
@@ -201,7 +201,7 @@ fn dynamically_linked_programs_native_vs_rvisor() {
         }
         let argv: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
         let n = native_confined(&[], &[], &argv).output().expect("run natively");
-        let mut c = Command::new(rvisor_bin());
+        let mut c = rvisor_command();
         test_env(&mut c).args(["--overlay=none", "do", "--"]).args(*args).stdin(Stdio::null());
         let s = c.output().expect("run rvisor");
         let label = args.join(" ");
@@ -343,7 +343,7 @@ fn process_workloads_native_vs_rvisor() {
             }
             let o = if sandboxed {
                 let d = dir.to_str().expect("utf-8");
-                let mut c = Command::new(rvisor_bin());
+                let mut c = rvisor_command();
                 test_env(&mut c)
                     .env("TMPDIR", d)
                     .args([
@@ -433,7 +433,7 @@ fn proc_and_sys_native_vs_rvisor() {
         ]);
         native.args(["/bin/sh", "-c", script]).stdin(Stdio::null());
         let n = rvisor_tests::output_within(&mut native, rvisor_tests::RUN_LIMIT);
-        let mut c = Command::new(rvisor_bin());
+        let mut c = rvisor_command();
         test_env(&mut c).args(["do", "--", "/bin/sh", "-c", script]).stdin(Stdio::null());
         let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
         if n.stdout != s.stdout || shell_code(&n) != shell_code(&s) || n.stdout.is_empty() {
@@ -443,7 +443,7 @@ fn proc_and_sys_native_vs_rvisor() {
         }
     }
     // What has no native twin: the sandbox's own mounts and their sizes.
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "--", "/bin/sh", "-c", "mount; df -h /"]).stdin(Stdio::null());
     let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
     let out = String::from_utf8_lossy(&s.stdout);
@@ -473,7 +473,7 @@ fn memory_overlay_keeps_writes_in_the_sandbox() {
         "echo x > {marker} && cat {marker} && rm /usr/bin/env && ! ls /usr/bin/env 2>/dev/null && \
          echo more >> /etc/hostname && rm -r /usr/share/doc/bash && mkdir -p /opt/new/dir && echo done"
     );
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "--", "/bin/sh", "-c", &line]).stdin(Stdio::null());
     let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
     assert_eq!(
@@ -490,7 +490,7 @@ fn memory_overlay_keeps_writes_in_the_sandbox() {
     let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     assert!(!hostname.contains("more"), "/etc/hostname changed on the host");
     // A new sandbox starts from the host's files again.
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c)
         .args([
             "do",
@@ -503,7 +503,7 @@ fn memory_overlay_keeps_writes_in_the_sandbox() {
     let s = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
     assert_eq!(String::from_utf8_lossy(&s.stdout), "fresh\n");
     // Without the overlay the root is read-only.
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c)
         .args(["--overlay=none", "do", "--", "/bin/sh", "-c", &format!("echo x > {marker}")])
         .stdin(Stdio::null());
@@ -591,7 +591,7 @@ fn interactive_bash_on_a_terminal_native_vs_rvisor() {
     let mut native = Command::new("/bin/bash");
     env(&mut native);
     native.args(&bash_args[1..]);
-    let mut sandboxed = Command::new(rvisor_bin());
+    let mut sandboxed = rvisor_command();
     env(&mut sandboxed);
     sandboxed.args(["do", "-t", "--"]).args(bash_args);
     let n = terminal_session(native);
@@ -602,7 +602,7 @@ fn interactive_bash_on_a_terminal_native_vs_rvisor() {
 /// `-t` wants a terminal: with none, `rvisor do -t` says so and fails.
 #[test]
 fn tty_flag_needs_a_terminal() {
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor_command();
     test_env(&mut c).args(["do", "-t", "--", "/bin/true"]).stdin(Stdio::null());
     let o = rvisor_tests::output_within(&mut c, rvisor_tests::RUN_LIMIT);
     assert_eq!(shell_code(&o), 125, "{o:?}");

@@ -33,6 +33,7 @@ const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const BPF_JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
 const BPF_JGT_K: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+const BPF_JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
 const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
@@ -236,8 +237,24 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32], systrap:
     };
     // prctl: PR_SET_PDEATHSIG (1), SIGKILL (9) only.
     p.extend(allow_if(L::Prctl, &[(0, 1), (1, 9)]));
-    // clock_gettime: CLOCK_THREAD_CPUTIME_ID (3) only.
-    p.extend(allow_if(L::Clock, &[(0, 3)]));
+    // clock_gettime: CLOCK_THREAD_CPUTIME_ID (3) only; on systrap also the
+    // scheduler clock of one thread, `(~tid << 3) | 6` (the kernel answers
+    // it only for a thread of the caller's own process: the sentry reads
+    // its application threads' CPU time so).
+    if systrap {
+        p.extend([
+            Label(L::Clock),
+            Ld(arg_hi(0)),
+            Jmp(BPF_JEQ_K, 0, None, Some(L::Kill)),
+            Ld(arg_lo(0)),
+            Jmp(BPF_JEQ_K, 3, Some(L::Allow), None),
+            Jmp(BPF_JSET_K, 1, Some(L::Kill), None),
+            Jmp(BPF_JSET_K, 4, None, Some(L::Kill)),
+            Jmp(BPF_JSET_K, 2, Some(L::Allow), Some(L::Kill)),
+        ]);
+    } else {
+        p.extend(allow_if(L::Clock, &[(0, 3)]));
+    }
     // recvmsg(0, msg, MSG_DONTWAIT): the stub's end of the file channel.
     p.extend(allow_if(L::Recv, &[(0, 0), (2, RECV_FLAGS)]));
     // close_range(2, …, 0): the received files, never the channel or the
@@ -340,10 +357,11 @@ pub fn run(prog: &[SockFilter], d: Data) -> u32 {
                 };
                 pc += 1;
             }
-            BPF_JEQ_K | BPF_JGE_K | BPF_JGT_K => {
+            BPF_JEQ_K | BPF_JGE_K | BPF_JGT_K | BPF_JSET_K => {
                 let t = match ins.code {
                     BPF_JEQ_K => acc == ins.k,
                     BPF_JGE_K => acc >= ins.k,
+                    BPF_JSET_K => acc & ins.k != 0,
                     _ => acc > ins.k,
                 };
                 pc += 1 + usize::from(if t { ins.jt } else { ins.jf });
@@ -440,6 +458,16 @@ mod tests {
         assert_eq!(at(allowed::SECCOMP, ip, [1, 0, 0x1000, 0, 0, 0]), A);
         assert_eq!(at(allowed::SECCOMP, ip, [1, 1, 0x1000, 0, 0, 0]), K, "TSYNC");
         assert_eq!(at(allowed::RT_SIGRETURN, ip, [0; 6]), A);
+        // The CPU clock of one of its threads, not of a process.
+        let thread_clock = |tid: i32| u64::from(((!tid) << 3 | 6).cast_unsigned());
+        assert_eq!(at(allowed::CLOCK_GETTIME, ip, [thread_clock(4242), 0x1000, 0, 0, 0, 0]), A);
+        assert_eq!(at(allowed::CLOCK_GETTIME, ip, [3, 0x1000, 0, 0, 0, 0]), A);
+        let process_clock = u64::from(((!4242) << 3 | 2_i32).cast_unsigned());
+        assert_eq!(at(allowed::CLOCK_GETTIME, ip, [process_clock, 0x1000, 0, 0, 0, 0]), K);
+        assert_eq!(at(allowed::CLOCK_GETTIME, ip, [thread_clock(4242) - 1, 0x1000, 0, 0, 0, 0]), K);
+        assert_eq!(at(allowed::CLOCK_GETTIME, ip, [0, 0x1000, 0, 0, 0, 0]), K, "CLOCK_REALTIME");
+        assert_eq!(at(allowed::CLOCK_GETTIME, ip, [thread_clock(1) | 1 << 32, 0x1000, 0, 0, 0, 0]), K);
+        assert_eq!(call(allowed::CLOCK_GETTIME, ip, [thread_clock(4242), 0x1000, 0, 0, 0, 0]), K, "ptrace");
         // Still killed from the stub page: what the stub never calls.
         assert_eq!(at(59, ip, [0; 6]), K);
         // The ptrace filter allows none of systrap's calls.

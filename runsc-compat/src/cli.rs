@@ -51,8 +51,9 @@ pub struct Global {
     /// Accepted for runc compatibility (rvisor needs no root inside).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
-    /// Platform running application code.
-    #[arg(long, global = true, value_enum, default_value_t = PlatformKind::Ptrace)]
+    /// Platform running application code (default: `$RVISOR_PLATFORM`, else
+    /// ptrace).
+    #[arg(long, global = true, value_enum, env = "RVISOR_PLATFORM", default_value_t = PlatformKind::Ptrace)]
     pub platform: PlatformKind,
     /// Network: none, sandbox or host (only none exists so far).
     #[arg(long, global = true, default_value = "none")]

@@ -406,6 +406,28 @@ impl PtraceAddressSpace {
 }
 
 impl PtraceAddressSpace {
+    /// Reads CPU clock `clock` (`CLOCK_THREAD_CPUTIME_ID` or a thread
+    /// clock of one of the process's threads): such clocks are readable
+    /// only from inside the process, so a stub thread (context `ctx`'s, or
+    /// any) reads it into the result page.
+    pub(super) fn read_clock(&self, ctx: Option<u64>, clock: u64) -> Option<std::time::Duration> {
+        let process = &self.inner;
+        let (batch, slot) = (process.shared.batch.clone(), process.batch_slot);
+        let region = process.shared.region;
+        let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let args = [clock, result_addr(region), 0, 0, 0, 0];
+        let r = with_binding(process, ctx, |b| {
+            b.tracee.inject(region, crate::seccomp::allowed::CLOCK_GETTIME, args)
+        })
+        .ok()?;
+        if r != 0 {
+            return None;
+        }
+        // Hostile words: the application may have changed them since.
+        let [sec, nsec] = batch.read_result(slot);
+        (nsec < 1_000_000_000).then(|| std::time::Duration::new(sec, u32::try_from(nsec).unwrap_or(0)))
+    }
+
     /// The system call (number and arguments) that makes `op`, checked as
     /// `map`, `unmap` and `protect` check theirs; a file to map is put in
     /// the stub's descriptor table first if it is not there yet.
@@ -872,23 +894,8 @@ impl Context for PtraceContext {
     }
 
     fn thread_cpu_time(&mut self, address_space: &dyn AddressSpace) -> Option<std::time::Duration> {
-        // The stub thread's own clock: readable only from inside its
-        // process, so the stub reads it into its result page.
-        let process = downcast(address_space).ok()?.inner.clone();
-        let (batch, slot) = (process.shared.batch.clone(), process.batch_slot);
-        let region = process.shared.region;
-        let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let args = [3, result_addr(region), 0, 0, 0, 0];
-        let r = with_binding(&process, Some(self.id), |b| {
-            b.tracee.inject(region, crate::seccomp::allowed::CLOCK_GETTIME, args)
-        })
-        .ok()?;
-        if r != 0 {
-            return None;
-        }
-        // Hostile words: the application may have changed them since.
-        let [sec, nsec] = batch.read_result(slot);
-        (nsec < 1_000_000_000).then(|| std::time::Duration::new(sec, u32::try_from(nsec).unwrap_or(0)))
+        // The stub thread's own clock.
+        downcast(address_space).ok()?.read_clock(Some(self.id), 3)
     }
 
     fn fetch_fp(&mut self, arch: &mut ArchState) -> Result<()> {

@@ -341,8 +341,13 @@ std::arch::global_asm!(
     "syscall",
     "21:",
     "mov rcx, [rbx + {h_spin}]",
+    // RESUME, or SENTRY_SLEEPS (the sentry answered, then went to sleep
+    // before this thread saw the answer): return to the application.
     "22:",
-    "cmp dword ptr [rbx], {resume}",
+    "mov eax, [rbx]",
+    "cmp eax, {resume}",
+    "je 25f",
+    "cmp eax, {sentry_sleeps}",
     "je 25f",
     "test rcx, rcx",
     "jz 23f",
@@ -364,6 +369,8 @@ std::arch::global_asm!(
     "24:",
     "mov eax, [rbx]",
     "cmp eax, {resume}",
+    "je 25f",
+    "cmp eax, {sentry_sleeps}",
     "je 25f",
     "cmp eax, {stub_sleeps}",
     "je 26b",

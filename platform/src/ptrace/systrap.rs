@@ -80,7 +80,8 @@ pub(crate) const TRAPPED: u32 = 1;
 pub(crate) const RESUME: u32 = 2;
 /// Trapped, and the handler sleeps on the word (wake it).
 pub(crate) const STUB_SLEEPS: u32 = 3;
-/// Running, and the sentry sleeps on the word (wake it).
+/// The sentry answered (as RESUME) and then slept on the word: the handler
+/// returns on it as on RESUME, and wakes the sentry at its next trap.
 pub(crate) const SENTRY_SLEEPS: u32 = 4;
 
 // struct ucontext and struct sigcontext (x86_64) offsets.
@@ -563,7 +564,9 @@ impl AppThread {
         let mut since: Option<Instant> = None;
         loop {
             let s = st.load(Ordering::Acquire);
-            if s == TRAPPED {
+            // STUB_SLEEPS: it trapped and went to sleep before this side
+            // looked (the next `resume` wakes it).
+            if s == TRAPPED || s == STUB_SLEEPS {
                 return Ok(());
             }
             if s == DEAD {
@@ -879,6 +882,15 @@ impl Context for SystrapContext {
 
     fn interrupt_handle(&self) -> InterruptHandle {
         InterruptHandle::new(self.intr.clone())
+    }
+
+    fn thread_cpu_time(&mut self, address_space: &dyn AddressSpace) -> Option<Duration> {
+        // The application thread's clock, read by a stub thread of its
+        // process (such clocks are readable only from inside it).
+        let aspace = downcast(address_space).ok()?;
+        let t = self.threads.iter().find(|t| t.asid == aspace.inner.id)?;
+        let clock = ((!t.tid) << 3) | 6;
+        aspace.read_clock(None, u64::from(clock.cast_unsigned()))
     }
 
     fn fetch_fp(&mut self, arch: &mut ArchState) -> Result<()> {

@@ -44,6 +44,14 @@ step "docker and containerd"
 step "tests"
 RVISOR_DOCKER_TESTS=1 cargo test --workspace
 
+step "tests on the systrap platform"
+# The platform tests, the compatibility suite, the workloads, the CLI, the
+# OCI lifecycle, confinement and the passthrough proof again, with
+# --platform=systrap (the Docker suite runs on the default platform only).
+RVISOR_PLATFORM=systrap cargo test -p rvisor-platform --test platform
+RVISOR_PLATFORM=systrap cargo test -p rvisor-tests --test compat --test workloads --test cli \
+	--test oci --test confinement --test passthrough
+
 step "fuzz: ELF loader (${FUZZ_SECONDS:-20}s)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 corpus=fuzz/corpus/elf_loader

@@ -5,6 +5,7 @@
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use rvisor_platform::ptrace::{Config, PtracePlatform};
+use rvisor_platform::systrap::{SystrapConfig, SystrapPlatform};
 use rvisor_platform::{AddressSpace, ArchState, Context, FileRange, Platform, Prot};
 
 // Position-independent snippets of application code. Each label is an entry
@@ -169,11 +170,54 @@ fn offset(s: Snippet) -> u64 {
 pub const CODE: u64 = 0x10_0000;
 pub const DATA: u64 = 0x20_0000;
 
+/// The platform under test: ptrace, or systrap when `$RVISOR_PLATFORM` says
+/// so (the test command runs these tests on both).
+pub struct TestPlatform {
+    inner: Box<dyn Platform>,
+    stub_page: u64,
+    master_pid: i32,
+}
+
+impl TestPlatform {
+    pub fn new() -> TestPlatform {
+        if Self::systrap() {
+            let p = SystrapPlatform::new(SystrapConfig::default()).expect("systrap platform");
+            let (stub_page, master_pid) = (p.stub_page(), p.master_pid());
+            TestPlatform { inner: Box::new(p), stub_page, master_pid }
+        } else {
+            let p = PtracePlatform::new(Config::default()).expect("ptrace platform");
+            let (stub_page, master_pid) = (p.stub_page(), p.master_pid());
+            TestPlatform { inner: Box::new(p), stub_page, master_pid }
+        }
+    }
+
+    /// Whether the tests run on systrap.
+    pub fn systrap() -> bool {
+        std::env::var("RVISOR_PLATFORM").is_ok_and(|p| p == "systrap")
+    }
+
+    pub fn stub_page(&self) -> u64 {
+        self.stub_page
+    }
+
+    pub fn master_pid(&self) -> i32 {
+        self.master_pid
+    }
+}
+
+impl std::ops::Deref for TestPlatform {
+    type Target = dyn Platform;
+
+    fn deref(&self) -> &(dyn Platform + 'static) {
+        self.inner.as_ref()
+    }
+}
+
 /// A platform, an address space with the test code at [`CODE`] (read,
 /// execute) and one data page at [`DATA`] (read, write), both from a
 /// memory file, and a context.
 pub struct Sandbox {
-    pub platform: PtracePlatform,
+    pub platform: TestPlatform,
     pub aspace: Box<dyn AddressSpace>,
     pub ctx: Box<dyn Context>,
     pub memfd: OwnedFd,
@@ -181,11 +225,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        Self::with_config(Config::default())
-    }
-
-    pub fn with_config(config: Config) -> Sandbox {
-        let platform = PtracePlatform::new(config).expect("platform");
+        let platform = TestPlatform::new();
         let memfd = memfd(2 * 4096);
         let code = code();
         assert!(code.len() <= 4096);

@@ -1,4 +1,5 @@
-//! The ptrace platform, driven with raw machine code in a stub.
+//! The ptrace platform (or, with `RVISOR_PLATFORM=systrap`, the systrap
+//! platform), driven with raw machine code in a stub.
 
 mod common;
 
@@ -6,8 +7,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 const _SEGV_CODES: () = (); // SEGV_MAPERR = 1, SEGV_ACCERR = 2, FPE_INTDIV = 1 (asm-generic/siginfo.h)
-use common::{addr_of, process_gone, Sandbox, Snippet, CODE, DATA};
-use rvisor_platform::{Event, FileRange, Platform, Prot};
+use common::{addr_of, process_gone, Sandbox, Snippet, TestPlatform, CODE, DATA};
+use rvisor_platform::{Event, FileRange, Prot};
 
 fn expect_syscall(sb: &mut Sandbox, arch: &mut rvisor_platform::ArchState, nr: u64) {
     let ev = sb.ctx.switch(sb.aspace.as_ref(), arch).expect("switch");
@@ -64,9 +65,11 @@ fn nothing_reaches_the_host_getpid() {
     let mut arch = sb.arch_at(Snippet::Getpid);
     for i in 0..100u64 {
         expect_syscall(&mut sb, &mut arch, 39);
-        // The host left rax as the kernel's "no such call" marker: the call
-        // was skipped, not run.
-        assert_eq!(arch.regs.rax.cast_signed(), -i64::from(libc::ENOSYS), "iteration {i}");
+        // The host left rax as the kernel's "no such call" marker (ptrace)
+        // or the call's number (systrap's SIGSYS): the call was skipped,
+        // not run (getpid would have left the stub's pid).
+        let skipped = if TestPlatform::systrap() { 39 } else { -i64::from(libc::ENOSYS) };
+        assert_eq!(arch.regs.rax.cast_signed(), skipped, "iteration {i}");
         arch.regs.rax = 1;
     }
 }
@@ -241,7 +244,17 @@ fn stub_process_holds_only_the_stub_page_and_application_mappings() {
     starts.sort_unstable();
     let batch = stub - 4096;
     let result = batch - 4096;
-    assert_eq!(starts, vec![CODE, DATA, result, batch, stub], "maps:\n{maps}");
+    let mut expected = vec![CODE, DATA, result, batch, stub];
+    if TestPlatform::systrap() {
+        // The context area, between the application's range and the
+        // result page, shared and not executable.
+        let area = *starts.get(2).expect("context area");
+        assert!(area > sb.platform.max_user_address() && area < result, "maps:\n{maps}");
+        let line = maps.lines().find(|l| l.starts_with(&format!("{area:x}-"))).expect("area");
+        assert!(line.split_whitespace().nth(1) == Some("rw-s"), "context area: {line}");
+        expected.insert(2, area);
+    }
+    assert_eq!(starts, expected, "maps:\n{maps}");
     // The batch page is the stub's to read, nobody's to write there; its
     // result page is writable.
     let line = maps.lines().find(|l| l.starts_with(&format!("{batch:x}-"))).expect("batch page");
@@ -335,15 +348,70 @@ fn threads_in_one_address_space_run_concurrently() {
 }
 
 #[test]
-fn vsyscall_kills_the_stub_instead_of_running_on_the_host() {
+fn vsyscall_never_runs_on_the_host() {
     // The kernel emulates vsyscall calls itself, without a ptrace stop:
     // only the stub filter (which sees the vsyscall page's address) stands
-    // between the application and a host `time()`.
+    // between the application and a host `time()`. On ptrace it kills the
+    // stub; on systrap it traps, and the kernel has already emulated the
+    // `ret`: the sentry answers `time` and the code goes on after its call.
     let mut sb = Sandbox::new();
     let mut arch = sb.arch_at(Snippet::Vsyscall);
     arch.regs.rsp = DATA + 4096;
     let r = sb.ctx.switch(sb.aspace.as_ref(), &mut arch);
-    assert!(matches!(r, Err(rvisor_platform::Error::StubDied { .. })), "got {r:?}");
+    if !TestPlatform::systrap() {
+        assert!(matches!(r, Err(rvisor_platform::Error::StubDied { .. })), "got {r:?}");
+        return;
+    }
+    assert_eq!(r.expect("switch"), Event::Syscall);
+    assert_eq!(arch.regs.orig_rax, 201, "time");
+    assert_eq!(arch.regs.rsp, DATA + 4096, "returned from the call");
+    arch.regs.rax = 0x1234_5678;
+    expect_syscall(&mut sb, &mut arch, 1004);
+    assert_eq!(arch.regs.rdi, 0x1234_5678, "the sentry's answer, not the host's time");
+}
+
+#[test]
+fn jumps_into_the_stub_code_trap_like_any_system_call() {
+    // Every `syscall` instruction of the stub page, reached by a jump from
+    // application code with the application's registers (here an mmap the
+    // stub itself would be allowed to make), is the application's call for
+    // the sentry to answer: the host makes no mapping.
+    let mut sb = Sandbox::new();
+    let mut arch = sb.arch_at(Snippet::Getpid);
+    expect_syscall(&mut sb, &mut arch, 39);
+    let pid =
+        sb.aspace.as_any().downcast_ref::<rvisor_platform::ptrace::PtraceAddressSpace>().unwrap().stub_pid();
+    let stub = sb.platform.stub_page();
+    let mut page = vec![0u8; 4096];
+    {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("stub memory");
+        mem.read_exact_at(&mut page, stub).expect("read the stub page");
+    }
+    let calls: Vec<u64> =
+        (0..4095).filter(|&i| page[i] == 0x0f && page[i + 1] == 0x05).map(|i| stub + i as u64).collect();
+    assert!(calls.len() >= 4, "the stub page has its system calls: {calls:x?}");
+    let target = 0x3000_0000u64;
+    for at in calls {
+        arch.regs.rip = at;
+        arch.regs.rax = 9;
+        arch.regs.rdi = target;
+        arch.regs.rsi = 4096;
+        arch.regs.rdx = u64::try_from(libc::PROT_READ).unwrap();
+        arch.regs.r10 = u64::try_from(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED).unwrap();
+        arch.regs.r8 = u64::MAX;
+        arch.regs.r9 = 0;
+        let ev = sb.ctx.switch(sb.aspace.as_ref(), &mut arch).expect("switch");
+        assert_eq!(
+            (ev, arch.regs.orig_rax, arch.regs.rip),
+            (Event::Syscall, 9, at + 2),
+            "syscall at {at:#x}"
+        );
+        assert!(
+            maps_between(pid, target, target + 4096).is_empty(),
+            "the host mapped for the jump at {at:#x}"
+        );
+    }
 }
 
 /// Run by `stubs_die_with_their_sentry` in a child process: sets up a

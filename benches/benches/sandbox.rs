@@ -75,6 +75,8 @@ fn runsc() -> Option<PathBuf> {
 
 /// rvisor without its vDSO (clock reads trap).
 const NO_VDSO: &str = "rvisor --no-vdso";
+/// rvisor on the systrap platform (the others run on ptrace, the default).
+const SYSTRAP: &str = "rvisor-systrap";
 
 /// rvisor with the host's root read-only instead of under the memory
 /// overlay.
@@ -87,6 +89,11 @@ fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
         "rvisor" => {
             let mut c = Command::new(rvisor());
             c.args(["do", "--"]).arg(prog);
+            c
+        }
+        SYSTRAP => {
+            let mut c = Command::new(rvisor());
+            c.args(["--platform=systrap", "do", "--"]).arg(prog);
             c
         }
         NO_VDSO => {
@@ -137,7 +144,7 @@ fn self_timed_placed(
         for env in envs {
             let n = match *env {
                 "native" => counts[0],
-                "rvisor" => counts[1],
+                "rvisor" | SYSTRAP => counts[1],
                 _ => counts[2],
             };
             let mut best = f64::MAX;
@@ -266,7 +273,7 @@ fn main() {
     let getpid = build("getpid_loop");
     let noop = build("noop");
     assert!(rvisor().exists(), "build rvisor first: cargo build --release -p rvisor");
-    let mut envs = vec!["native", "rvisor"];
+    let mut envs = vec!["native", "rvisor", SYSTRAP];
     if runsc().is_some() {
         envs.push("runsc");
     } else {
@@ -276,16 +283,29 @@ fn main() {
     let floor = raw_floor(0, 7, 20_000);
     println!("## getpid round trip (best of 5 runs)");
     println!("ptrace floor (same CPU): {} us", us(floor));
-    let mut rv = 0.0;
+    let (mut rv, mut native) = (0.0, 0.0);
     for env in &envs {
-        let n = if *env == "native" { 2_000_000 } else { 20_000 };
+        let n = match *env {
+            "native" => 2_000_000,
+            SYSTRAP => 200_000,
+            _ => 20_000,
+        };
         let ns = getpid_ns(env, &getpid, n);
-        if *env == "rvisor" {
-            rv = ns;
+        match *env {
+            "rvisor" => rv = ns,
+            "native" => native = ns,
+            _ => {}
         }
-        println!("{env}: {:.2} us per getpid ({n} calls)", ns / 1000.0);
+        println!("{env}: {:.2} us per getpid ({:.1}x native, {n} calls)", ns / 1000.0, ns / native);
     }
     println!("rvisor / ptrace floor: {:.2} (goal <= 1.3)", rv / (floor.as_secs_f64() * 1e9));
+    // Both platforms again with every process on CPU 0 (where a wake-up
+    // stays on one CPU).
+    for env in ["rvisor", SYSTRAP] {
+        let o = pinned(&command(env, &getpid, &["20000"])).output().expect("run");
+        let ns: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(f64::NAN);
+        println!("{env}: {:.2} us per getpid, one CPU (20000 calls)", ns / 1000.0);
+    }
 
     println!("## files (best of 5 runs)");
     let dir = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
@@ -301,7 +321,7 @@ fn main() {
         for env in &file_envs {
             let n = match *env {
                 "native" => 200_000,
-                "rvisor" | NO_OVERLAY => 20_000,
+                "rvisor" | SYSTRAP | NO_OVERLAY => 20_000,
                 _ => 5_000,
             };
             let ns = file_op_ns(env, &file_ops, op, &file, n);
@@ -420,6 +440,43 @@ fn main() {
             (total - app) as f64 / 1024.0
         );
     }
+
+    println!("## gcc build of a small C project: make -j2 of 8 files and a link (median of 3)");
+    let proj = std::env::temp_dir().join(format!("rvisor-bench-cc-{}", std::process::id()));
+    std::fs::create_dir_all(&proj).expect("project dir");
+    let mut objs = String::new();
+    for i in 0..8 {
+        let body: String = (0..40)
+            .map(|j| format!("int f{i}_{j}(int x) {{ int s = 0; for (int k = 0; k < x; k++) s += k * {j} ^ x; return s; }}\n"))
+            .collect();
+        std::fs::write(
+            proj.join(format!("m{i}.c")),
+            format!("#include <stdio.h>\n#include <string.h>\n{body}"),
+        )
+        .expect("source");
+        objs.push_str(&format!(" m{i}.o"));
+    }
+    std::fs::write(proj.join("main.c"), "int main(void) { return 0; }\n").expect("main");
+    std::fs::write(
+        proj.join("Makefile"),
+        format!("prog: main.o{objs}\n\tgcc -o $@ $^\n%.o: %.c\n\tgcc -O2 -c $<\n"),
+    )
+    .expect("Makefile");
+    let sh = Path::new("/bin/sh");
+    let script = format!("cd {} && rm -f *.o prog && make -s -j2", proj.display());
+    for env in &envs {
+        let mut v: Vec<Duration> = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let st = command(env, sh, &["-c", &script]).status().expect("run");
+                assert!(st.success(), "{env} build failed");
+                t.elapsed()
+            })
+            .collect();
+        v.sort_unstable();
+        println!("{env}: median {:.2} s (3 runs)", v[1].as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&proj);
 
     println!("## start-up of a static no-op (median, p90)");
     for env in &file_envs {

@@ -850,8 +850,12 @@ fn classify(info: &libc::siginfo_t) -> Event {
     // SAFETY: si_addr is valid to read for SIGSEGV/SIGBUS/SIGILL/SIGFPE/
     // SIGTRAP, and reads zero bytes of the union otherwise.
     let addr = unsafe { info.si_addr() } as u64;
-    let signo = info.si_signo;
-    let code = info.si_code;
+    event_of(info.si_signo, info.si_code, addr)
+}
+
+/// The event a signal of the application thread's (its number, code and
+/// `si_addr`) makes: a fault the sentry handles, or a signal.
+pub(crate) fn event_of(signo: i32, code: i32, addr: u64) -> Event {
     let is_fault = (signo == libc::SIGSEGV || signo == libc::SIGBUS) && code > 0 && code != 0x80;
     if is_fault {
         Event::Fault { addr, access: None, code, signo }

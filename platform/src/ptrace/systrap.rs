@@ -42,8 +42,8 @@ use super::{batch_addr, downcast, result_addr, IntrState, PtraceAddressSpace, Pt
 use super::{Config, Placement, INTERRUPT_SIGNAL};
 use crate::arch::{xsave_size, FpStatus, FXSAVE_SIZE};
 use crate::{
-    sys, AddressSpace, ArchState, Capabilities, Context, Error, Event, FileRange, FpState, HostSignal,
-    InterruptHandle, Platform, Regs, Result, PAGE_SIZE,
+    sys, AddressSpace, ArchState, Capabilities, Context, Error, Event, FileRange, FpState, InterruptHandle,
+    Platform, Regs, Result, PAGE_SIZE,
 };
 
 /// Size of one thread's context slot: a header page, then its signal stack.
@@ -92,7 +92,6 @@ const UC_SIGMASK: usize = 296;
 const UC_SIGINFO: usize = 304;
 const SIGINFO_SIZE: usize = 128;
 const MC_CSGSFS: usize = 144;
-const MC_ERR: usize = 152;
 const MC_FPSTATE: usize = 184;
 /// `_fpx_sw_bytes` in the FXSAVE area's software-reserved bytes.
 const FX_SW: usize = 464;
@@ -121,7 +120,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// the signal (through a forged `rt_sigreturn`): its process is killed.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
-/// Spinning budgets (iterations of `pause`) of the hand-off.
+/// Largest spinning budgets (iterations of `pause`) of the hand-off; each
+/// context adapts its own below them ([`Spin`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SystrapConfig {
     /// The sentry waiting for the application's next trap.
@@ -135,6 +135,66 @@ impl Default for SystrapConfig {
         // Chosen by measurement (docs/PERFORMANCE.md, "Systrap hand-off").
         SystrapConfig { sentry_spin: 2000, stub_spin: 2000 }
     }
+}
+
+/// An adaptive spinning budget: spinning pays only when the other side
+/// answers while this one spins (a CPU is free for it and the answer is
+/// quick). Each wait that ends in a sleep halves the budget, down to none;
+/// each answer caught while spinning doubles it, up to the maximum. With no
+/// budget left, one wait in [`Spin::PROBE_EVERY`] spins a little to find
+/// out whether spinning pays again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spin {
+    budget: u32,
+    max: u32,
+    since_probe: u32,
+    /// What the last [`Spin::take`] gave (a probe's budget).
+    last: u32,
+}
+
+impl Spin {
+    /// Waits between two probes once the budget is gone.
+    pub const PROBE_EVERY: u32 = 64;
+    /// Budgets below this are not worth a spin.
+    const MIN: u32 = 16;
+
+    /// A budget starting (and capped) at `max` (0: never spin).
+    pub fn new(max: u32) -> Spin {
+        Spin { budget: max, max, since_probe: 0, last: 0 }
+    }
+
+    /// How long the next wait spins.
+    pub fn take(&mut self) -> u32 {
+        self.last = self.budget;
+        if self.budget == 0 && self.max > 0 {
+            self.since_probe += 1;
+            if self.since_probe >= Self::PROBE_EVERY {
+                self.since_probe = 0;
+                self.last = (self.max / 4).max(Self::MIN.min(self.max));
+            }
+        }
+        self.last
+    }
+
+    /// The answer came while spinning.
+    pub fn hit(&mut self) {
+        self.budget = self.budget.max(self.last).max(Self::MIN).saturating_mul(2).min(self.max);
+    }
+
+    /// The wait ended in a sleep.
+    pub fn miss(&mut self) {
+        self.budget /= 2;
+        if self.budget < Self::MIN {
+            self.budget = 0;
+        }
+    }
+}
+
+/// Whether spinning can ever pay: not when this process may run on one
+/// CPU only (affinity, or a CPU quota of less than two CPUs), where the
+/// spinning side only delays the other.
+fn spinning_pays() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
 /// The systrap platform.
@@ -160,6 +220,7 @@ impl SystrapPlatform {
             return Err(Error::Internal("systrap needs FSGSBASE (kernel 5.9+ on a CPU with it)".into()));
         }
         let inner = PtracePlatform::start(Config { placement: Placement::Unpinned }, true)?;
+        let config = if spinning_pays() { config } else { SystrapConfig { sentry_spin: 0, stub_spin: 0 } };
         Ok(SystrapPlatform { inner, config })
     }
 
@@ -202,7 +263,8 @@ impl Platform for SystrapPlatform {
             intr: Arc::new(IntrState::default()),
             threads: Vec::new(),
             last: None,
-            sentry_spin: self.config.sentry_spin,
+            sentry_spin: Spin::new(self.config.sentry_spin),
+            stub_spin: Spin::new(self.config.stub_spin),
         }))
     }
 }
@@ -443,7 +505,7 @@ impl AppThread {
             fp_len: 0,
         };
         // Its first report: the `ud2` at the park entry.
-        let r = t.wait_trap(None, config.sentry_spin).and_then(|()| t.check_frame());
+        let r = t.wait_trap(None, config.sentry_spin).and_then(|_| t.check_frame());
         if let Err(e) = r {
             t.kill();
             return Err(e);
@@ -517,10 +579,9 @@ impl AppThread {
         let uc = a.in_stack(self.slot, uc_stub, frame_len, 8).ok_or_else(|| self.broken("frame"))?;
         let fp_stub = rd(uc + UC_MCONTEXT + MC_FPSTATE);
         let min = (FXSAVE_SIZE + crate::arch::XSAVE_HEADER_SIZE) as u64;
-        a.in_stack(self.slot, fp_stub, min, 64).ok_or_else(|| self.broken("FP state"))?;
         // The XSAVE size the kernel wrote (software-reserved bytes), no more
         // than ours and than the stack holds.
-        let sw = a.in_stack(self.slot, fp_stub, min, 64).unwrap_or(0);
+        let sw = a.in_stack(self.slot, fp_stub, min, 64).ok_or_else(|| self.broken("FP state"))?;
         // SAFETY: inside the checked range.
         let magic = unsafe { std::ptr::read_volatile((sw + FX_SW) as *const u32) };
         // SAFETY: as above.
@@ -548,26 +609,29 @@ impl AppThread {
         }
     }
 
-    /// Lets the handler return.
-    fn resume(&self) {
+    /// Lets the handler return; false if it had gone to sleep.
+    fn resume(&self) -> bool {
         let st = self.state();
         if st.swap(RESUME, Ordering::SeqCst) == STUB_SLEEPS {
             futex(st, libc::FUTEX_WAKE, 1, None);
+            return false;
         }
+        true
     }
 
     /// Waits until the thread is trapped (spinning up to `spin` times
-    /// first).
-    fn wait_trap(&self, intr: Option<&IntrState>, spin: u32) -> Result<()> {
+    /// first); true if it trapped while this side spun.
+    fn wait_trap(&self, intr: Option<&IntrState>, spin: u32) -> Result<bool> {
         let st = self.state();
         let mut spins = spin;
         let mut since: Option<Instant> = None;
+        let mut slept = false;
         loop {
             let s = st.load(Ordering::Acquire);
             // STUB_SLEEPS: it trapped and went to sleep before this side
             // looked (the next `resume` wakes it).
             if s == TRAPPED || s == STUB_SLEEPS {
-                return Ok(());
+                return Ok(spin > 0 && !slept);
             }
             if s == DEAD {
                 return Err(Error::StubDied { tid: self.tid, how: "exited".into() });
@@ -584,6 +648,7 @@ impl AppThread {
                 }
                 s = SENTRY_SLEEPS;
             }
+            slept = true;
             let r = futex(st, libc::FUTEX_WAIT, s, Some(WAIT_SLICE));
             if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
                 self.check_alive()?;
@@ -735,8 +800,9 @@ pub struct SystrapContext {
     /// Index in `threads` of the one that last ran: where the FP state is
     /// while `arch.fp` is `Live`.
     last: Option<usize>,
-    /// Current spinning budget of the sentry side.
-    sentry_spin: u32,
+    /// Spinning budgets of the sentry's side and of the handler's.
+    sentry_spin: Spin,
+    stub_spin: Spin,
 }
 
 impl std::fmt::Debug for SystrapContext {
@@ -808,14 +874,18 @@ impl SystrapContext {
         let t = &mut self.threads[i];
         t.write_frame(arch);
         loop {
-            t.resume();
-            let spin = self.sentry_spin;
-            let t0 = Instant::now();
-            t.wait_trap(Some(&self.intr), spin)?;
-            // Adaptive spinning: keep spinning while answers come within
-            // the budget; stop when they do not (no CPU is free, or the
-            // application computes between calls).
-            let _ = t0;
+            // The handler's budget for its next wait, then the answer.
+            t.area.write_word(t.slot, H_SPIN, u64::from(self.stub_spin.take()));
+            if t.resume() {
+                self.stub_spin.hit();
+            } else {
+                self.stub_spin.miss();
+            }
+            if t.wait_trap(Some(&self.intr), self.sentry_spin.take())? {
+                self.sentry_spin.hit();
+            } else {
+                self.sentry_spin.miss();
+            }
             t.check_frame()?;
             let (signo, code, addr, nr, sarch) = t.siginfo();
             if signo == INTERRUPT_SIGNAL && code == SI_TKILL {
@@ -834,20 +904,9 @@ impl SystrapContext {
                 }
                 return Ok(Event::Syscall);
             }
-            let _ = rd(t.uc + UC_MCONTEXT + MC_ERR);
-            return Ok(classify(signo, code, addr));
+            return Ok(super::event_of(signo, code, addr));
         }
     }
-}
-
-fn classify(signo: i32, code: i32, addr: u64) -> Event {
-    let is_fault = (signo == libc::SIGSEGV || signo == libc::SIGBUS) && code > 0 && code != 0x80;
-    if is_fault {
-        return Event::Fault { addr, access: None, code, signo };
-    }
-    let fault_like =
-        matches!(signo, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP);
-    Event::Signal(HostSignal { signo, code, addr: if fault_like { addr } else { 0 } })
 }
 
 impl Context for SystrapContext {
@@ -902,5 +961,51 @@ impl Context for SystrapContext {
             None => arch.fp = FpState::initial(),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod spin_tests {
+    use super::Spin;
+
+    #[test]
+    fn misses_take_the_budget_away_and_hits_bring_it_back() {
+        let mut s = Spin::new(2000);
+        assert_eq!(s.take(), 2000);
+        for _ in 0..7 {
+            s.miss();
+        }
+        // 2000 halved seven times is 15: below the minimum, so nothing.
+        assert_eq!(s.take(), 0);
+        s.hit();
+        assert_eq!(s.take(), 32);
+        for _ in 0..10 {
+            s.hit();
+        }
+        assert_eq!(s.take(), 2000, "capped at the maximum");
+    }
+
+    #[test]
+    fn with_no_budget_one_wait_in_sixty_four_probes() {
+        let mut s = Spin::new(2000);
+        for _ in 0..20 {
+            s.miss();
+        }
+        let spins: Vec<u32> = (0..Spin::PROBE_EVERY * 2).map(|_| s.take()).collect();
+        let probes: Vec<usize> = spins.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, _)| i).collect();
+        assert_eq!(probes, vec![63, 127]);
+        assert_eq!(spins[63], 500);
+        // A probe that pays restores spinning.
+        s.hit();
+        assert!(s.take() >= 1000);
+    }
+
+    #[test]
+    fn a_zero_maximum_never_spins() {
+        let mut s = Spin::new(0);
+        for _ in 0..200 {
+            assert_eq!(s.take(), 0);
+            s.hit();
+        }
     }
 }

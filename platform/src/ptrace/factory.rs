@@ -41,6 +41,9 @@ pub(crate) struct NewProcess {
     /// so that the pid names it for sure.
     pub pidfd: OwnedFd,
     pub idle_thread: i32,
+    /// On systrap, a second idle thread (0 if none): the first does the
+    /// process's address-space calls, this one runs application code.
+    pub spare_thread: i32,
     /// Its batch page's slot, mapped at [`super::batch_addr`].
     pub batch_slot: u32,
 }
@@ -130,7 +133,7 @@ fn run(
     for req in rx {
         let want_spare = match req {
             Request::Make(reply) => {
-                let r = make_process(region, batch, &master);
+                let r = make_process(region, batch, &master, systrap);
                 master_dead = master_died(&r);
                 let _ = reply.send(r);
                 made = made.saturating_add(1);
@@ -145,7 +148,7 @@ fn run(
             break;
         }
         if want_spare && slot.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-            let r = make_process(region, batch, &master);
+            let r = make_process(region, batch, &master, systrap);
             master_dead = master_died(&r);
             match r {
                 Ok(p) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(p),
@@ -167,13 +170,24 @@ fn run(
     }
 }
 
-/// Clones a stub process from the master and one idle thread in it.
-fn make_process(region: &'static StubRegion, batch: &BatchPages, master: &Tracee) -> Result<NewProcess> {
+/// Clones a stub process from the master and one idle thread in it (two
+/// on systrap).
+fn make_process(
+    region: &'static StubRegion,
+    batch: &BatchPages,
+    master: &Tracee,
+    systrap: bool,
+) -> Result<NewProcess> {
     let slot = batch.alloc().ok_or_else(|| Error::errno("batch page for a stub process", libc::EAGAIN))?;
-    make_process_in(region, slot, master).inspect_err(|_| batch.release(slot))
+    make_process_in(region, slot, master, systrap).inspect_err(|_| batch.release(slot))
 }
 
-fn make_process_in(region: &'static StubRegion, slot: u32, master: &Tracee) -> Result<NewProcess> {
+fn make_process_in(
+    region: &'static StubRegion,
+    slot: u32,
+    master: &Tracee,
+    systrap: bool,
+) -> Result<NewProcess> {
     let pid = master.inject_clone(region, u64::from(FORK_FLAGS), master.tid)?;
     let pid = i32::try_from(pid)
         .ok()
@@ -192,8 +206,15 @@ fn make_process_in(region: &'static StubRegion, slot: u32, master: &Tracee) -> R
         [super::batch_addr(region), crate::PAGE_SIZE, ro, flags, file, BatchPages::offset(slot)],
         [super::result_addr(region), crate::PAGE_SIZE, rw, flags, file, BatchPages::result_offset(slot)],
     ];
-    match super::StubProcess::clone_idle_thread(pid, fd, region, master.tid, &maps) {
-        Ok(idle_thread) => Ok(NewProcess { pid, pidfd, idle_thread, batch_slot: slot }),
+    match super::StubProcess::clone_idle_threads(
+        pid,
+        fd,
+        region,
+        master.tid,
+        &maps,
+        if systrap { 2 } else { 1 },
+    ) {
+        Ok(t) => Ok(NewProcess { pid, pidfd, idle_thread: t[0], spare_thread: t[1], batch_slot: slot }),
         Err(e) => {
             let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
             Err(e)

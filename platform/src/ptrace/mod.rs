@@ -206,7 +206,7 @@ impl Platform for PtracePlatform {
                 id: next_id(),
                 pid: made.pid,
                 pidfd: made.pidfd,
-                idle_thread: AtomicI32::new(made.idle_thread),
+                idle_thread: [AtomicI32::new(made.idle_thread), AtomicI32::new(made.spare_thread)],
                 batch_slot: made.batch_slot,
                 batch_lock: Mutex::new(()),
                 files: Mutex::new(files::Table::default()),
@@ -260,7 +260,7 @@ struct StubProcess {
     pidfd: std::os::fd::OwnedFd,
     /// A thread the factory already cloned, idling untraced until the
     /// first sentry thread that needs one seizes it (0: taken).
-    idle_thread: AtomicI32,
+    idle_thread: [AtomicI32; 2],
     /// Its batch page (a slot of the platform's batch file).
     batch_slot: u32,
     /// Held while the batch page or the result page is used.
@@ -279,18 +279,20 @@ impl StubProcess {
     /// A new stub thread in this process, traced by the calling thread:
     /// the one the factory made if it is still there, else a new clone.
     fn new_thread(&self) -> Result<Tracee> {
-        let idle = self.idle_thread.swap(0, Ordering::SeqCst);
-        let tid = if idle > 0 {
-            idle
-        } else {
-            let _guard = self.cloner.lock().unwrap_or_else(|p| p.into_inner());
-            Self::clone_idle_thread(
-                self.pid,
-                self.pidfd.as_fd(),
-                self.shared.region,
-                self.shared.factory.master,
-                &[],
-            )?
+        let idle = self.idle_thread.iter().map(|t| t.swap(0, Ordering::SeqCst)).find(|&t| t > 0);
+        let tid = match idle {
+            Some(t) => t,
+            None => {
+                let _guard = self.cloner.lock().unwrap_or_else(|p| p.into_inner());
+                Self::clone_idle_threads(
+                    self.pid,
+                    self.pidfd.as_fd(),
+                    self.shared.region,
+                    self.shared.factory.master,
+                    &[],
+                    1,
+                )?[0]
+            }
         };
         let t = Tracee::seize(tid, self.pid, true)?;
         // Seized, the tid cannot be reused while we hold it: check that the
@@ -302,18 +304,20 @@ impl StubProcess {
         Ok(t)
     }
 
-    /// Clones a thread in stub process `pid` (seizing its leader for the
-    /// time it takes, during which it also maps `pages`: the `mmap`
-    /// arguments of a batch page and its result page); the thread idles
-    /// untraced in `pause`.
-    /// Returns its tid. The caller serialises calls for one process.
-    pub(crate) fn clone_idle_thread(
+    /// Clones `count` (1 or 2) threads in stub process `pid` (seizing its
+    /// leader for the time it takes, during which it also maps `pages`: the
+    /// `mmap` arguments of a batch page and its result page); the threads
+    /// idle untraced in `pause`.
+    /// Returns their tids (0 for the second when there is none). The caller
+    /// serialises calls for one process.
+    pub(crate) fn clone_idle_threads(
         pid: i32,
         pidfd: std::os::fd::BorrowedFd<'_>,
         region: &StubRegion,
         master: i32,
         pages: &[[u64; 6]],
-    ) -> Result<i32> {
+        count: usize,
+    ) -> Result<[i32; 2]> {
         let leader = Tracee::seize(pid, pid, false)?;
         // Seized, the pid cannot be reused while we hold it: check it
         // still names our process.
@@ -332,14 +336,21 @@ impl StubProcess {
                 }
                 Ok(())
             })
-            .and_then(|()| leader.inject_clone(region, u64::from(THREAD_FLAGS), master));
+            .and_then(|()| {
+                let mut tids = [0; 2];
+                for t in tids.iter_mut().take(count.clamp(1, 2)) {
+                    let tid = leader.inject_clone(region, u64::from(THREAD_FLAGS), master)?;
+                    *t = i32::try_from(tid)
+                        .ok()
+                        .filter(|&t| t > 0)
+                        .ok_or_else(|| Error::errno("clone stub thread", i32::try_from(-tid).unwrap_or(0)))?;
+                }
+                Ok(tids)
+            });
         let detached = leader.detach_to_pause(region);
-        let tid = r?;
+        let tids = r?;
         detached?;
-        i32::try_from(tid)
-            .ok()
-            .filter(|&t| t > 0)
-            .ok_or_else(|| Error::errno("clone stub thread", i32::try_from(-tid).unwrap_or(0)))
+        Ok(tids)
     }
 
     /// Makes sure the leader dies with the master: a leader stopped before
@@ -673,6 +684,17 @@ fn with_binding<T>(
 ) -> Result<T> {
     with_bindings(|bindings| {
         let i = bindings.get_or_create(process, ctx)?;
+        if process.shared.systrap {
+            // Systrap's address-space stub threads (the only traced ones)
+            // follow the sentry thread that injects into them: the
+            // injection is then a same-CPU hand-off.
+            let b = &mut bindings.list[i];
+            if let Some(cpu) = sys::current_cpu() {
+                if b.cpu != Some(cpu) && sys::pin_to_cpu(b.tracee.tid, cpu).is_ok() {
+                    b.cpu = Some(cpu);
+                }
+            }
+        }
         let r = f(&mut bindings.list[i]);
         if let Err(Error::StubDied { .. }) = r {
             // The thread is gone (and was reaped by the wait that saw it).

@@ -38,7 +38,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::stub::StubRegion;
-use super::{batch_addr, downcast, result_addr, IntrState, PtraceAddressSpace, PtracePlatform, StubProcess};
+use super::{
+    batch_addr, downcast, result_addr, with_binding, IntrState, PtraceAddressSpace, PtracePlatform,
+    StubProcess,
+};
 use super::{Config, Placement, INTERRUPT_SIGNAL};
 use crate::arch::{xsave_size, FpStatus, FXSAVE_SIZE};
 use crate::{
@@ -430,35 +433,57 @@ impl PtraceAddressSpace {
         }
         let region = process.shared.region;
         let area = Arc::new(Area::new(area_start(region))?);
-        {
-            let mut table = process.files.lock().unwrap_or_else(|p| p.into_inner());
-            self.make_room(&mut table, 1)?;
-            let fd = self.stub_fd(&mut table, FileRange { fd: area.fd.as_fd(), offset: 0 })?;
-            let fd = u64::try_from(fd).map_err(|_| Error::Internal("fd".into()))?;
-            let prot = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).unwrap_or(3);
-            let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0x11);
-            let r = self.inject(libc::SYS_mmap, [area.stub_base, AREA_SIZE, prot, flags, fd, 0])?;
-            if r.cast_unsigned() != area.stub_base {
-                return Err(Error::Internal(format!("map systrap area: {r}")));
-            }
+        // One batch: the area's mapping, then the handler for every signal
+        // it takes, with every signal blocked while it runs (the struct is
+        // in the batch page, which the application cannot write).
+        let mut table = process.files.lock().unwrap_or_else(|p| p.into_inner());
+        self.make_room(&mut table, 1)?;
+        let fd = self.stub_fd(&mut table, FileRange { fd: area.fd.as_fd(), offset: 0 })?;
+        let fd = u64::try_from(fd).map_err(|_| Error::Internal("fd".into()))?;
+        let prot = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).unwrap_or(3);
+        let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0x11);
+        let mmap = u64::try_from(libc::SYS_mmap).unwrap_or(9);
+        let mut calls = vec![[mmap, area.stub_base, AREA_SIZE, prot, flags, fd, 0]];
+        let act_at = data_addr(region, 1 + HANDLED.len());
+        for sig in HANDLED {
+            let sig = u64::try_from(sig).unwrap_or(0);
+            calls.push([u64::from(crate::seccomp::allowed::RT_SIGACTION), sig, act_at, 0, 8, 0, 0]);
         }
-        // The handler, for every signal it takes, with every signal blocked
-        // while it runs. The struct is in the batch page, which the
-        // application cannot write.
         let handler = region.addr(region.off.systrap_handler);
         let restorer = region.addr(region.off.systrap_restorer);
         let act = [handler, SA_SIGINFO | SA_ONSTACK | SA_RESTORER, restorer, u64::MAX];
         let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
-        process.shared.batch.write_words(process.batch_slot, &act);
-        for sig in HANDLED {
-            let sig = u64::try_from(sig).unwrap_or(0);
-            let r = self.inject(libc::SYS_rt_sigaction, [sig, batch_addr(region), 0, 8, 0, 0])?;
-            if r != 0 {
-                return Err(Error::errno("install systrap handler", i32::try_from(-r).unwrap_or(0)));
-            }
-        }
+        process.shared.batch.write_words(process.batch_slot, &batch_words(&calls, &act));
+        let n = u64::try_from(calls.len()).unwrap_or(0);
+        let r = with_binding(process, None, |b| b.tracee.inject_batch(region, batch_addr(region), n))?;
+        batch_done("map the systrap area and install its handler", r)?;
         *g = Some(area.clone());
         Ok(area)
+    }
+}
+
+/// The batch page's words for `calls` (number and six arguments each)
+/// followed by `data`, at [`data_addr`]`(region, calls.len())`.
+fn batch_words(calls: &[[u64; 7]], data: &[u64]) -> Vec<u64> {
+    let mut w = Vec::with_capacity(calls.len() * 8 + data.len());
+    for c in calls {
+        w.extend_from_slice(c);
+        w.push(0);
+    }
+    w.extend_from_slice(data);
+    w
+}
+
+/// The stub's address of the data after `calls` calls in the batch page.
+fn data_addr(region: &StubRegion, calls: usize) -> u64 {
+    batch_addr(region) + 64 * u64::try_from(calls).unwrap_or(0)
+}
+
+/// A batch's outcome: the first call that failed, if one did.
+fn batch_done(what: &str, r: Option<(u64, i64)>) -> Result<()> {
+    match r {
+        None => Ok(()),
+        Some((i, res)) => Err(Error::Internal(format!("{what}: call {i} returned {res}"))),
     }
 }
 
@@ -529,28 +554,30 @@ impl AppThread {
         let tracee = process.new_thread()?;
         let stack = area.stub_slot(slot) + HEADER;
         let filter = crate::seccomp::app_thread_filter(area.stub_base, area.stub_base + AREA_SIZE);
-        let page = batch_addr(region);
-        // Batch page: stack_t at word 0, sock_fprog at word 4, the filter
-        // from word 8.
+        // One batch in the new thread: its signal stack, its state word as
+        // its clear_child_tid, its filter. After the calls: stack_t at
+        // word 0, sock_fprog at word 4, the filter from word 8.
+        use crate::seccomp::allowed::{SECCOMP, SET_TID_ADDRESS, SIGALTSTACK};
+        let data = data_addr(region, 3);
+        let state = area.stub_slot(slot) + H_STATE as u64;
+        let calls = [
+            [u64::from(SIGALTSTACK), data, 0, 0, 0, 0, 0],
+            [u64::from(SET_TID_ADDRESS), state, 0, 0, 0, 0, 0],
+            [u64::from(SECCOMP), 1, 0, data + 32, 0, 0, 0],
+        ];
         let mut words = vec![stack, 0, SLOT_SIZE - HEADER, 0];
-        words.extend([u64::try_from(filter.len()).unwrap_or(0), page + 64, 0, 0]);
+        words.extend([u64::try_from(filter.len()).unwrap_or(0), data + 64, 0, 0]);
         for f in &filter {
             words.push(
                 u64::from(f.code) | u64::from(f.jt) << 16 | u64::from(f.jf) << 24 | u64::from(f.k) << 32,
             );
         }
+        let words = batch_words(&calls, &words);
         let set_up = || -> Result<()> {
-            let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
-            process.shared.batch.write_words(process.batch_slot, &words);
-            let r = tracee.inject(region, crate::seccomp::allowed::SIGALTSTACK, [page, 0, 0, 0, 0, 0])?;
-            if r != 0 {
-                return Err(Error::errno("systrap sigaltstack", i32::try_from(-r).unwrap_or(0)));
-            }
-            let state = area.stub_slot(slot) + H_STATE as u64;
-            tracee.inject(region, crate::seccomp::allowed::SET_TID_ADDRESS, [state, 0, 0, 0, 0, 0])?;
-            let r = tracee.inject(region, crate::seccomp::allowed::SECCOMP, [1, 0, page + 32, 0, 0, 0])?;
-            if r != 0 {
-                return Err(Error::errno("systrap thread filter", i32::try_from(-r).unwrap_or(0)));
+            {
+                let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
+                process.shared.batch.write_words(process.batch_slot, &words);
+                batch_done("set up a systrap thread", tracee.inject_batch(region, batch_addr(region), 3)?)?;
             }
             let mut regs = tracee.base;
             regs.rip = region.addr(region.off.systrap_park);

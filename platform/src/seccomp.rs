@@ -100,6 +100,11 @@ pub mod allowed {
     /// Systrap: an application thread's own filter (injected;
     /// `SECCOMP_SET_MODE_FILTER` with no flags, checked).
     pub const SECCOMP: u32 = 317;
+    /// Systrap: a new process's context area (injected by the factory;
+    /// no flags, checked).
+    pub const MEMFD_CREATE: u32 = 319;
+    /// Systrap: sizing the context area (injected).
+    pub const FTRUNCATE: u32 = 77;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,6 +120,7 @@ enum L {
     Futex,
     Seccomp,
     AppTrap,
+    Memfd,
 }
 
 enum I {
@@ -206,6 +212,8 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32], systrap:
             eq(SET_TID_ADDRESS, L::Allow),
             eq(FUTEX, L::Futex),
             eq(SECCOMP, L::Seccomp),
+            eq(MEMFD_CREATE, L::Memfd),
+            eq(FTRUNCATE, L::Allow),
         ]);
     }
     p.extend([
@@ -264,6 +272,8 @@ pub fn stub_filter(code_start: u64, code_len: u64, clone_flags: &[u32], systrap:
         // seccomp(SECCOMP_SET_MODE_FILTER, 0, …): an application thread's
         // filter, never SECCOMP_FILTER_FLAG_TSYNC or another operation.
         p.extend(allow_if(L::Seccomp, &[(0, 1), (1, 0)]));
+        // memfd_create(name, 0).
+        p.extend(allow_if(L::Memfd, &[(1, 0)]));
         p.extend(futex_op_check(L::Futex, L::Kill));
         p.extend([Label(L::Trap), Ret(SECCOMP_RET_TRAP)]);
     }
@@ -468,6 +478,10 @@ mod tests {
         assert_eq!(at(allowed::CLOCK_GETTIME, ip, [0, 0x1000, 0, 0, 0, 0]), K, "CLOCK_REALTIME");
         assert_eq!(at(allowed::CLOCK_GETTIME, ip, [thread_clock(1) | 1 << 32, 0x1000, 0, 0, 0, 0]), K);
         assert_eq!(call(allowed::CLOCK_GETTIME, ip, [thread_clock(4242), 0x1000, 0, 0, 0, 0]), K, "ptrace");
+        assert_eq!(at(allowed::MEMFD_CREATE, ip, [0x1000, 0, 0, 0, 0, 0]), A);
+        assert_eq!(at(allowed::MEMFD_CREATE, ip, [0x1000, 2, 0, 0, 0, 0]), K, "MFD_ALLOW_SEALING");
+        assert_eq!(at(allowed::FTRUNCATE, ip, [2, 8 << 20, 0, 0, 0, 0]), A);
+        assert_eq!(call(allowed::MEMFD_CREATE, ip, [0x1000, 0, 0, 0, 0, 0]), K, "ptrace");
         // Still killed from the stub page: what the stub never calls.
         assert_eq!(at(59, ip, [0; 6]), K);
         // The ptrace filter allows none of systrap's calls.

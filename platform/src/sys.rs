@@ -160,6 +160,21 @@ pub fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
+/// `pidfd_getfd(2)`: a duplicate of descriptor `fd` of the process
+/// `pidfd` names (close-on-exec).
+pub fn pidfd_getfd(pidfd: std::os::fd::BorrowedFd<'_>, fd: i32) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain-value system call.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(Error::os("pidfd_getfd"));
+    }
+    let fd = i32::try_from(r).map_err(|_| Error::Internal("pidfd_getfd".into()))?;
+    // SAFETY: the kernel just returned this new descriptor; nothing else
+    // owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
 /// `pidfd_send_signal(2)` (signal 0: is the process alive?).
 pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> Result<()> {
     use std::os::fd::AsRawFd;

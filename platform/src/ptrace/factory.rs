@@ -44,6 +44,9 @@ pub(crate) struct NewProcess {
     /// On systrap, a second idle thread (0 if none): the first does the
     /// process's address-space calls, this one runs application code.
     pub spare_thread: i32,
+    /// On systrap, its context area (made and mapped, the handler
+    /// installed).
+    pub area: Option<super::systrap::Area>,
     /// Its batch page's slot, mapped at [`super::batch_addr`].
     pub batch_slot: u32,
 }
@@ -179,11 +182,12 @@ fn make_process(
     systrap: bool,
 ) -> Result<NewProcess> {
     let slot = batch.alloc().ok_or_else(|| Error::errno("batch page for a stub process", libc::EAGAIN))?;
-    make_process_in(region, slot, master, systrap).inspect_err(|_| batch.release(slot))
+    make_process_in(region, batch, slot, master, systrap).inspect_err(|_| batch.release(slot))
 }
 
 fn make_process_in(
     region: &'static StubRegion,
+    batch: &BatchPages,
     slot: u32,
     master: &Tracee,
     systrap: bool,
@@ -206,15 +210,25 @@ fn make_process_in(
         [super::batch_addr(region), crate::PAGE_SIZE, ro, flags, file, BatchPages::offset(slot)],
         [super::result_addr(region), crate::PAGE_SIZE, rw, flags, file, BatchPages::result_offset(slot)],
     ];
-    match super::StubProcess::clone_idle_threads(
+    let mut area = None;
+    let mut systrap_set_up = |leader: &Tracee| -> Result<()> {
+        if systrap {
+            area = Some(super::systrap::make_area(leader, region, batch, slot, fd)?);
+        }
+        Ok(())
+    };
+    let threads = if systrap { 2 } else { 1 };
+    let made = super::StubProcess::clone_idle_threads(
         pid,
         fd,
         region,
         master.tid,
         &maps,
-        if systrap { 2 } else { 1 },
-    ) {
-        Ok(t) => Ok(NewProcess { pid, pidfd, idle_thread: t[0], spare_thread: t[1], batch_slot: slot }),
+        &mut systrap_set_up,
+        threads,
+    );
+    match made {
+        Ok(t) => Ok(NewProcess { pid, pidfd, idle_thread: t[0], spare_thread: t[1], area, batch_slot: slot }),
         Err(e) => {
             let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
             Err(e)

@@ -210,7 +210,7 @@ impl Platform for PtracePlatform {
                 batch_slot: made.batch_slot,
                 batch_lock: Mutex::new(()),
                 files: Mutex::new(files::Table::default()),
-                area: Mutex::new(None),
+                area: Mutex::new(made.area.map(Arc::new)),
                 cloner: Mutex::new(()),
                 shared: self.shared.clone(),
             }),
@@ -290,6 +290,7 @@ impl StubProcess {
                     self.shared.region,
                     self.shared.factory.master,
                     &[],
+                    &mut |_| Ok(()),
                     1,
                 )?[0]
             }
@@ -316,6 +317,7 @@ impl StubProcess {
         region: &StubRegion,
         master: i32,
         pages: &[[u64; 6]],
+        set_up: &mut dyn FnMut(&Tracee) -> Result<()>,
         count: usize,
     ) -> Result<[i32; 2]> {
         let leader = Tracee::seize(pid, pid, false)?;
@@ -334,7 +336,7 @@ impl StubProcess {
                         return Err(Error::errno("map batch page", i32::try_from(-r).unwrap_or(0)));
                     }
                 }
-                Ok(())
+                set_up(&leader)
             })
             .and_then(|()| {
                 let mut tids = [0; 2];

@@ -32,21 +32,18 @@
 //!   by scribbling is the ability to set its own registers or to stop or
 //!   kill its own process.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::stub::StubRegion;
-use super::{
-    batch_addr, downcast, result_addr, with_binding, IntrState, PtraceAddressSpace, PtracePlatform,
-    StubProcess,
-};
+use super::{batch_addr, downcast, result_addr, IntrState, PtraceAddressSpace, PtracePlatform, StubProcess};
 use super::{Config, Placement, INTERRUPT_SIGNAL};
 use crate::arch::{xsave_size, FpStatus, FXSAVE_SIZE};
 use crate::{
-    sys, AddressSpace, ArchState, Capabilities, Context, Error, Event, FileRange, FpState, InterruptHandle,
-    Platform, Regs, Result, PAGE_SIZE,
+    sys, AddressSpace, ArchState, Capabilities, Context, Error, Event, FpState, InterruptHandle, Platform,
+    Regs, Result, PAGE_SIZE,
 };
 
 /// Size of one thread's context slot: a header page, then its signal stack.
@@ -278,7 +275,6 @@ impl Platform for SystrapPlatform {
 /// A process's context slots: a memfd mapped shared in the sentry and, at
 /// [`area_start`], in the stub process.
 pub(crate) struct Area {
-    fd: OwnedFd,
     /// The sentry's mapping.
     base: usize,
     /// Where the stub process maps it.
@@ -296,19 +292,20 @@ struct Slots {
 }
 
 impl Area {
-    fn new(stub_base: u64) -> Result<Area> {
-        // SAFETY: memfd_create with a static C string; checked below.
-        let fd = unsafe { libc::memfd_create(c"rvisor-systrap".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(Error::os("memfd_create systrap area"));
-        }
-        // SAFETY: `fd` was just created and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    /// The area of a process that made it (memfd `fd`, mapped at
+    /// `stub_base` there), mapped into the sentry.
+    fn from_fd(fd: OwnedFd, stub_base: u64) -> Result<Area> {
         let len = usize::try_from(AREA_SIZE).map_err(|_| Error::Internal("area size".into()))?;
-        let len_off = libc::off_t::try_from(AREA_SIZE).map_err(|_| Error::Internal("area size".into()))?;
-        // SAFETY: ftruncate on the descriptor owned above.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), len_off) } != 0 {
-            return Err(Error::os("size systrap area"));
+        // The process made it before it ran anything of the application's;
+        // still, check it is what was asked for.
+        let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: fstat writes one struct stat into `st`.
+        let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
+        // SAFETY: zero-initialised plain data, filled by a successful fstat.
+        let st = unsafe { st.assume_init() };
+        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        if r != 0 || u64::try_from(st.st_size).ok() != Some(AREA_SIZE) || !regular {
+            return Err(Error::Internal("systrap area: not the file the stub was asked to make".into()));
         }
         // SAFETY: a fresh shared mapping of the whole (sparse) file at an
         // address the kernel chooses; unmapped in Drop.
@@ -325,7 +322,8 @@ impl Area {
         if p == libc::MAP_FAILED {
             return Err(Error::os("map systrap area"));
         }
-        Ok(Area { fd, base: p as usize, stub_base, slots: Mutex::new(Slots::default()) })
+        // The mapping keeps the file; the descriptor closes here.
+        Ok(Area { base: p as usize, stub_base, slots: Mutex::new(Slots::default()) })
     }
 
     fn alloc(&self) -> Option<u32> {
@@ -392,6 +390,12 @@ impl Area {
     }
 }
 
+impl std::fmt::Debug for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Area").field("stub_base", &self.stub_base).finish_non_exhaustive()
+    }
+}
+
 impl Drop for Area {
     fn drop(&mut self) {
         let len = usize::try_from(AREA_SIZE).unwrap_or(0);
@@ -424,42 +428,59 @@ fn futex(word: &AtomicU32, op: i32, val: u32, timeout: Option<Duration>) -> i64 
 }
 
 impl PtraceAddressSpace {
-    /// The process's area, mapped and its handler installed on first use.
+    /// The process's area (made with the process, [`make_area`]).
     fn area(&self) -> Result<Arc<Area>> {
-        let process = &self.inner;
-        let mut g = process.area.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = &*g {
-            return Ok(a.clone());
-        }
-        let region = process.shared.region;
-        let area = Arc::new(Area::new(area_start(region))?);
-        // One batch: the area's mapping, then the handler for every signal
-        // it takes, with every signal blocked while it runs (the struct is
-        // in the batch page, which the application cannot write).
-        let mut table = process.files.lock().unwrap_or_else(|p| p.into_inner());
-        self.make_room(&mut table, 1)?;
-        let fd = self.stub_fd(&mut table, FileRange { fd: area.fd.as_fd(), offset: 0 })?;
-        let fd = u64::try_from(fd).map_err(|_| Error::Internal("fd".into()))?;
-        let prot = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).unwrap_or(3);
-        let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0x11);
-        let mmap = u64::try_from(libc::SYS_mmap).unwrap_or(9);
-        let mut calls = vec![[mmap, area.stub_base, AREA_SIZE, prot, flags, fd, 0]];
-        let act_at = data_addr(region, 1 + HANDLED.len());
-        for sig in HANDLED {
-            let sig = u64::try_from(sig).unwrap_or(0);
-            calls.push([u64::from(crate::seccomp::allowed::RT_SIGACTION), sig, act_at, 0, 8, 0, 0]);
-        }
-        let handler = region.addr(region.off.systrap_handler);
-        let restorer = region.addr(region.off.systrap_restorer);
-        let act = [handler, SA_SIGINFO | SA_ONSTACK | SA_RESTORER, restorer, u64::MAX];
-        let _one_at_a_time = process.batch_lock.lock().unwrap_or_else(|p| p.into_inner());
-        process.shared.batch.write_words(process.batch_slot, &batch_words(&calls, &act));
-        let n = u64::try_from(calls.len()).unwrap_or(0);
-        let r = with_binding(process, None, |b| b.tracee.inject_batch(region, batch_addr(region), n))?;
-        batch_done("map the systrap area and install its handler", r)?;
-        *g = Some(area.clone());
-        Ok(area)
+        let g = self.inner.area.lock().unwrap_or_else(|p| p.into_inner());
+        g.clone().ok_or_else(|| Error::Internal("stub process without a systrap area".into()))
     }
+}
+
+/// Gives a new stub process (its `leader` seized, its batch page at slot
+/// `slot` mapped, nothing of the application's run yet) its context area
+/// and the handler, in one batch: the process makes a memfd (descriptor 2,
+/// its lowest free one), sizes and maps it, and installs the handler for
+/// every signal it takes, with every signal blocked while it runs. The
+/// sentry takes the file with `pidfd_getfd`, then the process closes its
+/// descriptor (its mapping keeps the file). The structures are in the
+/// batch page, which the application cannot write.
+pub(crate) fn make_area(
+    leader: &super::tracee::Tracee,
+    region: &StubRegion,
+    batch: &super::batch::BatchPages,
+    slot: u32,
+    pidfd: std::os::fd::BorrowedFd<'_>,
+) -> Result<Area> {
+    use crate::seccomp::allowed::{CLOSE_RANGE, FTRUNCATE, MEMFD_CREATE, MMAP, RT_SIGACTION};
+    const FD: i32 = super::files::FIRST_FILE_FD;
+    let fd = u64::try_from(FD).unwrap_or(2);
+    let stub_base = area_start(region);
+    let prot = u64::try_from(libc::PROT_READ | libc::PROT_WRITE).unwrap_or(3);
+    let flags = u64::try_from(libc::MAP_SHARED | libc::MAP_FIXED).unwrap_or(0x11);
+    let data = data_addr(region, 3 + HANDLED.len());
+    let mut calls = vec![
+        [u64::from(MEMFD_CREATE), data + 32, 0, 0, 0, 0, 0],
+        [u64::from(FTRUNCATE), fd, AREA_SIZE, 0, 0, 0, 0],
+        [u64::from(MMAP), stub_base, AREA_SIZE, prot, flags, fd, 0],
+    ];
+    for sig in HANDLED {
+        let sig = u64::try_from(sig).unwrap_or(0);
+        calls.push([u64::from(RT_SIGACTION), sig, data, 0, 8, 0, 0]);
+    }
+    let handler = region.addr(region.off.systrap_handler);
+    let restorer = region.addr(region.off.systrap_restorer);
+    // struct sigaction, then the memfd's name.
+    let name = [u64::from_le_bytes(*b"rvisor-s"), u64::from_le_bytes(*b"ystrap\0\0")];
+    let act = [handler, SA_SIGINFO | SA_ONSTACK | SA_RESTORER, restorer, u64::MAX, name[0], name[1]];
+    batch.write_words(slot, &batch_words(&calls, &act));
+    let n = u64::try_from(calls.len()).unwrap_or(0);
+    let r = leader.inject_batch(region, batch_addr(region), n)?;
+    batch_done("make the systrap area and install its handler", r)?;
+    let file = sys::pidfd_getfd(pidfd, FD)?;
+    let r = leader.inject(region, CLOSE_RANGE, [fd, u64::from(u32::MAX), 0, 0, 0, 0])?;
+    if r != 0 {
+        return Err(Error::errno("close the systrap area in the stub", i32::try_from(-r).unwrap_or(0)));
+    }
+    Area::from_fd(file, stub_base)
 }
 
 /// The batch page's words for `calls` (number and six arguments each)

@@ -44,12 +44,12 @@ step "docker and containerd"
 step "tests"
 RVISOR_DOCKER_TESTS=1 cargo test --workspace
 
-step "tests on the systrap platform"
+step "tests on the ptrace platform"
 # The platform tests, the compatibility suite, the workloads, the CLI, the
 # OCI lifecycle, confinement and the passthrough proof again, with
-# --platform=systrap (the Docker suite runs on the default platform only).
-RVISOR_PLATFORM=systrap cargo test -p rvisor-platform --test platform
-RVISOR_PLATFORM=systrap cargo test -p rvisor-tests --test compat --test workloads --test cli \
+# --platform=ptrace (the Docker suite runs on the default, systrap, only).
+RVISOR_PLATFORM=ptrace cargo test -p rvisor-platform --test platform
+RVISOR_PLATFORM=ptrace cargo test -p rvisor-tests --test compat --test workloads --test cli \
 	--test oci --test confinement --test passthrough
 
 step "fuzz: ELF loader (${FUZZ_SECONDS:-20}s)"

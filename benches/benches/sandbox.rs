@@ -1,5 +1,6 @@
 //! Whole-sandbox benchmarks, against native and gVisor's runsc (ptrace
-//! platform) measured in the same run:
+//! platform) measured in the same run; `rvisor` is rvisor on its default
+//! platform (systrap), `rvisor-ptrace` on its ptrace platform:
 //!
 //! - trapped `getpid`: a static program looping on the raw system call,
 //!   timing itself; also the machine's raw same-CPU ptrace floor;
@@ -26,6 +27,8 @@
 //!   and forth through eventfds each waits for in `epoll_wait` (two
 //!   wake-ups per round trip), timed by the program itself, unpinned and
 //!   with every process on CPU 0 (`taskset -c 0`);
+//! - a gcc build of a small C project (`make -j2`, eight files and a
+//!   link) in the sandbox, median of 3;
 //! - idle memory: the proportional set size (PSS) of every process of a
 //!   sandbox (sentry, gofer, stubs) while its application, a static
 //!   program, blocks reading its stdin; the application's own share is
@@ -75,8 +78,8 @@ fn runsc() -> Option<PathBuf> {
 
 /// rvisor without its vDSO (clock reads trap).
 const NO_VDSO: &str = "rvisor --no-vdso";
-/// rvisor on the systrap platform (the others run on ptrace, the default).
-const SYSTRAP: &str = "rvisor-systrap";
+/// rvisor on the ptrace platform (the others run on systrap, the default).
+const PTRACE: &str = "rvisor-ptrace";
 
 /// rvisor with the host's root read-only instead of under the memory
 /// overlay.
@@ -91,9 +94,9 @@ fn command(env: &str, prog: &Path, args: &[&str]) -> Command {
             c.args(["do", "--"]).arg(prog);
             c
         }
-        SYSTRAP => {
+        PTRACE => {
             let mut c = Command::new(rvisor());
-            c.args(["--platform=systrap", "do", "--"]).arg(prog);
+            c.args(["--platform=ptrace", "do", "--"]).arg(prog);
             c
         }
         NO_VDSO => {
@@ -144,7 +147,7 @@ fn self_timed_placed(
         for env in envs {
             let n = match *env {
                 "native" => counts[0],
-                "rvisor" | SYSTRAP => counts[1],
+                "rvisor" | PTRACE => counts[1],
                 _ => counts[2],
             };
             let mut best = f64::MAX;
@@ -273,7 +276,7 @@ fn main() {
     let getpid = build("getpid_loop");
     let noop = build("noop");
     assert!(rvisor().exists(), "build rvisor first: cargo build --release -p rvisor");
-    let mut envs = vec!["native", "rvisor", SYSTRAP];
+    let mut envs = vec!["native", "rvisor", PTRACE];
     if runsc().is_some() {
         envs.push("runsc");
     } else {
@@ -287,21 +290,21 @@ fn main() {
     for env in &envs {
         let n = match *env {
             "native" => 2_000_000,
-            SYSTRAP => 200_000,
+            "rvisor" => 200_000,
             _ => 20_000,
         };
         let ns = getpid_ns(env, &getpid, n);
         match *env {
-            "rvisor" => rv = ns,
+            PTRACE => rv = ns,
             "native" => native = ns,
             _ => {}
         }
         println!("{env}: {:.2} us per getpid ({:.1}x native, {n} calls)", ns / 1000.0, ns / native);
     }
-    println!("rvisor / ptrace floor: {:.2} (goal <= 1.3)", rv / (floor.as_secs_f64() * 1e9));
+    println!("rvisor-ptrace / ptrace floor: {:.2} (goal <= 1.3)", rv / (floor.as_secs_f64() * 1e9));
     // Both platforms again with every process on CPU 0 (where a wake-up
     // stays on one CPU).
-    for env in ["rvisor", SYSTRAP] {
+    for env in ["rvisor", PTRACE] {
         let o = pinned(&command(env, &getpid, &["20000"])).output().expect("run");
         let ns: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(f64::NAN);
         println!("{env}: {:.2} us per getpid, one CPU (20000 calls)", ns / 1000.0);
@@ -321,7 +324,7 @@ fn main() {
         for env in &file_envs {
             let n = match *env {
                 "native" => 200_000,
-                "rvisor" | SYSTRAP | NO_OVERLAY => 20_000,
+                "rvisor" | PTRACE | NO_OVERLAY => 20_000,
                 _ => 5_000,
             };
             let ns = file_op_ns(env, &file_ops, op, &file, n);

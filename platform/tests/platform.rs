@@ -1,4 +1,4 @@
-//! The ptrace platform (or, with `RVISOR_PLATFORM=systrap`, the systrap
+//! The systrap platform (or, with `RVISOR_PLATFORM=ptrace`, the ptrace
 //! platform), driven with raw machine code in a stub.
 
 mod common;

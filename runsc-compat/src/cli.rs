@@ -23,10 +23,11 @@ pub struct Cli {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum PlatformKind {
     /// Stub processes traced with PTRACE_SYSEMU.
-    #[default]
     Ptrace,
     /// The same stub processes, application threads untraced: system
-    /// calls trap through seccomp's SIGSYS and shared memory.
+    /// calls trap through seccomp's SIGSYS and shared memory (the default;
+    /// ptrace where the host lacks FSGSBASE).
+    #[default]
     Systrap,
 }
 
@@ -52,8 +53,8 @@ pub struct Global {
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Platform running application code (default: `$RVISOR_PLATFORM`, else
-    /// ptrace).
-    #[arg(long, global = true, value_enum, env = "RVISOR_PLATFORM", default_value_t = PlatformKind::Ptrace)]
+    /// systrap).
+    #[arg(long, global = true, value_enum, env = "RVISOR_PLATFORM", default_value_t = PlatformKind::Systrap)]
     pub platform: PlatformKind,
     /// Network: none, sandbox or host (only none exists so far).
     #[arg(long, global = true, default_value = "none")]

@@ -51,6 +51,34 @@ static int running(void) {
 	return counters[0] != a0 && counters[1] != a1;
 }
 
+/* A process group whose only member has exited but is not reaped yet (a
+ * zombie) still exists: another process of the session may join it (as a
+ * shell's second pipeline command does when the first is already gone);
+ * once the zombie is reaped, it is gone. */
+static void zombie_group(void) {
+	pid_t a = fork();
+	if (a == 0) {
+		setpgid(0, 0);
+		_exit(0);
+	}
+	setpgid(a, a);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	EXPECT("zombie_leader", waitid(P_PID, a, &si, WEXITED | WNOWAIT), 0);
+	pid_t b = fork();
+	if (b == 0)
+		_exit(setpgid(0, a) == 0 ? 0 : errno);
+	int st = 0;
+	waitpid(b, &st, 0);
+	CHECK("join_group_of_zombie", WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	waitpid(a, &st, 0);
+	pid_t c = fork();
+	if (c == 0)
+		_exit(setpgid(0, a) == 0 ? 0 : errno);
+	waitpid(c, &st, 0);
+	CHECK("reaped_group_gone", WIFEXITED(st) && WEXITSTATUS(st) == EPERM, "status %#x", st);
+}
+
 static void stop_and_continue(void) {
 	pid_t c = spinner();
 	nap(30);
@@ -211,5 +239,6 @@ int main(void) {
 	orphaned_group();
 	blocked_call_goes_on();
 	sleep_across_stop();
+	zombie_group();
 	return 0;
 }

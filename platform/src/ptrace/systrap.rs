@@ -213,15 +213,21 @@ impl SystrapPlatform {
     /// Starts the platform (as [`PtracePlatform::new`] does). Fails on a
     /// host without user-mode FS/GS base instructions.
     pub fn new(config: SystrapConfig) -> Result<SystrapPlatform> {
-        const HWCAP2_FSGSBASE: u64 = 1 << 1;
-        // SAFETY: getauxval reads the process's auxiliary vector.
-        let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
-        if hwcap2 & HWCAP2_FSGSBASE == 0 {
+        if !Self::supported() {
             return Err(Error::Internal("systrap needs FSGSBASE (kernel 5.9+ on a CPU with it)".into()));
         }
         let inner = PtracePlatform::start(Config { placement: Placement::Unpinned }, true)?;
         let config = if spinning_pays() { config } else { SystrapConfig { sentry_spin: 0, stub_spin: 0 } };
         Ok(SystrapPlatform { inner, config })
+    }
+
+    /// Whether this host can run systrap: its handler saves and restores
+    /// the FS/GS bases with the user-mode FSGSBASE instructions.
+    pub fn supported() -> bool {
+        const HWCAP2_FSGSBASE: u64 = 1 << 1;
+        // SAFETY: getauxval reads the process's auxiliary vector.
+        let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+        hwcap2 & HWCAP2_FSGSBASE != 0
     }
 
     /// Address of the stub code page (for tests and diagnostics).

@@ -101,7 +101,15 @@ pub fn run(g: &Global, a: &BootArgs) -> anyhow::Result<i32> {
     rvisor_sentry::prepare(!g.no_vdso);
     super::confine::raise_nofile();
     super::confine::empty_root().context("confine the sentry")?;
-    let platform: Arc<dyn rvisor_platform::Platform> = match g.platform {
+    let kind = if g.platform == PlatformKind::Systrap && !SystrapPlatform::supported() {
+        tracing::warn!(
+            "this host has no FSGSBASE (kernel 5.9+ on a CPU with it): systrap cannot run, using ptrace"
+        );
+        PlatformKind::Ptrace
+    } else {
+        g.platform
+    };
+    let platform: Arc<dyn rvisor_platform::Platform> = match kind {
         PlatformKind::Ptrace => Arc::new(PtracePlatform::new(Config::default()).context("ptrace platform")?),
         PlatformKind::Systrap => {
             Arc::new(SystrapPlatform::new(SystrapConfig::default()).context("systrap platform")?)

@@ -374,6 +374,14 @@ impl ThreadGroup {
         self.lock().live
     }
 
+    /// Whether the process still holds its pid: alive, or a zombie its
+    /// parent has not reaped (on Linux a zombie still counts as a member
+    /// of its process group, which others may then join).
+    pub fn unreaped(self: &Arc<Self>) -> bool {
+        self.task_count() > 0
+            || self.parent().is_some_and(|p| p.children().iter().any(|c| Arc::ptr_eq(c, self)))
+    }
+
     /// Whether the process has ended.
     pub fn is_dead(&self) -> bool {
         self.lock().live == 0

@@ -382,9 +382,7 @@ pub fn setpgid(t: &mut Task, pid: i32, pgid: i32) -> SysResult {
     if pgid != target.tgid {
         // Joining a group: it must exist in the same session.
         let exists = kernel.thread_groups().iter().any(|g| {
-            g.pgid.load(Ordering::Relaxed) == pgid
-                && g.sid.load(Ordering::Relaxed) == sid
-                && g.task_count() > 0
+            g.pgid.load(Ordering::Relaxed) == pgid && g.sid.load(Ordering::Relaxed) == sid && g.unreaped()
         });
         if !exists {
             return Err(Errno::EPERM);

@@ -211,13 +211,20 @@ pub fn current_cpu() -> Option<usize> {
 
 /// Binds thread `tid` to `cpu`.
 pub fn pin_to_cpu(tid: i32, cpu: usize) -> Result<()> {
+    set_cpus(tid, &[cpu])
+}
+
+/// Lets thread `tid` (0: the caller) run on `cpus` only.
+pub fn set_cpus(tid: i32, cpus: &[usize]) -> Result<()> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(Error::Internal(format!("cpu {cpu} out of range")));
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(Error::Internal(format!("cpu {cpu} out of range")));
+        }
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
     }
-    // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: sched_setaffinity reads one cpu_set_t of the given size.
     let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r < 0 {

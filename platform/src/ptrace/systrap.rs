@@ -114,6 +114,10 @@ pub(crate) fn area_start(region: &StubRegion) -> u64 {
     (result_addr(region) - PAGE_SIZE - AREA_SIZE) & !(AREA_SIZE - 1)
 }
 
+/// Hand-offs without spinning after which a context's sentry thread and
+/// application thread share one CPU (until a probe finds spinning pays).
+const COLOCATE_AFTER: u32 = 2 * Spin::PROBE_EVERY;
+
 /// How long a sleeping side waits before it checks the other is alive.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// An interrupt not answered for this long means the application blocked
@@ -201,6 +205,7 @@ fn spinning_pays() -> bool {
 pub struct SystrapPlatform {
     inner: PtracePlatform,
     config: SystrapConfig,
+    cpus: Arc<[usize]>,
 }
 
 impl std::fmt::Debug for SystrapPlatform {
@@ -218,7 +223,8 @@ impl SystrapPlatform {
         }
         let inner = PtracePlatform::start(Config { placement: Placement::Unpinned }, true)?;
         let config = if spinning_pays() { config } else { SystrapConfig { sentry_spin: 0, stub_spin: 0 } };
-        Ok(SystrapPlatform { inner, config })
+        let cpus: Arc<[usize]> = sys::allowed_cpus().unwrap_or_default().into();
+        Ok(SystrapPlatform { inner, config, cpus })
     }
 
     /// Whether this host can run systrap: its handler saves and restores
@@ -271,6 +277,10 @@ impl Platform for SystrapPlatform {
             last: None,
             sentry_spin: Spin::new(self.config.sentry_spin),
             stub_spin: Spin::new(self.config.stub_spin),
+            cpus: self.cpus.clone(),
+            cpu: None,
+            placed: false,
+            no_spin: 0,
         }))
     }
 }
@@ -532,6 +542,8 @@ struct AppThread {
     fp: usize,
     /// Bytes of FP state in the frame.
     fp_len: usize,
+    /// The CPU it is bound to while its context does not spin.
+    cpu: Option<usize>,
 }
 
 impl AppThread {
@@ -555,6 +567,7 @@ impl AppThread {
             uc: 0,
             fp: 0,
             fp_len: 0,
+            cpu: None,
         };
         // Its first report: the `ud2` at the park entry.
         let r = t.wait_trap(None, config.sentry_spin).and_then(|_| t.check_frame());
@@ -857,6 +870,16 @@ pub struct SystrapContext {
     /// Spinning budgets of the sentry's side and of the handler's.
     sentry_spin: Spin,
     stub_spin: Spin,
+    /// The CPUs the sentry may use, and the one its thread is bound to
+    /// while this context does not spin.
+    cpus: Arc<[usize]>,
+    cpu: Option<usize>,
+    /// Whether its sentry thread was unbound at its first switch: a thread
+    /// inherits the binding of the one that made it (a fork's parent).
+    placed: bool,
+    /// Hand-offs in a row where neither side spun (reset when spinning
+    /// pays again).
+    no_spin: u32,
 }
 
 impl std::fmt::Debug for SystrapContext {
@@ -925,18 +948,57 @@ impl SystrapContext {
     }
 
     fn run(&mut self, i: usize, arch: &mut ArchState) -> Result<Event> {
+        if !self.placed {
+            self.placed = true;
+            let _ = sys::set_cpus(0, &self.cpus);
+        }
         let t = &mut self.threads[i];
         t.write_frame(arch);
         loop {
+            let (stub_spin, sentry_spin) = (self.stub_spin.take(), self.sentry_spin.take());
+            // Neither side spins: then both sleep and wake each other, which
+            // costs least on one CPU (a wake-up across CPUs is the dearest
+            // hand-off there is). Spinning needs them apart: unbound.
+            // Only for a context that has gone without spinning for a
+            // while (short-lived ones, a fork's child, are never bound).
+            let idle = stub_spin == 0 && sentry_spin == 0;
+            if idle {
+                self.no_spin = self.no_spin.saturating_add(1);
+            }
+            let want = if idle && self.no_spin >= COLOCATE_AFTER {
+                self.cpu.or_else(sys::current_cpu)
+            } else {
+                None
+            };
+            if want != self.cpu {
+                let ok = match want {
+                    Some(c) => sys::pin_to_cpu(0, c),
+                    None => sys::set_cpus(0, &self.cpus),
+                };
+                if ok.is_ok() {
+                    self.cpu = want;
+                }
+            }
+            if t.cpu != self.cpu {
+                let ok = match self.cpu {
+                    Some(c) => sys::pin_to_cpu(t.tid, c),
+                    None => sys::set_cpus(t.tid, &self.cpus),
+                };
+                if ok.is_ok() {
+                    t.cpu = self.cpu;
+                }
+            }
             // The handler's budget for its next wait, then the answer.
-            t.area.write_word(t.slot, H_SPIN, u64::from(self.stub_spin.take()));
+            t.area.write_word(t.slot, H_SPIN, u64::from(stub_spin));
             if t.resume() {
                 self.stub_spin.hit();
+                self.no_spin = 0;
             } else {
                 self.stub_spin.miss();
             }
-            if t.wait_trap(Some(&self.intr), self.sentry_spin.take())? {
+            if t.wait_trap(Some(&self.intr), sentry_spin)? {
                 self.sentry_spin.hit();
+                self.no_spin = 0;
             } else {
                 self.sentry_spin.miss();
             }

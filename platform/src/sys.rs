@@ -378,15 +378,45 @@ pub struct FileKey {
     pub accmode: i32,
 }
 
-/// The [`FileKey`] of `fd`.
-pub fn file_key(fd: std::os::fd::BorrowedFd<'_>) -> Result<FileKey> {
+/// `fstat(2)` of `fd` (`op` names the failure).
+pub fn fstat(fd: std::os::fd::BorrowedFd<'_>, op: &'static str) -> Result<libc::stat> {
     use std::os::fd::AsRawFd;
     // SAFETY: `stat` is plain data; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat writes one `struct stat` into `st`.
     if unsafe { libc::fstat(fd.as_raw_fd(), &raw mut st) } != 0 {
-        return Err(Error::os("fstat file to map"));
+        return Err(Error::os(op));
     }
+    Ok(st)
+}
+
+/// Maps the first `len` bytes of `fd` shared, readable and writable, at an
+/// address the kernel chooses (`op` names the failure). The caller unmaps
+/// it.
+pub fn map_shared(fd: std::os::fd::BorrowedFd<'_>, len: usize, op: &'static str) -> Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh mapping at an address the kernel chooses: it overlaps
+    // nothing of ours; its lifetime is the caller's.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(Error::os(op));
+    }
+    Ok(p as usize)
+}
+
+/// The [`FileKey`] of `fd`.
+pub fn file_key(fd: std::os::fd::BorrowedFd<'_>) -> Result<FileKey> {
+    use std::os::fd::AsRawFd;
+    let st = fstat(fd, "fstat file to map")?;
     // SAFETY: plain-value call.
     let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
     if fl < 0 {

@@ -15,7 +15,7 @@
 //! clock). The application can write it too: the sentry treats what it
 //! reads there as hostile input.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::{Error, Result, PAGE_SIZE};
@@ -57,22 +57,9 @@ impl BatchPages {
             return Err(Error::Os { op: "size batch pages", err: std::io::Error::last_os_error() });
         }
         let len_us = usize::try_from(len).map_err(|_| Error::Internal("batch size".into()))?;
-        // SAFETY: a fresh shared mapping of the whole file, at an address
-        // the kernel chooses; it lives as long as this object.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len_us,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Error::Os { op: "map batch pages", err: std::io::Error::last_os_error() });
-        }
-        Ok(BatchPages { file, base: p as usize, free: Mutex::new((0, Vec::new())) })
+        // It lives as long as this object.
+        let base = crate::sys::map_shared(file.as_fd(), len_us, "map batch pages")?;
+        Ok(BatchPages { file, base, free: Mutex::new((0, Vec::new())) })
     }
 
     /// The file stub processes map their slot from.

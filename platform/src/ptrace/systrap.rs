@@ -32,7 +32,7 @@
 //!   by scribbling is the ability to set its own registers or to stop or
 //!   kill its own process.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -136,7 +136,8 @@ pub struct SystrapConfig {
 
 impl Default for SystrapConfig {
     fn default() -> Self {
-        // Chosen by measurement (docs/PERFORMANCE.md, "Systrap hand-off").
+        // Chosen by measurement (docs/PERFORMANCE.md, "Systrap, the default
+        // platform").
         SystrapConfig { sentry_spin: 2000, stub_spin: 2000 }
     }
 }
@@ -223,7 +224,7 @@ impl SystrapPlatform {
         }
         let inner = PtracePlatform::start(Config { placement: Placement::Unpinned }, true)?;
         let config = if spinning_pays() { config } else { SystrapConfig { sentry_spin: 0, stub_spin: 0 } };
-        let cpus: Arc<[usize]> = sys::allowed_cpus().unwrap_or_default().into();
+        let cpus: Arc<[usize]> = inner.shared.cpus.clone().into();
         Ok(SystrapPlatform { inner, config, cpus })
     }
 
@@ -314,32 +315,15 @@ impl Area {
         let len = usize::try_from(AREA_SIZE).map_err(|_| Error::Internal("area size".into()))?;
         // The process made it before it ran anything of the application's;
         // still, check it is what was asked for.
-        let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-        // SAFETY: fstat writes one struct stat into `st`.
-        let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
-        // SAFETY: zero-initialised plain data, filled by a successful fstat.
-        let st = unsafe { st.assume_init() };
+        let st = sys::fstat(fd.as_fd(), "fstat systrap area")?;
         let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        if r != 0 || u64::try_from(st.st_size).ok() != Some(AREA_SIZE) || !regular {
+        if u64::try_from(st.st_size).ok() != Some(AREA_SIZE) || !regular {
             return Err(Error::Internal("systrap area: not the file the stub was asked to make".into()));
         }
-        // SAFETY: a fresh shared mapping of the whole (sparse) file at an
-        // address the kernel chooses; unmapped in Drop.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Error::os("map systrap area"));
-        }
+        // Unmapped in Drop.
+        let base = sys::map_shared(fd.as_fd(), len, "map systrap area")?;
         // The mapping keeps the file; the descriptor closes here.
-        Ok(Area { base: p as usize, stub_base, slots: Mutex::new(Slots::default()) })
+        Ok(Area { base, stub_base, slots: Mutex::new(Slots::default()) })
     }
 
     fn alloc(&self) -> Option<u32> {
@@ -619,12 +603,7 @@ impl AppThread {
                 process.shared.batch.write_words(process.batch_slot, &words);
                 batch_done("set up a systrap thread", tracee.inject_batch(region, batch_addr(region), 3)?)?;
             }
-            let mut regs = tracee.base;
-            regs.rip = region.addr(region.off.systrap_park);
-            regs.orig_rax = u64::MAX;
-            sys::set_regs(tracee.tid, &regs)?;
-            sys::ptrace(libc::PTRACE_DETACH, tracee.tid, 0, 0)?;
-            Ok(())
+            tracee.detach_at(region.addr(region.off.systrap_park))
         };
         let (tid, tgid) = (tracee.tid, tracee.tgid);
         if let Err(e) = set_up() {

@@ -197,8 +197,14 @@ impl Tracee {
 
     /// Puts the thread back in the `pause` loop and detaches from it.
     pub fn detach_to_pause(self, region: &StubRegion) -> Result<()> {
+        self.detach_at(region.addr(region.off.pause))
+    }
+
+    /// Detaches from the thread, which goes on at `rip` (in the stub page)
+    /// with the registers it had when seized.
+    pub fn detach_at(&self, rip: u64) -> Result<()> {
         let mut r = self.base;
-        r.rip = region.addr(region.off.pause);
+        r.rip = rip;
         r.orig_rax = u64::MAX;
         sys::set_regs(self.tid, &r)?;
         sys::ptrace(libc::PTRACE_DETACH, self.tid, 0, 0)?;
